@@ -1,0 +1,22 @@
+"""Analysis of a gcnc study directory: reads Parquet only (docs/schema.md).
+
+Load a study, aggregate across seeds, correlate final quantities, test the paper's claims,
+draw its figures and write one self-contained HTML report.
+"""
+
+from analysis.load import Study, StudyError, load_study
+from analysis.options import Options
+from analysis.report import PngExportError, write_report
+from analysis.tables import Results, compute_results, format_tables
+
+__all__ = [
+    "Options",
+    "PngExportError",
+    "Results",
+    "Study",
+    "StudyError",
+    "compute_results",
+    "format_tables",
+    "load_study",
+    "write_report",
+]

@@ -1,0 +1,181 @@
+"""Curves over training, one line per swept value with a band across seeds.
+
+The paper's sweep figure (GC, geometric collapse, NC vs epoch; SPEC 4 E1–E5, E10) and its
+transfer figure (source GC, target NC, few-shot accuracy; E8–E9) are both drawn here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from analysis import aggregate
+from analysis import columns as C
+from analysis.figures._base import band, format_value, measured, thin, value_colors
+from analysis.load import Study
+from analysis.options import Options
+
+
+@dataclass(frozen=True)
+class Line:
+    """One metric's curve for one swept value: mean and band over trials at each x."""
+
+    metric: str
+    value: object
+    name: str
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    n: np.ndarray
+
+
+@dataclass(frozen=True)
+class CurvesInfo:
+    """Everything :func:`plot_curves` draws."""
+
+    title: str
+    param: str | None
+    align: str
+    metrics: list[str]
+    lines: list[Line]
+    band: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _get_sweep_info(
+    study: Study,
+    param: str | None,
+    *,
+    metrics: Sequence[str] = C.SOURCE_METRICS,
+    align: str = "epoch",
+    band: str = "ci",
+    options: Options | None = None,
+) -> CurvesInfo:
+    """The sweep figure's data: ``metrics`` vs ``align``, one line per value of ``param``."""
+    found = measured(study, metrics, figure="sweep figure")
+    title = f"Sweep over {C.label(param)}" if param else "All trials"
+    return _curves_info(study, param, found, list(metrics), title, align, band, options)
+
+
+def _get_transfer_info(
+    study: Study,
+    param: str | None,
+    *,
+    shots: int | None = None,
+    align: str = "epoch",
+    band: str = "ci",
+    options: Options | None = None,
+) -> CurvesInfo:
+    """The transfer figure's data: source GC, target NC and few-shot accuracy (5-shot if any)."""
+    fewshot = C.fewshot_columns(c for c in study.metrics.columns if study.measured(c))
+    if shots is not None:
+        fewshot = [c for c in fewshot if c == f"fewshot_acc_{shots}shot"]
+    elif "fewshot_acc_5shot" in fewshot:
+        fewshot = ["fewshot_acc_5shot"]
+    wanted = ["target_nc_cdnv", *(fewshot[:1] or [f"fewshot_acc_{shots or 5}shot"])]
+    measured(study, wanted, figure="transfer figure")
+    wanted = ["gc", *wanted]
+    found = [m for m in wanted if study.measured(m)]
+    title = f"Transfer over {C.label(param)}" if param else "Transfer"
+    return _curves_info(study, param, found, wanted, title, align, band, options)
+
+
+def _curves_info(study, param, found, wanted, title, align, band_kind, options) -> CurvesInfo:
+    options = options or Options()
+    if align not in ("epoch", "step") and not study.measured(align):
+        raise ValueError(f"cannot align by {align}: this study did not measure it")
+    stats, note = aggregate.curves(
+        study, param, found, align=align, n_levels=options.n_levels, confidence=options.confidence
+    )
+    lines = []
+    for (value, metric), part in stats.groupby(["param", "metric"], sort=False):
+        part = part[part["n"] > 0].sort_values("x")
+        low, high = _band(part, band_kind)
+        x = part["x"].to_numpy(dtype=float)
+        lines.append(
+            Line(
+                metric,
+                value,
+                format_value(param, value),
+                x,
+                part["mean"].to_numpy(),
+                low,
+                high,
+                part["n"].to_numpy(),
+            )
+        )
+    notes = [note] if note else []
+    skipped = [m for m in wanted if m not in found]
+    if skipped:
+        notes.append(f"not measured, left out: {', '.join(C.label(m) for m in skipped)}")
+    band_name = f"{options.confidence:.0%} CI" if band_kind == "ci" else "± 1 std"
+    return CurvesInfo(title, param, align, found, lines, band_name, notes)
+
+
+def _band(part, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "ci":
+        return part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float)
+    if kind == "std":
+        mean, std = part["mean"].to_numpy(dtype=float), part["std"].to_numpy(dtype=float)
+        return mean - std, mean + std
+    raise ValueError(f"unknown band {kind!r}; known: ci, std")
+
+
+def plot_curves(info: CurvesInfo, *, max_points: int = 2000) -> go.Figure:
+    """Draw a :class:`CurvesInfo`: one subplot per metric, one coloured line per value."""
+    grid = make_subplots(
+        rows=1, cols=len(info.metrics), subplot_titles=[C.label(m) for m in info.metrics]
+    )
+    colors = value_colors([line.value for line in info.lines])
+    traces = []
+    for line in info.lines:
+        col = info.metrics.index(line.metric) + 1
+        axes = {"xaxis": f"x{col}", "yaxis": f"y{col}"}
+        keep = thin(len(line.x), max_points)
+        color = colors[line.value]
+        traces.append(
+            band(line.x[keep], line.low[keep], line.high[keep], color=color, group=line.name) | axes
+        )
+        traces.append(
+            {
+                "type": "scatter",
+                "x": line.x[keep],
+                "y": line.mean[keep],
+                "mode": "lines",
+                "name": line.name,
+                "legendgroup": line.name,
+                "showlegend": col == 1,
+                "line": {"color": color},
+                "customdata": line.n[keep],
+                "hovertemplate": f"{line.name}<br>x=%{{x:.4g}}<br>mean=%{{y:.4g}}"
+                "<br>n=%{customdata}<extra></extra>",
+                **axes,
+            }
+        )
+    fig = go.Figure(data=traces, layout=grid.layout)  # one validation pass for all traces
+    _axes(fig, info)
+    return fig
+
+
+def _axes(fig: go.Figure, info: CurvesInfo) -> None:
+    x_title = C.label(info.align)
+    if info.align == "train_loss":
+        fig.update_xaxes(type="log", autorange="reversed", title_text=f"{x_title} (training →)")
+    else:
+        fig.update_xaxes(title_text=x_title)
+    subtitle = f"mean over trials, band: {info.band}" + "".join(f"; {n}" for n in info.notes)
+    fig.update_layout(
+        title={"text": f"{info.title}<br><sup>{subtitle}</sup>"},
+        height=380,
+        margin={"t": 90},
+        template="plotly_white",
+    )
+
+
+plot_sweep = plot_curves
+plot_transfer = plot_curves

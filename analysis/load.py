@@ -1,0 +1,289 @@
+"""Read a study directory (docs/schema.md) into tidy pandas frames.
+
+Every ``*.parquet`` under ``metrics/`` is read through ``pyarrow.dataset``, checked against
+the schema, and deduplicated on ``(trial_id, epoch)`` keeping the row with the latest
+``written_at``. A file that cannot be read is named in ``Study.warnings`` (or raises, with
+``strict=True``); nothing is dropped in silence.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from analysis import columns as C
+from analysis import storage
+
+
+class StudyError(ValueError):
+    """A study directory that cannot be analysed; the message names the file or column."""
+
+
+@dataclass
+class Study:
+    """A loaded study.
+
+    Attributes:
+        meta: ``study.json`` as a dict.
+        metrics: one row per ``(trial_id, epoch)``, sorted by trial then epoch, with the trial's
+            ``trial_status`` and ``trial_attempts`` joined from ``trials.parquet``.
+        trials: ``trials.parquet`` (derived from the metrics when that file is unreadable).
+        warnings: every problem met while reading, each naming its file.
+        sweep_params: the dotted keys the study varies (seed included).
+        path: the study directory as given (absolute for a local path).
+        n_files: metrics files read; n_duplicates: rows dropped as superseded.
+    """
+
+    meta: dict
+    metrics: pd.DataFrame
+    trials: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+    sweep_params: list[str] = field(default_factory=list)
+    path: str = ""
+    n_files: int = 0
+    n_duplicates: int = 0
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", ""))
+
+    @property
+    def seed_param(self) -> str:
+        return str(self.meta.get("seed_param", "train.seed"))
+
+    @cached_property
+    def hyper_params(self) -> list[str]:
+        """Swept keys other than the seed that take more than one value."""
+        keys = [p for p in self.sweep_params if p != self.seed_param and p in self.metrics]
+        return [p for p in keys if self.metrics[p].nunique(dropna=True) > 1]
+
+    def measured(self, column: str) -> bool:
+        """Whether any row holds a value for ``column`` (null means "not measured")."""
+        return column in self.metrics and bool(self.metrics[column].notna().any())
+
+
+def load_study(path_or_uri: str, *, strict: bool = False) -> Study:
+    """Load a study directory from a local path or a ``pyarrow.fs`` URI.
+
+    Args:
+        path_or_uri: the study directory.
+        strict: raise :class:`StudyError` on an unreadable metrics file instead of warning.
+
+    Raises:
+        StudyError: no ``study.json``, a required column missing, or a column of the wrong type.
+    """
+    loc = storage.resolve(path_or_uri)
+    meta = _read_meta(loc)
+    warnings: list[str] = []
+    files = storage.list_parquet(loc.join("metrics"))
+    if files:
+        table = _check_schema(_read_metrics(loc, files, warnings, strict=strict), warnings)
+    else:
+        warnings.append(f"no metrics files under {loc.join('metrics').uri}")
+        table = _empty_metrics(meta)
+    table, n_dup = _dedup(table, warnings)
+    metrics = table.to_pandas()
+    trials = _read_trials(loc, metrics, warnings)
+    metrics = _join_trials(metrics, trials, warnings)
+    _check_provenance(metrics, meta, warnings)
+    sweep = _sweep_params(meta, metrics)
+    return Study(meta, metrics, trials, warnings, sweep, loc.uri, len(files), n_dup)
+
+
+def _read_meta(loc: storage.Location) -> dict:
+    target = loc.join("study.json")
+    if not storage.exists(target):
+        raise StudyError(f"not a study directory: {target.uri} is missing")
+    try:
+        meta = json.loads(storage.read_bytes(target))
+    except (OSError, ValueError) as exc:
+        raise StudyError(f"{target.uri} is not readable JSON: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise StudyError(f"{target.uri} must hold a JSON object")
+    return meta
+
+
+def _read_metrics(loc, files: list[str], warnings: list[str], *, strict: bool) -> pa.Table:
+    """All metric files as one table; fast through one dataset scan, per file on any error."""
+    fmt = ds.ParquetFileFormat()
+    try:
+        factory = ds.FileSystemDatasetFactory(loc.fs, files, fmt, ds.FileSystemFactoryOptions())
+        schema = factory.inspect(fragments=None, promote_options="permissive")
+        return factory.finish(schema).to_table()
+    except (OSError, pa.ArrowException):
+        return _read_each(loc, files, warnings, strict=strict)
+
+
+def _read_each(loc, files: list[str], warnings: list[str], *, strict: bool) -> pa.Table:
+    def read(path: str) -> pa.Table | str:
+        try:
+            with loc.fs.open_input_file(path) as fh:
+                return pq.ParquetFile(fh).read()
+        except (OSError, pa.ArrowException) as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(read, files))
+    bad = [(p, r) for p, r in zip(files, results, strict=True) if isinstance(r, str)]
+    if bad and strict:
+        raise StudyError(f"unreadable metrics files: {', '.join(p for p, _ in bad)}")
+    for path, reason in bad:
+        warnings.append(f"unreadable metrics file skipped: {path} ({reason.splitlines()[0]})")
+    good = [(p, r) for p, r in zip(files, results, strict=True) if not isinstance(r, str)]
+    try:
+        return pa.concat_tables([t for _, t in good], promote_options="permissive")
+    except pa.ArrowException as exc:
+        raise StudyError(f"metrics files disagree on column types: {_conflict(good)}") from exc
+
+
+def _conflict(tables: list[tuple[str, pa.Table]]) -> str:
+    """Name one column whose type differs between two files, with both files."""
+    first: dict[str, tuple[str, pa.DataType]] = {}
+    for path, table in tables:
+        for f in table.schema:
+            if pa.types.is_null(f.type):
+                continue
+            seen = first.setdefault(f.name, (path, f.type))
+            if seen[1] != f.type and not (_numeric(seen[1]) and _numeric(f.type)):
+                return f"column {f.name!r} is {seen[1]} in {seen[0]} but {f.type} in {path}"
+    return "unknown column"
+
+
+def _numeric(t: pa.DataType) -> bool:
+    return pa.types.is_integer(t) or pa.types.is_floating(t)
+
+
+def _check_schema(table: pa.Table, warnings: list[str]) -> pa.Table:
+    """Required columns present, every known column of its kind; absent ones added as null."""
+    names = set(table.schema.names)
+    missing = [c for c in (*C.REQUIRED, *C.REQUIRED_HYPER) if c not in names]
+    if missing:
+        raise StudyError(f"metrics files lack required columns: {', '.join(missing)}")
+    for f in table.schema:
+        kind = C.expected_kind(f.name)
+        if kind is not None and not C.kind_checker(kind)(f.type):
+            raise StudyError(f"metrics column {f.name!r} has type {f.type}, expected {kind}")
+    absent = [c for c in C.METRIC_SCHEMA if c not in names]
+    if absent:
+        warnings.append(f"metrics files lack columns (read as not measured): {', '.join(absent)}")
+    for c in absent:
+        table = table.append_column(c, pa.nulls(table.num_rows, _empty_type(C.METRIC_SCHEMA[c])))
+    return _normalise_types(table)
+
+
+def _empty_metrics(meta: dict) -> pa.Table:
+    """A metrics table with no rows: every fixed column, the hyperparameters and sweep keys."""
+    cols = {c: pa.array([], _empty_type(k)) for c, k in C.METRIC_SCHEMA.items()}
+    for key in [*C.REQUIRED_HYPER, *meta.get("sweep_params", [])]:
+        cols.setdefault(str(key), pa.array([], pa.float64()))
+    return pa.table(cols)
+
+
+def _empty_type(kind: str) -> pa.DataType:
+    types = {"string": pa.string(), "integer": pa.int64(), "float": pa.float64()}
+    types |= {"bool": pa.bool_(), "timestamp": pa.timestamp("ns", tz="UTC")}
+    return types[kind]
+
+
+def _normalise_types(table: pa.Table) -> pa.Table:
+    """Floats as float64, all-null columns typed as the schema says, strings undictionaried."""
+    for i, f in enumerate(table.schema):
+        kind = C.expected_kind(f.name)
+        target = None
+        if pa.types.is_dictionary(f.type):
+            target = f.type.value_type
+        if kind is not None and (
+            pa.types.is_null(f.type) or (kind == "float" and f.type != pa.float64())
+        ):
+            target = _empty_type(kind)
+        if target is not None:
+            table = table.set_column(i, f.name, table.column(i).cast(target))
+    return table
+
+
+def _dedup(table: pa.Table, warnings: list[str]) -> tuple[pa.Table, int]:
+    """One row per (trial_id, epoch): the latest ``written_at``; sorted by trial, then epoch."""
+    valid = pc.and_(pc.is_valid(table["trial_id"]), pc.is_valid(table["epoch"]))
+    n_invalid = table.num_rows - pc.sum(valid).as_py() if table.num_rows else 0
+    if n_invalid:
+        warnings.append(f"{n_invalid} metrics rows without trial_id or epoch were skipped")
+        table = table.filter(valid)
+    table = table.combine_chunks()
+    trial = table["trial_id"].combine_chunks().dictionary_encode()
+    names = trial.dictionary.to_numpy(zero_copy_only=False)
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[np.argsort(names, kind="stable")] = np.arange(len(names))
+    codes = rank[trial.indices.to_numpy()]
+    epoch = table["epoch"].to_numpy()
+    written = pc.cast(table["written_at"], pa.int64()).fill_null(np.iinfo(np.int64).min)
+    order = np.lexsort((written.to_numpy(), epoch, codes))
+    key_c, key_e = codes[order], epoch[order]
+    last = np.ones(len(order), dtype=bool)
+    last[:-1] = (key_c[1:] != key_c[:-1]) | (key_e[1:] != key_e[:-1])
+    return table.take(order[last]), int(len(order) - last.sum())
+
+
+def _read_trials(loc, metrics: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    target = loc.join("trials.parquet")
+    if not storage.exists(target):
+        warnings.append(f"{target.uri} is missing; trials derived from the metrics")
+        return _derived_trials(metrics)
+    try:
+        with loc.fs.open_input_file(target.path) as fh:
+            return pq.ParquetFile(fh).read().to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        warnings.append(f"{target.uri} unreadable, trials derived from the metrics ({reason})")
+    return _derived_trials(metrics)
+
+
+def _derived_trials(metrics: pd.DataFrame) -> pd.DataFrame:
+    keys = ["trial_id", *[c for c in metrics if "." in c]]
+    derived = metrics[keys].drop_duplicates("trial_id").reset_index(drop=True)
+    derived["status"] = pd.Series([None] * len(derived), dtype="str")
+    return derived
+
+
+def _join_trials(metrics: pd.DataFrame, trials: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    if "trial_id" not in trials:
+        warnings.append("trials.parquet has no trial_id column; trial status not joined")
+        return metrics
+    info = trials.drop_duplicates("trial_id", keep="last").set_index("trial_id")
+    ids = metrics["trial_id"]
+    pairs = [("status", "trial_status"), ("attempts", "trial_attempts")]
+    pairs += [(c, c) for c in info if "." in c and c not in metrics]
+    for src, dst in pairs:
+        if src in info:
+            metrics[dst] = ids.map(info[src])
+    orphans = sorted(set(ids.unique()) - set(info.index))
+    if orphans:
+        shown = ", ".join(orphans[:5]) + (" …" if len(orphans) > 5 else "")
+        warnings.append(f"{len(orphans)} trials have metrics but no row in trials.parquet: {shown}")
+    return metrics
+
+
+def _check_provenance(metrics: pd.DataFrame, meta: dict, warnings: list[str]) -> None:
+    expected = meta.get("spec_hash")
+    if expected is None or "spec_hash" not in metrics:
+        return
+    other = metrics["spec_hash"].notna() & (metrics["spec_hash"] != expected)
+    if other.any():
+        hashes = ", ".join(sorted(metrics.loc[other, "spec_hash"].unique()))
+        warnings.append(f"{int(other.sum())} metrics rows carry another spec hash ({hashes})")
+
+
+def _sweep_params(meta: dict, metrics: pd.DataFrame) -> list[str]:
+    declared = meta.get("sweep_params")
+    if isinstance(declared, list):
+        return [str(p) for p in declared]
+    dotted = [c for c in metrics if "." in c]
+    return [c for c in dotted if metrics[c].nunique(dropna=True) > 1]

@@ -1,0 +1,225 @@
+"""One self-contained HTML report per study: plotly.js inline, so it opens offline."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+import plotly.offline
+
+from analysis import figures as F
+from analysis import storage
+from analysis.load import Study, load_study
+from analysis.options import Options
+from analysis.tables import (
+    Results,
+    compute_results,
+    correlation_display,
+    study_facts,
+    summary_display,
+    verdict_display,
+)
+
+
+class PngExportError(RuntimeError):
+    """Static images were asked for but cannot be made here; the message says why."""
+
+
+def write_report(
+    study_dir: str,
+    *,
+    output: str | None = None,
+    png_dir: str | None = None,
+    options: Options | None = None,
+) -> str:
+    """Write ``report.html`` for a study directory (local path or ``pyarrow.fs`` URI).
+
+    Args:
+        study_dir: the study directory.
+        output: where to write (default ``<study dir>/report.html``), a path or URI.
+        png_dir: also export every figure as ``<name>.png`` there, through kaleido.
+        options: statistical and drawing settings.
+
+    Returns:
+        The path or URI written.
+
+    Raises:
+        PngExportError: after writing the HTML, when ``png_dir`` is given but kaleido or a
+            Chromium for it is missing.
+    """
+    options = options or Options()
+    study = load_study(study_dir)
+    results = compute_results(study, options=options)
+    figures, notes = build_figures(study, results, options=options)
+    target = storage.resolve(output) if output else storage.resolve(study_dir).join("report.html")
+    storage.write_bytes(target, render_html(results, figures, notes).encode("utf-8"))
+    if png_dir is not None:
+        export_png(figures, png_dir)
+    return target.uri
+
+
+def build_figures(
+    study: Study, results: Results, *, options: Options
+) -> tuple[dict[str, go.Figure], list[str]]:
+    """Every figure that applies to the study, by name, and a note per figure left out."""
+    figures: dict[str, go.Figure] = {}
+    notes: list[str] = []
+    mp = options.max_points
+
+    def add(name: str, make: Callable[[], go.Figure]) -> None:
+        try:
+            figures[name] = make()
+        except F.NotMeasured as exc:
+            if str(exc) not in notes:
+                notes.append(str(exc))
+
+    progress = options.progress_by if study.measured(options.progress_by) else None
+    aligns = ["epoch", *([progress] if progress else [])]
+    for param in study.hyper_params or [None]:
+        for kind, get in (("sweep", F._get_sweep_info), ("transfer", F._get_transfer_info)):
+            for align in aligns:
+                draw = lambda g=get, p=param, a=align: F.plot_curves(  # noqa: E731
+                    g(study, p, align=a, options=options), max_points=mp
+                )
+                add(f"{kind}_{param or 'all'}_{align}", draw)
+    first = study.hyper_params[0] if study.hyper_params else None
+    add("robustness", lambda: F.plot_robustness(F._get_robustness_info(study), max_points=mp))
+    add(
+        "bound",
+        lambda: F.plot_bound(F._get_bound_info(study, param=first, options=options), max_points=mp),
+    )
+    add(
+        "scatter_matrix",
+        lambda: F.plot_scatter_matrix(F._get_scatter_matrix_info(study, frame=results.finals)),
+    )
+    add(
+        "correlations",
+        lambda: F.plot_correlation_heatmap(
+            F._get_correlation_heatmap_info(study, table=results.correlations)
+        ),
+    )
+    return figures, notes
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1400px;padding:0 1em;color:#222}
+h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;font-size:13px;margin:.5em 0}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left} th{background:#f4f4f4}
+.warn{background:#fff4e5;border-left:4px solid #f0a030;padding:.5em 1em;margin:.3em 0}
+.v-reproduced{background:#dff3e0} .v-not-reproduced{background:#fbe0e0}
+.v-inconclusive{background:#f3f3f3}
+.note{color:#555;font-size:13px} .figure{margin:1em 0;border:1px solid #eee}
+"""
+
+
+def render_html(results: Results, figures: dict[str, go.Figure], notes: list[str]) -> str:
+    """The whole report as one HTML document."""
+    study = results.study
+    title = f"gcnc report — {html.escape(study.name)}"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{title}</title><style>{_CSS}</style>",
+        f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>',
+        f"</head><body><h1>{title}</h1>",
+        _summary_section(study),
+        _verdict_section(results),
+        _section("Final values across seeds", _table(summary_display(results)), _FINAL_NOTE),
+        _figure_section(figures, notes),
+        _section("Correlations of final values", _table(correlation_display(results)), _CORR_NOTE),
+        _spec_section(study),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+_FINAL_NOTE = (
+    "Each trial's last evaluation; mean ± half-width of the t-interval over seeds (n trials). "
+    "Raw GC stands beside the scale-free quantities (geometric collapse, NC)."
+)
+_CORR_NOTE = "Over finished trials at their last evaluation; [percentile-bootstrap interval]."
+
+
+def _section(heading: str, body: str, note: str = "") -> str:
+    text = f'<p class="note">{html.escape(note)}</p>' if note else ""
+    return f"<section><h2>{html.escape(heading)}</h2>{text}{body}</section>"
+
+
+def _table(frame: pd.DataFrame, *, verdict_col: str | None = None) -> str:
+    if frame.empty:
+        return '<p class="note">Nothing to show.</p>'
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for _, row in frame.iterrows():
+        cells = []
+        for col, value in row.items():
+            cls = f' class="v-{str(value).replace(" ", "-")}"' if col == verdict_col else ""
+            cells.append(f"<td{cls}>{html.escape(str(value))}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _summary_section(study: Study) -> str:
+    facts = pd.DataFrame(study_facts(study), columns=["", "value"])
+    warnings = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in study.warnings)
+    return _section("Study", warnings + _table(facts))
+
+
+def _verdict_section(results: Results) -> str:
+    o = results.options
+    note = (
+        "Each claim is tested at the final epoch and at matched training progress (SPEC 5). "
+        f"Tests: {', '.join(o.evidence)} at {o.confidence:.0%} confidence; a test supports a "
+        "claim when its interval lies on the claimed side of 0 and contradicts it when on the "
+        f"other side. Rule '{o.require}': reproduced when {o.require} tests that ran support "
+        f"it; not reproduced when {o.require} contradict it; otherwise inconclusive."
+    )
+    return _section(
+        "Verdicts on the paper's claims",
+        _table(verdict_display(results), verdict_col="verdict"),
+        note,
+    )
+
+
+def _figure_section(figures: dict[str, go.Figure], notes: list[str]) -> str:
+    divs = [
+        pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=f"fig-{name}")
+        for name, fig in figures.items()
+    ]
+    divs = [f'<div class="figure">{div}</div>' for div in divs]
+    left_out = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+    body = "".join(divs) + (
+        f'<p class="note">Left out:</p><ul class="note">{left_out}</ul>' if notes else ""
+    )
+    return _section("Figures", body)
+
+
+def _spec_section(study: Study) -> str:
+    spec = html.escape(json.dumps(study.meta, indent=2, sort_keys=True, default=str))
+    return _section(
+        "Study spec", f"<details><summary>study.json</summary><pre>{spec}</pre></details>"
+    )
+
+
+def export_png(figures: dict[str, go.Figure], png_dir: str) -> list[str]:
+    """Write each figure as ``<png_dir>/<name>.png`` through kaleido; return the paths."""
+    try:
+        import kaleido  # noqa: F401
+    except ImportError as exc:
+        raise PngExportError("PNG export needs kaleido: pip install 'gcnc[png]'") from exc
+    base = storage.resolve(png_dir)
+    written = []
+    for name, fig in figures.items():
+        try:
+            data = fig.to_image(format="png")
+        except Exception as exc:  # kaleido reports a missing Chromium in several ways
+            raise PngExportError(f"PNG export failed ({exc}); kaleido needs a Chromium") from exc
+        target = base.join(f"{name}.png")
+        storage.write_bytes(target, data)
+        written.append(target.uri)
+    return written

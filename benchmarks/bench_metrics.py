@@ -1,0 +1,291 @@
+"""Benchmark of the metric library (trainables.metrics), printed side by side in one run.
+
+    python benchmarks/bench_metrics.py --quick   # CPU, under 3 minutes on 2 cores
+    python benchmarks/bench_metrics.py           # CPU, larger batches and more repeats
+    python benchmarks/bench_metrics.py --gpu     # also the CUDA section, when CUDA is present
+
+Sections:
+1. exact GC, vectorised (one forward, batched VJPs) vs two autograd loops: per sample and
+   output (B·p backward passes of one sample) and per output (p passes over the batch);
+2. every GC estimator's cost and relative error against exact GC at p = 512;
+3. 600 five-way five-shot episodes;
+4. (``--gpu``) a VGG-13 epoch on CIFAR-shaped random data and the metric pass after it.
+
+Each section is a function ``(args, device) -> list[dict]`` listed in ``SECTIONS``; add a
+section by writing one more such function. Times are the minimum over repeats (the machine
+may be shared), in milliseconds unless the column says otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainables.metrics import (
+    ClassStats,
+    cdnv_from_stats,
+    fewshot_ncc,
+    gc_estimator_label,
+    gc_per_sample,
+    sample_episodes,
+)
+
+Row = dict[str, Any]
+
+
+def timed(fn: Callable[[], Any], *, repeats: int, device: torch.device) -> tuple[float, Any]:
+    """Minimum wall time in ms over ``repeats`` calls (after one warm-up), and the last result."""
+    result = fn()
+    best = math.inf
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        result = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, (time.perf_counter() - start) * 1e3)
+    return best, result
+
+
+def vgg(config: list[int | str], *, in_channels: int = 3, num_classes: int = 10) -> nn.Module:
+    """VGG with BatchNorm, global average pooling, embedding = last conv width, linear head."""
+    layers: list[nn.Module] = []
+    for item in config:
+        if item == "M":
+            layers.append(nn.MaxPool2d(2))
+        else:
+            layers += [nn.Conv2d(in_channels, int(item), 3, padding=1), nn.BatchNorm2d(int(item))]
+            layers.append(nn.ReLU(inplace=True))
+            in_channels = int(item)
+    features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return nn.Sequential(features, nn.Linear(in_channels, num_classes))
+
+
+VGG13 = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+
+
+def small_vgg(width: int) -> nn.Module:
+    """A VGG-like net for CPU timing: three conv-BN-ReLU-pool stages, then a 512-wide conv."""
+    return vgg([width, "M", 2 * width, "M", 4 * width, "M", 512])
+
+
+def embedding_net(args: argparse.Namespace, device: torch.device) -> nn.Module:
+    """The p = 512 embedding (features of a small VGG-like net), eval mode, with trained-like
+    BatchNorm statistics from a few train-mode passes over random data."""
+    torch.manual_seed(0)
+    net = small_vgg(args.width).to(device)
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(64, 3, 32, 32, device=device))
+    return net[0].eval()
+
+
+def naive_per_sample_gc(fn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """B·p backward passes of one sample each: the textbook loop."""
+    values = []
+    for b in range(len(x)):
+        xb = x[b : b + 1].clone().requires_grad_(True)
+        out = fn(xb)[0]
+        total = sum(
+            torch.autograd.grad(out[k], xb, retain_graph=True)[0].double().square().sum()
+            for k in range(len(out))
+        )
+        values.append(total)
+    return torch.stack(values)
+
+
+def per_output_loop_gc(fn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """p backward passes over the whole batch (the sum-over-batch trick, not vectorised)."""
+    xb = x.clone().requires_grad_(True)
+    out = fn(xb)
+    total = torch.zeros(len(x), dtype=torch.float64, device=x.device)
+    for k in range(out.shape[1]):
+        (g,) = torch.autograd.grad(out[:, k].sum(), xb, retain_graph=True)
+        total = total + g.double().square().flatten(1).sum(dim=1)
+    return total
+
+
+def exact_vs_loops(args: argparse.Namespace, device: torch.device) -> list[Row]:
+    """Section 1: exact GC per sample, vectorised vs autograd loops."""
+    fn = embedding_net(args, device)
+    x = torch.randn(args.batch, 3, 32, 32, device=device)
+    vec_ms, vec = timed(lambda: gc_per_sample(fn, x), repeats=args.repeats, device=device)
+    out_ms, out = timed(lambda: per_output_loop_gc(fn, x), repeats=1, device=device)
+    few = x[: args.loop_samples]
+    naive_ms, naive = timed(lambda: naive_per_sample_gc(fn, few), repeats=1, device=device)
+    per = {"vectorised": vec_ms / len(x), "per-output loop": out_ms / len(x)}
+    per["per-sample-output loop"] = naive_ms / len(few)
+    agree = max(
+        float(((out - vec) / vec).abs().max()),
+        float(((naive - vec[: len(few)]) / vec[: len(few)]).abs().max()),
+    )
+    return [
+        {
+            "method": name,
+            "ms/sample": ms,
+            "x slower than vectorised": ms / per["vectorised"],
+            "max rel diff": agree if name != "vectorised" else 0.0,
+        }
+        for name, ms in per.items()
+    ]
+
+
+ESTIMATOR_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("batch", {"size": 0}),  # size filled in as batch / 8
+    ("output_sample", {}),
+    ("mask", {"mode": "entries"}),
+    ("mask", {"mode": "rows", "q": 0.125}),
+    ("mask", {"mode": "cols", "q": 0.02}),
+    ("projection", {}),
+    ("projection", {"probes": 64}),
+    ("projection", {"probes": 64, "dist": "gaussian"}),
+    ("projection", {"probes": 64, "dist": "rademacher"}),
+    ("projection", {"probes": 8}),
+]
+
+
+def estimators(args: argparse.Namespace, device: torch.device) -> list[Row]:
+    """Section 2: cost and error of each estimator vs exact GC on the p = 512 embedding."""
+    fn = embedding_net(args, device)
+    x = torch.randn(args.batch, 3, 32, 32, device=device)
+    exact_ms, exact = timed(lambda: gc_per_sample(fn, x).mean(), repeats=1, device=device)
+    rows = [{"estimator": "exact", "ms": exact_ms, "cost vs exact": 1.0, "rms rel err": 0.0}]
+    for name, options in ESTIMATOR_CASES:
+        options = {**options, "size": max(1, args.batch // 8)} if name == "batch" else options
+        gen = torch.Generator(device=device).manual_seed(0)
+        errors, best = [], math.inf
+        for _ in range(args.estimator_draws):
+            ms, est = timed(
+                lambda o=options: gc_per_sample(fn, x, estimator=name, generator=gen, **o).mean(),
+                repeats=0,
+                device=device,
+            )
+            errors.append(float(est / exact - 1))
+            best = min(best, ms)
+        rms = math.sqrt(sum(e * e for e in errors) / len(errors))
+        rows.append(
+            {
+                "estimator": gc_estimator_label(name, options),
+                "ms": best,
+                "cost vs exact": best / exact_ms,
+                "rms rel err": rms,
+            }
+        )
+    return rows
+
+
+def fewshot(args: argparse.Namespace, device: torch.device) -> list[Row]:
+    """Section 3: 600 five-way five-shot episodes, 15 queries, 20 classes x 600, p = 512."""
+    torch.manual_seed(0)
+    labels = torch.arange(20).repeat_interleave(600)
+    emb = (torch.randn(len(labels), 512) + 0.3 * torch.randn(20, 512)[labels]).to(device)
+    kw = {"ways": 5, "shots": 5, "queries": 15, "episodes": 600, "seed": 0}
+    sample_ms, _ = timed(lambda: sample_episodes(labels, **kw), repeats=args.repeats, device=device)
+    total_ms, (acc, ci) = timed(
+        lambda: fewshot_ncc(emb, labels, **kw), repeats=args.repeats, device=device
+    )
+    return [
+        {"step": "sample_episodes", "ms": sample_ms, "result": ""},
+        {"step": "fewshot_ncc (incl. sampling)", "ms": total_ms, "result": f"{acc:.3f} ± {ci:.3f}"},
+    ]
+
+
+def gpu_epoch_and_metrics(args: argparse.Namespace, device: torch.device) -> list[Row]:
+    """Section 4: one VGG-13 training epoch on CIFAR-shaped random data, and a metric pass
+    (SPEC 4 defaults: exact GC on 4 batches of 128, NC on 200 per class, 600 episodes)."""
+    if device.type != "cuda":
+        return [{"step": "skipped", "detail": "CUDA not available"}]
+    torch.manual_seed(0)
+    n, classes = args.epoch_samples, 10
+    data = torch.randn(n, 3, 32, 32, device=device)
+    labels = torch.randint(0, classes, (n,), device=device)
+    model = vgg(VGG13, num_classes=classes).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def epoch() -> None:
+        model.train()
+        for idx in torch.randperm(n, device=device).split(256):
+            opt.zero_grad(set_to_none=True)
+            nn.functional.cross_entropy(model(data[idx]), labels[idx]).backward()
+            opt.step()
+
+    def metric_pass() -> None:
+        model.eval()
+        embed = model[0]
+        for batch in data[:512].split(128):
+            gc_per_sample(embed, batch, chunk_size=args.gpu_chunk)
+        stats = ClassStats.empty(classes, 512, device=device)
+        with torch.no_grad():
+            for batch, y in zip(data[:2000].split(500), labels[:2000].split(500), strict=True):
+                stats.update(embed(batch), y)
+            emb = torch.cat([embed(b) for b in data[:12000].split(1000)])
+        cdnv_from_stats(stats)
+        fewshot_ncc(emb, labels[: len(emb)].cpu(), episodes=600)
+
+    epoch_ms, _ = timed(epoch, repeats=1, device=device)
+    metric_ms, _ = timed(metric_pass, repeats=1, device=device)
+    return [
+        {"step": f"VGG-13 train epoch ({n} samples, batch 256)", "s": epoch_ms / 1e3},
+        {"step": "metric pass (GC 4x128 exact, NC 2000, 600 episodes)", "s": metric_ms / 1e3},
+    ]
+
+
+SECTIONS: list[tuple[str, Callable[[argparse.Namespace, torch.device], list[Row]]]] = [
+    ("exact GC: vectorised vs autograd loops (p = 512 VGG-like embedding)", exact_vs_loops),
+    ("GC estimators vs exact (p = 512 VGG-like embedding)", estimators),
+    ("few-shot: 600 episodes, 5-way 5-shot 15 queries", fewshot),
+    ("GPU: VGG-13 epoch and metric pass", gpu_epoch_and_metrics),
+]
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    print(f"\n## {title}")
+    keys = list(rows[0])
+    cells = [[f"{r[k]:.4g}" if isinstance(r[k], float) else str(r[k]) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    print("  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True)))
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, < 3 min on 2 cores")
+    parser.add_argument("--gpu", action="store_true", help="run on CUDA and add section 4")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.width = 16
+    args.batch = 16 if quick else 64
+    args.loop_samples = 2 if quick else 4
+    args.repeats = 3 if quick else 5
+    args.estimator_draws = 3 if quick else 10
+    args.epoch_samples = 50_000
+    args.gpu_chunk = 32
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    cuda = args.gpu and torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    print(
+        f"device: {device} | torch {torch.__version__} | threads {torch.get_num_threads()}"
+        f" | quick={args.quick} | batch {args.batch}"
+    )
+    for title, section in SECTIONS:
+        if section is gpu_epoch_and_metrics and not args.gpu:
+            continue
+        start = time.perf_counter()
+        print_table(title, section(args, device))
+        print(f"({time.perf_counter() - start:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()

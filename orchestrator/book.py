@@ -1,0 +1,164 @@
+"""The driver's record of every trial, written to ``trials.parquet`` as trials change."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from orchestrator import columns
+from orchestrator.sink import ARROW_TYPES, RowContext, cell, now, read_parquet, to_bytes
+from orchestrator.studydir import StudyDir
+
+
+@dataclass
+class TrialRecord:
+    """One trial as ``trials.parquet`` holds it."""
+
+    trial_id: str
+    config: dict[str, Any]
+    params: dict[str, Any]
+    status: str = "pending"
+    diverged: bool = False
+    attempts: int = 0
+    error: str | None = None
+    epochs_done: int | None = None
+    updated_at: Any = field(default_factory=now)
+
+
+ABANDONED = "abandoned"  # the error text of a trial the runner no longer knows
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many trials are in each state; ``total`` includes those not proposed yet.
+
+    ``abandoned`` trials (status ``error``) were proposed by a searcher after the runner's
+    last snapshot of a run that was killed; a replacement trial ran in their place.
+    """
+
+    total: int
+    done: int
+    running: int
+    failed: int
+    diverged: int
+    pending: int
+    abandoned: int = 0
+
+
+class TrialBook:
+    """Trials by id, loaded from and flushed to ``trials.parquet``.
+
+    Args:
+        sdir: the study directory.
+        ctx: the study's row context (for the hyperparameter columns).
+        total: how many trials the study runs in all.
+        min_interval_s: the least time between two writes of the file (``flush(force=True)``
+            writes regardless).
+    """
+
+    def __init__(
+        self, sdir: StudyDir, ctx: RowContext, *, total: int, min_interval_s: float = 2.0
+    ) -> None:
+        self.sdir, self.ctx, self.total = sdir, ctx, total
+        self.min_interval_s = min_interval_s
+        self.trials: dict[str, TrialRecord] = {}
+        self._dirty = False
+        self._last_write = float("-inf")
+
+    def load(self) -> None:
+        """Read the trials an earlier run recorded (resuming); nothing if there is no file."""
+        storage = self.sdir.storage
+        if not storage.is_file(self.sdir.trials_parquet):
+            return
+        for row in read_parquet(storage, self.sdir.trials_parquet).to_pylist():
+            params = {k: row.get(k) for k in self.ctx.param_types}
+            rec = TrialRecord(row["trial_id"], json.loads(row["config"]), params)
+            rec.status, rec.diverged, rec.attempts = row["status"], row["diverged"], row["attempts"]
+            rec.error, rec.epochs_done = row["error"], row["epochs_done"]
+            rec.updated_at = row["updated_at"]
+            self.trials[rec.trial_id] = rec
+
+    def declare(self, trial_id: str, config: dict[str, Any], params: Mapping[str, Any]) -> None:
+        """Know of a trial (pending until it starts); a known trial is left as it is."""
+        if trial_id not in self.trials:
+            self.trials[trial_id] = TrialRecord(trial_id, config, dict(params))
+            self._dirty = True
+
+    def _update(self, trial_id: str, **changes: Any) -> TrialRecord:
+        rec = self.trials[trial_id]
+        for key, value in changes.items():
+            setattr(rec, key, value)
+        rec.updated_at = now()
+        self._dirty = True
+        return rec
+
+    def started(self, trial_id: str) -> None:
+        rec = self.trials[trial_id]
+        self._update(trial_id, status="running", attempts=rec.attempts + 1)
+
+    def result(self, trial_id: str, *, epoch: int | None, diverged: bool) -> None:
+        rec = self.trials[trial_id]
+        self._update(trial_id, epochs_done=epoch if epoch is not None else rec.epochs_done,
+                     diverged=rec.diverged or diverged)
+
+    def finished(self, trial_id: str) -> None:
+        self._update(trial_id, status="done", error=None)
+
+    def failed(self, trial_id: str, error: str, *, retrying: bool) -> None:
+        self._update(trial_id, status="running" if retrying else "error", error=error)
+
+    def interrupted(self) -> None:
+        """Trials left running when the run stops are pending for the next run."""
+        for rec in self.trials.values():
+            if rec.status == "running":
+                self._update(rec.trial_id, status="pending")
+
+    def abandon(self, trial_id: str) -> None:
+        """A trial that will never run again (see :class:`Counts`)."""
+        self._update(trial_id, status="error", error=f"{ABANDONED}: its run was killed before "
+                     "the runner recorded it; a replacement trial ran instead")
+
+    def counts(self) -> Counts:
+        recs = list(self.trials.values())
+        by = Counter(rec.status for rec in recs)
+        abandoned = sum(1 for r in recs if r.status == "error" and _is_abandoned(r.error))
+        diverged = sum(1 for rec in recs if rec.diverged)
+        live = len(recs) - abandoned
+        pending = by["pending"] + max(0, self.total - live)
+        failed = by["error"] - abandoned
+        return Counts(self.total, by["done"], by["running"], failed, diverged, pending, abandoned)
+
+    def flush(self, *, force: bool = False) -> bool:
+        """Rewrite ``trials.parquet`` if anything changed; returns whether it wrote."""
+        due = time.monotonic() - self._last_write >= self.min_interval_s
+        if not self._dirty or not (force or due):
+            return False
+        self.sdir.storage.write_bytes(self.sdir.trials_parquet, to_bytes(self.table()))
+        self._dirty, self._last_write = False, time.monotonic()
+        return True
+
+    def table(self) -> pa.Table:
+        """Every trial as one row of ``trials.parquet``."""
+        kinds = {**columns.TRIALS_HEAD, **self.ctx.param_types, **columns.TRIALS_TAIL}
+        recs = sorted(self.trials.values(), key=lambda r: r.trial_id)
+        cols = {name: [] for name in kinds}
+        for rec in recs:
+            row = {
+                "study": self.ctx.study, "trial_id": rec.trial_id, "status": rec.status,
+                "diverged": rec.diverged, "attempts": rec.attempts, "error": rec.error,
+                "config": json.dumps(rec.config, sort_keys=True),
+                "epochs_done": rec.epochs_done, "updated_at": rec.updated_at, **rec.params,
+            }
+            for name, kind in kinds.items():
+                cols[name].append(cell(row.get(name), kind))
+        return pa.table({n: pa.array(v, type=ARROW_TYPES[kinds[n]]) for n, v in cols.items()})
+
+
+def _is_abandoned(error: str | None) -> bool:
+    return bool(error) and str(error).startswith(ABANDONED)

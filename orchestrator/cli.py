@@ -1,0 +1,206 @@
+"""``gcnc``: run, resume, inspect and report studies (also ``python -m orchestrator``).
+
+Bad input exits 2 with one line on stderr, ``gcnc: error: <field>: <problem> (<fix>)``,
+before anything is written. Ray is imported only by ``run`` and ``resume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from orchestrator.errors import StudyError, from_validation
+from orchestrator.progress import ProgressView, format_duration
+from orchestrator.space import check_study, trial_count
+from orchestrator.spec import Study, load_study
+from orchestrator.status import count_rows, format_status, read_status
+from orchestrator.studydir import StudyDir, open_study_dir
+from orchestrator.trial import make_job
+
+PROG = "gcnc"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, like every other bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="validate a study file, run every trial, write the report")
+    run.add_argument("study", metavar="STUDY.toml")
+    run.add_argument("--storage", default="./runs", help="local path or URI (default ./runs)")
+    _add_study_options(run)
+    _add_run_options(run)
+
+    resume = sub.add_parser("resume", help="finish an interrupted study")
+    resume.add_argument("study_dir", metavar="STUDY_DIR")
+    _add_run_options(resume)
+
+    status = sub.add_parser("status", help="trials done / running / failed / diverged, rows")
+    status.add_argument("study_dir", metavar="STUDY_DIR")
+
+    validate = sub.add_parser("validate", help="check study files without running anything")
+    validate.add_argument("studies", metavar="STUDY.toml", nargs="+")
+    _add_study_options(validate)
+
+    report = sub.add_parser("report", help="write the interactive HTML report")
+    report.add_argument("study_dir", metavar="STUDY_DIR")
+    report.add_argument("-o", "--output", metavar="FILE", help="default STUDY_DIR/report.html")
+
+    analyze = sub.add_parser("analyze", help="print the correlation tables")
+    analyze.add_argument("study_dir", metavar="STUDY_DIR")
+    return parser
+
+
+def _add_study_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--smoke", action="store_true", help="apply the file's [smoke] table")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a key, e.g. train.lr=0.05")
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", help="a Ray cluster: auto or ray://host:port")
+    parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``gcnc`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except StudyError as err:
+        print(f"{PROG}: error: {err.line()}", file=sys.stderr)
+        return 2
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    study = load_study(args.study, overrides=args.overrides, smoke=args.smoke)
+    sdir = StudyDir.of(args.storage, study.name)
+    info, existed = open_study_dir(sdir, study)
+    return _execute(study, sdir, info, args=args, resumed=existed)
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    sdir = StudyDir.at(args.study_dir)
+    info = sdir.read_info()
+    return _execute(stored_study(info), sdir, info, args=args, resumed=True)
+
+
+def stored_study(info: dict[str, Any]) -> Study:
+    """The study a ``study.json`` holds, checked as a study file would be."""
+    try:
+        study = Study.model_validate(info["spec"])
+    except ValidationError as err:
+        raise from_validation(err, model=Study, prefix="study.json:spec") from None
+    check_study(study)
+    return study
+
+
+def _execute(
+    study: Study, sdir: StudyDir, info: dict[str, Any], *, args: argparse.Namespace, resumed: bool
+) -> int:
+    from orchestrator import runner  # imports ray
+
+    job = make_job(study, sdir, info)
+    verb = "resuming" if resumed else "running"
+    print(f"{PROG}: {verb} study {study.name}: {trial_count(study)} trials -> {sdir.location}",
+          flush=True)
+    view = ProgressView(study.name)
+    counts = runner.run_study(study, sdir, job, address=args.address, view=view)
+    rows, _ = count_rows(sdir)
+    print(f"{PROG}: {study.name}: {counts.done}/{counts.total} trials done "
+          f"({counts.diverged} diverged), {counts.failed} failed, {counts.pending} not run"
+          + (f", {counts.abandoned} abandoned" if counts.abandoned else "") + "; "
+          f"{rows} rows in {format_duration(view.elapsed_s)} -> {sdir.location}", flush=True)
+    if counts.failed or counts.pending:
+        print(f"{PROG}: finish it with: {PROG} resume {sdir.location}", flush=True)
+    if not args.no_report:
+        try:
+            _report(sdir.location, output=None)
+        except Exception as err:  # the study is complete; a report can be written later
+            print(f"{PROG}: could not write the report ({type(err).__name__}: {err}); "
+                  f"try again with: {PROG} report {sdir.location}", file=sys.stderr)
+    return 0 if counts.done == counts.total else 1
+
+
+def _report(location: str, *, output: str | None) -> int:
+    analysis = _analysis()
+    if analysis is None:
+        return 1
+    try:
+        path = analysis.write_report(location, output=output)
+    except analysis.StudyError as err:
+        raise StudyError("STUDY_DIR", str(err), "check the study directory") from None
+    print(f"{PROG}: report: {path}")
+    return 0
+
+
+def _analysis() -> Any:
+    """The analysis package, or None (with a message) where it cannot be imported."""
+    try:
+        import analysis
+    except ImportError as err:
+        print(f"{PROG}: the analysis package is not available ({err}); the study's Parquet "
+              "files are complete without it", file=sys.stderr)
+        return None
+    return analysis
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    print(format_status(read_status(StudyDir.at(args.study_dir))))
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for path in args.studies:
+        try:
+            study = load_study(path, overrides=args.overrides, smoke=args.smoke)
+            smoke = ""
+            if study.smoke and not args.smoke:
+                tiny = load_study(path, overrides=args.overrides, smoke=True)
+                smoke = f", smoke: {trial_count(tiny)} trials"
+            print(f"ok: {path}: study {study.name}, {trial_count(study)} trials{smoke}")
+        except StudyError as err:
+            where = f"{path}: " if len(args.studies) > 1 else ""
+            print(f"{PROG}: error: {where}{err.line()}", file=sys.stderr)
+            failed += 1
+    return 2 if failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    return _report(StudyDir.at(args.study_dir).location, output=args.output)
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    location = StudyDir.at(args.study_dir).location
+    analysis = _analysis()
+    if analysis is None:
+        return 1
+    try:
+        print(analysis.format_tables(analysis.load_study(location)))
+    except analysis.StudyError as err:
+        raise StudyError("STUDY_DIR", str(err), "check the study directory") from None
+    return 0
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "resume": _cmd_resume,
+    "status": _cmd_status,
+    "validate": _cmd_validate,
+    "report": _cmd_report,
+    "analyze": _cmd_analyze,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The driver's side of a running study, runner-agnostic: trial events in, records out.
+
+The Ray runner forwards Tune's trial events here as plain values (the runner's trial id,
+the config it gave the trial, the result); this keeps ``trials.parquet`` and the live view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.book import Counts, TrialBook
+from orchestrator.progress import ProgressView
+from orchestrator.space import trial_count
+from orchestrator.spec import Study
+from orchestrator.studydir import StudyDir
+from orchestrator.trial import TrialJob
+
+
+class StudyRun:
+    """Records the trials of one run of a study and shows its progress.
+
+    Args:
+        study: the study.
+        job: its trial job.
+        sdir: its directory.
+        view: the live view, or None for none.
+    """
+
+    def __init__(
+        self, study: Study, job: TrialJob, sdir: StudyDir, *, view: ProgressView | None = None
+    ) -> None:
+        self.job, self.view = job, view
+        self.total = trial_count(study)
+        self.default_epochs = int(study.train.epochs)
+        self.book = TrialBook(sdir, job.ctx, total=self.total)
+        self.book.load()
+        self.book.interrupted()  # whatever an earlier run left running has not finished
+        self.epochs: dict[str, int] = {}
+        for index, point in enumerate(job.points or ()):
+            self._declare(job.trial_id({"point": index}, ""), point)
+        self.book.flush(force=True)
+
+    def _declare(self, trial_id: str, point: Mapping[str, Any]) -> None:
+        if trial_id in self.epochs:
+            return
+        config = self.job.config(point)
+        self.epochs[trial_id] = int(config["train"]["epochs"])
+        self.book.declare(trial_id, config, self.job.params(config))
+
+    def trial_id(self, runner_id: str, tune_config: Mapping[str, Any]) -> str:
+        """Our id of the runner's trial, recording the trial the first time it is seen."""
+        trial_id = self.job.trial_id(tune_config, runner_id)
+        self._declare(trial_id, self.job.point(tune_config))
+        return trial_id
+
+    def started(self, runner_id: str, tune_config: Mapping[str, Any]) -> None:
+        self.book.started(self.trial_id(runner_id, tune_config))
+
+    def result(
+        self, runner_id: str, tune_config: Mapping[str, Any], result: Mapping[str, Any]
+    ) -> None:
+        epoch = result.get("epoch")
+        self.book.result(
+            self.trial_id(runner_id, tune_config),
+            epoch=int(epoch) if epoch is not None else None,
+            diverged=bool(result.get("diverged", False)),
+        )
+
+    def completed(self, runner_id: str, tune_config: Mapping[str, Any]) -> None:
+        """A trial ended (its own end or a scheduler's stop): record it, compact its rows."""
+        trial_id = self.trial_id(runner_id, tune_config)
+        self.book.finished(trial_id)
+        self.job.sink(trial_id, self.job.config(self.job.point(tune_config))).compact()
+
+    def errored(
+        self, runner_id: str, tune_config: Mapping[str, Any], error: str, *, retrying: bool
+    ) -> None:
+        self.book.failed(self.trial_id(runner_id, tune_config), error, retrying=retrying)
+
+    def experiment_ended(self, known: list[tuple[str, Mapping[str, Any]]]) -> None:
+        """The runner's experiment ended knowing the trials ``known`` (runner id, config);
+        a searcher's trial it does not know was proposed after its last snapshot of a
+        killed run and is abandoned."""
+        if self.job.points is not None:
+            return  # grid ids are fixed: the runner proposes every point again
+        ids = {self.job.trial_id(config, runner_id) for runner_id, config in known}
+        for rec in list(self.book.trials.values()):
+            if rec.status in ("pending", "running") and rec.trial_id not in ids:
+                self.book.abandon(rec.trial_id)
+
+    def work(self) -> tuple[float, float]:
+        """Trial-epochs done and left (a finished trial has none left, however it ended)."""
+        done = left = 0.0
+        for trial_id, rec in self.book.trials.items():
+            target = self.epochs.get(trial_id, self.default_epochs)
+            reached = min(rec.epochs_done or 0, target)
+            done += target if rec.status == "done" else reached
+            left += 0 if rec.status == "done" else target - reached
+        left += max(0, self.total - len(self.book.trials)) * self.default_epochs
+        return done, left
+
+    def tick(self, *, force: bool = False) -> None:
+        """Write ``trials.parquet`` if due and redraw the live view."""
+        self.book.flush(force=force)
+        if self.view is not None:
+            done, left = self.work()
+            self.view.update(self.book.counts(), work_done=done, work_left=left, force=force)
+
+    def finish(self) -> Counts:
+        """Close the run: trials still running become pending; returns the final counts."""
+        self.book.interrupted()
+        self.tick(force=True)
+        if self.view is not None:
+            self.view.close()
+        return self.book.counts()

@@ -1,0 +1,263 @@
+"""Ray Tune wiring: the only module of the project that imports ``ray``.
+
+A study runs as one Tune experiment in ``<study dir>/tune``. Grids and random searches
+give Tune the index of each point (``{"point": i}``); an Optuna search proposes the
+points itself. Each trial runs :func:`orchestrator.trial.run_trial` with a reporter that
+maps ``report`` to ``tune.report`` (the checkpoint ``torch.save``-d into a folder) and
+``restore`` to ``tune.get_checkpoint``. Resuming restores the experiment: unfinished and
+errored trials continue from their last checkpoint, finished ones are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+import ray
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+
+from orchestrator.book import Counts
+from orchestrator.driver import StudyRun
+from orchestrator.progress import ProgressView
+from orchestrator.space import optuna_space, trial_count
+from orchestrator.spec import Study
+from orchestrator.studydir import StudyDir
+from orchestrator.trial import TrialJob, run_trial
+
+STATE_FILE = "state.pt"
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # trials exchange no large objects
+_ACTIVE: StudyRun | None = None  # the run Tune's callback reports to
+
+
+class TuneReporter:
+    """The trial side of Tune: checkpoints as a ``torch.save``-d dict in a folder."""
+
+    def restore(self) -> dict[str, Any] | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        import torch
+
+        with checkpoint.as_directory() as folder:
+            return torch.load(Path(folder, STATE_FILE), weights_only=False)
+
+    def report_result(self, metrics: Mapping[str, Any]) -> None:
+        """A result without a checkpoint (a finished trial's last row, given again)."""
+        tune.report({k: v for k, v in metrics.items() if _reportable(v)})
+
+    def report(self, metrics: Mapping[str, Any], *, checkpoint: Mapping[str, Any]) -> None:
+        result = {k: v for k, v in metrics.items() if _reportable(v)}
+        import torch
+
+        with tempfile.TemporaryDirectory(prefix="gcnc-ckpt-") as folder:
+            torch.save(dict(checkpoint), Path(folder, STATE_FILE))
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+def _reportable(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, bool | int | str)
+
+
+def _tune_trial(config: dict[str, Any], job: TrialJob) -> None:
+    """What each Tune trial runs (its results went to Tune as it reported them)."""
+    trial_id = job.trial_id(config, tune.get_context().get_trial_id())
+    run_trial(job, job.point(config), trial_id, TuneReporter())
+
+
+class _OptunaSearch(OptunaSearch):
+    """Optuna search that skips results without the metric (rows after a divergence)."""
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if self.metric in result:
+            super().on_trial_result(trial_id, result)
+
+
+def _trial_dirname(trial: Any) -> str:
+    return trial.trial_id
+
+
+class _StudyCallback(tune.Callback):
+    """Forwards Tune's trial events to the active :class:`StudyRun`.
+
+    Tune pickles its callbacks with the experiment; unpickled, this binds to the run in
+    progress, so a resumed experiment reports to the run that resumed it.
+    """
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return (_StudyCallback, ())
+
+    @staticmethod
+    def _run() -> StudyRun:
+        assert _ACTIVE is not None, "a study callback fired outside run_study"
+        return _ACTIVE
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._run().started(trial.trial_id, trial.config)
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        self._run().result(trial.trial_id, trial.config, result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._run().completed(trial.trial_id, trial.config)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._run().errored(trial.trial_id, trial.config, _error_text(trial), retrying=True)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._run().errored(trial.trial_id, trial.config, _error_text(trial), retrying=False)
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._run().tick()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self._run().experiment_ended([(t.trial_id, t.config) for t in trials])
+
+
+def _error_text(trial: Any) -> str:
+    path = getattr(trial, "error_file", None)
+    try:
+        if path and os.path.exists(path):
+            return Path(path).read_text()[-4000:]
+    except OSError:
+        pass
+    return "the trial failed (no error file)"
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None) -> Iterator[None]:
+    """Ray for the run: the one already initialised, a cluster at ``address``, or a private
+    local instance with its own temp dir (never a stranger's cluster)."""
+    if ray.is_initialized():
+        yield
+        return
+    quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if address:
+        ray.init(address=address, **quiet)
+        temp = None
+    else:
+        temp = tempfile.mkdtemp(prefix="gcnc-", dir="/tmp" if os.path.isdir("/tmp") else None)
+        ray.init(address="local", _temp_dir=temp, include_dashboard=False,
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def run_study(
+    study: Study,
+    sdir: StudyDir,
+    job: TrialJob,
+    *,
+    address: str | None = None,
+    view: ProgressView | None = None,
+) -> Counts:
+    """Run (or resume) every trial of ``study`` in ``sdir``; returns the final counts."""
+    global _ACTIVE
+    _tune_environment(trial_count(study))
+    run = StudyRun(study, job, sdir, view=view)
+    with ray_session(address):
+        _ACTIVE = run
+        try:
+            _tuner(study, job, sdir).fit()
+        finally:
+            _ACTIVE = None
+    return run.finish()
+
+
+def _tune_environment(n_trials: int) -> None:
+    """Tune settings for this driver (an explicit environment variable wins)."""
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # diverged rows lack metrics
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our Parquet is the record
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Tune prints nothing
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # Snapshot the experiment often, so a killed driver loses little; larger studies less often.
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(max(2, min(30, n_trials // 200))))
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)
+
+
+def _tuner(study: Study, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
+    res = study.resources
+    trainable = tune.with_resources(
+        tune.with_parameters(_tune_trial, job=job),
+        {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial},
+    )
+    storage = sdir.storage
+    fs = None if storage.fs.type_name == "local" else storage.fs
+    if tune.Tuner.can_restore(sdir.tune, storage_filesystem=fs):
+        return tune.Tuner.restore(
+            sdir.tune, trainable, resume_unfinished=True, resume_errored=True,
+            storage_filesystem=fs,
+        )
+    search_alg, param_space, num_samples = _search(study, job)
+    tune_config = tune.TuneConfig(
+        search_alg=search_alg,
+        scheduler=_scheduler(study, job),
+        num_samples=num_samples,
+        max_concurrent_trials=res.max_concurrent or None,
+        reuse_actors=True,  # a worker imports torch and the data once, not once per trial
+        trial_dirname_creator=_trial_dirname,
+        trial_name_creator=_trial_dirname,
+    )
+    run_config = tune.RunConfig(
+        name="tune",
+        storage_path=storage.root,
+        storage_filesystem=fs,
+        callbacks=[_StudyCallback()],
+        verbose=0,
+        failure_config=tune.FailureConfig(max_failures=res.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+    )
+    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
+                      run_config=run_config)
+
+
+def _search(study: Study, job: TrialJob) -> tuple[Any, dict[str, Any], int]:
+    """Tune's search algorithm (None: its grid generator), param space and trial count."""
+    if job.points is not None:
+        return None, {"point": tune.grid_search(list(range(len(job.points))))}, 1
+    search = study.search
+    assert search is not None
+    space = optuna_space(study)
+    if search.algorithm == "grid":
+        grid = {k: list(d.choice or ()) for k, d in search.space.items()}
+        sampler: Any = optuna.samplers.GridSampler(grid, seed=search.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=search.seed)
+    searcher = _OptunaSearch(space=space, metric=search.metric, mode=search.mode, sampler=sampler)
+    return searcher, {}, trial_count(study)
+
+
+def _scheduler(study: Study, job: TrialJob) -> Any:
+    sched = study.scheduler
+    if sched is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    search = study.search
+    max_t = sched.max_t or max(
+        [int(job.config(p)["train"]["epochs"]) for p in job.points or ()] or [study.train.epochs]
+    )
+    return ASHAScheduler(
+        time_attr="epoch",
+        metric=sched.metric or (search.metric if search else None),
+        mode=sched.mode or (search.mode if search else None),
+        max_t=max(1, max_t),
+        grace_period=sched.grace_period,
+        reduction_factor=sched.reduction_factor,
+    )

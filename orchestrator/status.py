@@ -1,0 +1,83 @@
+"""``gcnc status``: a study's progress from its directory alone (no Ray)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.parquet as pq
+from pydantic import ValidationError
+
+from orchestrator.sink import read_parquet
+from orchestrator.space import trial_count
+from orchestrator.spec import Study
+from orchestrator.studydir import StudyDir
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    """What ``gcnc status`` prints."""
+
+    name: str
+    location: str
+    spec_hash: str
+    total: int
+    by_status: dict[str, int]
+    diverged: int
+    rows: int
+    trials_with_rows: int
+    errors: dict[str, str]  # trial id -> last error, for trials that failed
+
+
+def count_rows(sdir: StudyDir) -> tuple[int, int]:
+    """Distinct ``(trial_id, epoch)`` keys under ``metrics/``, and trials with any row."""
+    keys: set[tuple[str, int]] = set()
+    for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
+        with sdir.storage.fs.open_input_file(path) as source:
+            table = pq.ParquetFile(source).read(columns=["trial_id", "epoch"], use_threads=False)
+        keys.update(zip(table["trial_id"].to_pylist(), table["epoch"].to_pylist(), strict=True))
+    return len(keys), len({t for t, _ in keys})
+
+
+def read_status(sdir: StudyDir) -> StudyStatus:
+    """The status of the study at ``sdir``, read from its files."""
+    info = sdir.read_info()
+    trials: list[dict[str, Any]] = []
+    if sdir.storage.is_file(sdir.trials_parquet):
+        trials = read_parquet(sdir.storage, sdir.trials_parquet).to_pylist()
+    by_status = Counter(str(t["status"]) for t in trials)
+    try:
+        total = max(trial_count(Study.model_validate(info["spec"])), len(trials))
+    except (ValidationError, KeyError, TypeError):
+        total = len(trials)
+    by_status["pending"] += total - len(trials)
+    rows, with_rows = count_rows(sdir)
+    return StudyStatus(
+        name=str(info.get("name")),
+        location=sdir.location,
+        spec_hash=str(info.get("spec_hash")),
+        total=total,
+        by_status=dict(by_status),
+        diverged=sum(1 for t in trials if t["diverged"]),
+        rows=rows,
+        trials_with_rows=with_rows,
+        errors={t["trial_id"]: t["error"] for t in trials if t["status"] == "error"},
+    )
+
+
+def format_status(st: StudyStatus) -> str:
+    """Human-readable lines."""
+    get = st.by_status.get
+    lines = [
+        f"study {st.name} ({st.spec_hash}) at {st.location}",
+        f"trials: {st.total} — {get('done', 0)} done, {get('running', 0)} running, "
+        f"{get('error', 0)} failed, {get('pending', 0)} pending; {st.diverged} diverged",
+        f"rows: {st.rows} metrics rows from {st.trials_with_rows} trials",
+    ]
+    if get("running", 0):
+        lines.append("(running as last recorded; a stopped driver leaves trials marked running)")
+    for trial_id, error in sorted(st.errors.items())[:10]:
+        first = (error or "").strip().splitlines()
+        lines.append(f"  {trial_id}: {first[-1] if first else 'failed'}")
+    return "\n".join(lines)

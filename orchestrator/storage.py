@@ -1,0 +1,106 @@
+"""Where studies live: a ``pyarrow.fs`` filesystem and absolute paths in it.
+
+``--storage`` is a local path (made absolute once, here) or a URI that ``pyarrow.fs``
+understands (``s3://bucket/runs``, ``gs://…``, ``file:///…``). Writes are atomic: on a
+filesystem a temporary file in the same folder is renamed over the target; on an object
+store a single put replaces the object whole.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+
+from orchestrator.errors import StudyError
+
+RENAMING_FILESYSTEMS = frozenset({"local", "hdfs"})  # where rename replaces atomically
+
+
+@dataclass(frozen=True)
+class Storage:
+    """A filesystem and a root folder in it.
+
+    Attributes:
+        fs: the ``pyarrow.fs`` filesystem.
+        root: the absolute path of the folder inside ``fs``.
+        location: how the user named it (a local path or a URI), for messages.
+    """
+
+    fs: pafs.FileSystem
+    root: str
+    location: str
+
+    @classmethod
+    def open(cls, location: str, *, field: str = "--storage") -> Storage:
+        """The storage at a local path or URI; an unusable one raises :class:`StudyError`."""
+        if "://" not in location:
+            path = os.path.abspath(os.path.expanduser(location))
+            return cls(pafs.LocalFileSystem(), path, path)
+        try:
+            fs, path = pafs.FileSystem.from_uri(location)
+        except (pa.ArrowException, ValueError, OSError) as err:
+            raise StudyError(field, f"cannot open {location!r}: {err}",
+                             "give a local path or a URI pyarrow.fs understands") from None
+        return cls(fs, path.rstrip("/") or "/", location.rstrip("/"))
+
+    def child(self, *parts: str) -> Storage:
+        """The storage rooted at a subfolder."""
+        loc = "/".join([self.location.rstrip("/"), *parts])
+        return Storage(self.fs, self.path(*parts), loc)
+
+    def path(self, *parts: str) -> str:
+        """An absolute path below the root."""
+        return posixpath.join(self.root, *parts)
+
+    @property
+    def renames(self) -> bool:
+        """Whether atomic writes go through a rename (a filesystem, not an object store)."""
+        return self.fs.type_name in RENAMING_FILESYSTEMS
+
+    def exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def is_file(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type == pafs.FileType.File
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Replace the file at ``path`` with ``data`` atomically."""
+        folder = posixpath.dirname(path)
+        self.fs.create_dir(folder, recursive=True)
+        if not self.renames:
+            with self.fs.open_output_stream(path) as out:  # one put
+                out.write(data)
+            return
+        tmp = posixpath.join(folder, f".{posixpath.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(data)
+            self.fs.move(tmp, path)
+        finally:
+            self.delete(tmp)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.fs.open_input_stream(path) as stream:
+            return stream.read()
+
+    def files(self, folder: str, *, suffix: str = "") -> list[str]:
+        """Every file below ``folder`` (recursively) whose name ends with ``suffix``, sorted."""
+        selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+        infos = self.fs.get_file_info(selector)
+        return sorted(
+            i.path for i in infos
+            if i.type == pafs.FileType.File and i.base_name.endswith(suffix)
+            and not i.base_name.startswith(".")
+        )
+
+    def delete(self, path: str) -> None:
+        """Remove a file; a missing one is fine."""
+        try:
+            self.fs.delete_file(path)
+        except (FileNotFoundError, pa.ArrowException, OSError):
+            pass

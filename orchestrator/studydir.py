@@ -1,0 +1,170 @@
+"""The study directory (docs/schema.md): its paths, and ``study.json`` with provenance."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import StudyError
+from orchestrator.spec import Study, spec_hash
+from orchestrator.storage import Storage
+
+PACKAGES = ("torch", "torchvision", "ray", "optuna", "pyarrow", "pandas", "numpy", "pydantic")
+
+
+@dataclass(frozen=True)
+class StudyDir:
+    """Paths of one study directory on its storage."""
+
+    storage: Storage  # rooted at the study directory
+
+    @classmethod
+    def of(cls, storage: str, name: str) -> StudyDir:
+        """The directory of study ``name`` under ``--storage``."""
+        return cls(Storage.open(storage).child(name))
+
+    @classmethod
+    def at(cls, location: str) -> StudyDir:
+        """An existing study directory, e.g. for ``gcnc resume`` and ``gcnc status``."""
+        storage = Storage.open(location, field="STUDY_DIR")
+        sdir = cls(storage)
+        if not storage.is_file(sdir.study_json):
+            raise StudyError("STUDY_DIR", f"{location} holds no study.json",
+                             "give a directory written by gcnc run")
+        return sdir
+
+    @property
+    def location(self) -> str:
+        return self.storage.location
+
+    @property
+    def study_json(self) -> str:
+        return self.storage.path("study.json")
+
+    @property
+    def trials_parquet(self) -> str:
+        return self.storage.path("trials.parquet")
+
+    @property
+    def metrics(self) -> str:
+        return self.storage.path("metrics")
+
+    def trial_folder(self, trial_id: str) -> str:
+        return self.storage.path("metrics", f"trial_id={trial_id}")
+
+    def epoch_file(self, trial_id: str, epoch: int) -> str:
+        return self.storage.path("metrics", f"trial_id={trial_id}", f"epoch={epoch:05d}.parquet")
+
+    def compacted_file(self, trial_id: str) -> str:
+        return self.storage.path("metrics", f"trial_id={trial_id}", "compacted.parquet")
+
+    @property
+    def tune(self) -> str:
+        return self.storage.path("tune")
+
+    def read_info(self) -> dict[str, Any]:
+        """The parsed ``study.json``."""
+        try:
+            return json.loads(self.storage.read_bytes(self.study_json))
+        except (OSError, ValueError) as err:
+            raise StudyError("study.json", f"cannot read {self.study_json}: {err}",
+                             "restore the file or start a new study") from None
+
+    def exists(self) -> bool:
+        return self.storage.is_file(self.study_json)
+
+
+def study_info(study: Study) -> dict[str, Any]:
+    """The content of ``study.json`` for ``study`` (docs/schema.md)."""
+    spec = study.resolved()
+    return {
+        "name": study.name,
+        "spec": spec,
+        "spec_hash": spec_hash(spec),
+        "sweep_params": study.sweep_params(),
+        "seed_param": "train.seed",
+        "code_version": code_version(),
+        "packages": package_versions(),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+    }
+
+
+def open_study_dir(sdir: StudyDir, study: Study) -> tuple[dict[str, Any], bool]:
+    """Create the directory's ``study.json``, or check the existing one holds the same spec.
+
+    Returns:
+        The study info and whether the directory already existed (a resume).
+
+    Raises:
+        StudyError: the directory holds a study with another spec hash.
+    """
+    info = study_info(study)
+    if not sdir.exists():
+        sdir.storage.write_bytes(sdir.study_json, json.dumps(info, indent=2).encode())
+        return info, False
+    stored = sdir.read_info()
+    if stored.get("spec_hash") != info["spec_hash"]:
+        changed = _changed_keys(stored.get("spec", {}), info["spec"])
+        raise StudyError(
+            "study.json",
+            f"{sdir.location} holds study {stored.get('name')!r} with spec "
+            f"{stored.get('spec_hash')}, this file resolves to {info['spec_hash']} "
+            f"(differs in {', '.join(changed) or 'the spec'})",
+            "use another --storage or --set name=..., or `gcnc resume` the stored spec",
+        )
+    return stored, True
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}")
+    return out[:5]
+
+
+def code_version() -> str:
+    """``gcnc <version>`` plus the git commit of the source tree when there is one."""
+    try:
+        version = importlib.metadata.version("gcnc")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    commit = _git_commit(Path(__file__).resolve().parent.parent)
+    return f"gcnc {version}" + (f" (git {commit})" if commit else "")
+
+
+def _git_commit(folder: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "--short=12", "HEAD"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5, check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of Python and the packages a result depends on."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return out

@@ -1,0 +1,142 @@
+"""One trial, runner-agnostic: its id, config and sink, and the reporter that writes rows.
+
+:func:`run_trial` is what every trial process runs; the Ray adapter in
+:mod:`orchestrator.runner` only supplies a reporter that speaks to Tune.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from trainables.reporter import Reporter
+
+from orchestrator import columns
+from orchestrator.sink import RowContext, TrialSink, type_name
+from orchestrator.space import TRAINABLES, dotted, trial_config, trial_points
+from orchestrator.spec import Study
+from orchestrator.storage import Storage
+from orchestrator.studydir import StudyDir
+
+Trainable = Callable[[dict[str, Any], Reporter], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """What every trial of a study needs; small and picklable, sent to each trial process.
+
+    Attributes:
+        location: the study directory (local path or URI).
+        ctx: the row context of the study's metrics.
+        trainable: the registered trainable's name.
+        base_config: the config every trial starts from.
+        points: every trial's point, or None where a searcher proposes them.
+    """
+
+    location: str
+    ctx: RowContext
+    trainable: str
+    base_config: dict[str, Any]
+    points: tuple[dict[str, Any], ...] | None
+
+    def point(self, tune_config: Mapping[str, Any]) -> dict[str, Any]:
+        """The trial's point from the config the runner gave it."""
+        if self.points is not None:
+            return dict(self.points[int(tune_config["point"])])
+        return {k: v for k, v in tune_config.items() if k in self.ctx.param_types}
+
+    def trial_id(self, tune_config: Mapping[str, Any], runner_id: str) -> str:
+        """``t00042`` for the 43rd point of a grid; ``t<runner id>`` for a searcher's trial."""
+        if self.points is not None:
+            return f"t{int(tune_config['point']):05d}"
+        return f"t{runner_id}"
+
+    def config(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        return trial_config(self.base_config, dict(point))
+
+    def params(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The values of the hyperparameter columns."""
+        return {k: dotted(dict(config), k) for k in self.ctx.param_types}
+
+    def study_dir(self) -> StudyDir:
+        return StudyDir(Storage.open(self.location))
+
+    def sink(self, trial_id: str, config: Mapping[str, Any]) -> TrialSink:
+        return TrialSink(self.study_dir(), self.ctx, trial_id, self.params(config))
+
+
+def make_job(study: Study, sdir: StudyDir, info: Mapping[str, Any]) -> TrialJob:
+    """The job of ``study`` writing to ``sdir`` (``info`` is its ``study.json``)."""
+    points = trial_points(study)
+    base = study.base_config()
+    configs = [trial_config(base, p) for p in points] if points is not None else [base]
+    keys = list(columns.ALWAYS_PARAMS)
+    keys += [k for k in study.sweep_params() if k not in keys]
+    candidates = {k: [dotted(c, k) for c in configs] for k in keys}
+    if study.search is not None:
+        for key, dist in study.search.space.items():
+            candidates[key] += dist.edge_values()
+    ctx = RowContext(
+        study=study.name,
+        spec_hash=info["spec_hash"],
+        code_version=info["code_version"],
+        param_types={k: type_name(v) for k, v in candidates.items()},
+        shots=tuple(sorted({k for c in configs for k in c["metrics"]["fewshot_shots"]})),
+    )
+    frozen = tuple(points) if points is not None else None
+    return TrialJob(sdir.location, ctx, study.trainable, base, frozen)
+
+
+def load_trainable(name: str) -> Trainable:
+    """The registered trainable ``name`` (imported in the process that runs it)."""
+    module, _, attr = TRAINABLES[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+class SinkingReporter:
+    """Writes each row to the sink, then passes it on with its checkpoint.
+
+    The row lands before the checkpoint: a trial killed in between replays the epoch from
+    the previous checkpoint and rewrites the same row.
+    """
+
+    def __init__(self, sink: TrialSink, inner: Reporter) -> None:
+        self.sink, self.inner = sink, inner
+        self._restored: dict[str, Any] | None = None
+        self._asked = False
+
+    def restore(self) -> dict[str, Any] | None:
+        if not self._asked:
+            self._restored, self._asked = self.inner.restore(), True
+        return self._restored
+
+    def report(self, metrics: Mapping[str, Any], *, checkpoint: Mapping[str, Any]) -> None:
+        self.sink.write(metrics)
+        self.inner.report(metrics, checkpoint=checkpoint)
+
+
+def run_trial(
+    job: TrialJob, point: Mapping[str, Any], trial_id: str, reporter: Reporter
+) -> dict[str, Any]:
+    """Run one trial to its end, writing its rows and compacting them at the end.
+
+    A trial whose rows were already compacted (it ended before) returns without training,
+    passing its last row to ``reporter.report_result`` where the reporter has one; a fresh
+    start over rows of other params clears them.
+    """
+    config = job.config(point)
+    sink = job.sink(trial_id, config)
+    last = sink.finished_row()
+    if last is not None:  # the runner may still want its final result (a searcher does)
+        report_result = getattr(reporter, "report_result", None)
+        if report_result is not None:
+            report_result(last)
+        return {"epochs_done": last.get("epoch"), "diverged": last.get("diverged"), "last": last}
+    sinking = SinkingReporter(sink, reporter)
+    if sinking.restore() is None and sink.has_foreign_rows():
+        sink.clear()
+    summary = load_trainable(job.trainable)(config, sinking)
+    sink.compact()
+    return summary

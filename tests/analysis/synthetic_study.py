@@ -1,0 +1,359 @@
+"""Write a synthetic study directory laid out exactly as docs/schema.md says.
+
+The curves follow the paper's claims (SPEC 1, 4) with a tunable sign and strength:
+GC, geometric collapse and NC fall with a larger learning rate, a smaller batch, a stronger
+L2 and a stronger GC regulariser; target NC follows source GC and few-shot accuracy moves
+the other way. Seeds add multiplicative noise. The directory also holds what a real run
+leaves behind: uncompacted per-epoch files of running trials, a stale per-epoch file next to
+a compacted one, a compacted file with a restarted trial's superseded rows (older
+``written_at``), a diverged trial, and null columns for everything the study did not measure.
+
+Stale rows carry ``STALE`` values, so a reader that keeps one of them is easy to catch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STALE = 1.0e6
+HYPER_KEYS = ("train.lr", "train.batch_size", "train.l2", "train.gc_reg.alpha", "train.seed")
+PROBES_KEY = "metrics.gc.probes"
+_T0 = np.datetime64("2025-01-01T00:00:00", "ns")
+
+_FLOAT_METRICS = [
+    *("train_loss", "train_acc", "test_acc", "gc", "gc_exact", "gc_logits", "geo_collapse"),
+    *("nc_cdnv", "nc1", "nc2_etf", "nc2_equinorm", "nc3", "nc4", "target_nc_cdnv"),
+    *("ncc_test_error", "nc_bound"),
+]
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    """What to write. ``effect`` scales the paper's trends: 1 as claimed, -1 reversed, 0 none."""
+
+    name: str = "synthetic"
+    lrs: tuple[float, ...] = (0.005, 0.02, 0.1)
+    batch_sizes: tuple[int, ...] = (256,)
+    l2s: tuple[float, ...] = (0.0,)
+    alphas: tuple[float, ...] = (0.0,)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    probes: tuple[int, ...] = ()  # non-empty: a robustness study (estimates and exact GC)
+    epochs: int = 10
+    effect: float = 1.0
+    noise: float = 0.05
+    transfer: bool = True
+    shots: tuple[int, ...] = (1, 5)
+    bound: bool = False
+    running: int = 1  # trials still running: per-epoch files only, fewer epochs
+    leftovers: int = 1  # compacted trials that keep a stale per-epoch file
+    restarted: int = 1  # compacted trials holding superseded rows of a first attempt
+    diverged: int = 0  # trials at the highest lr whose loss goes non-finite midway
+    rng_seed: int = 0
+    extra_spec: dict = field(default_factory=dict)
+
+    def swept(self) -> dict[str, tuple]:
+        """The study's grid: every hyperparameter with more than one value, plus the seed."""
+        grid = {
+            "train.lr": self.lrs,
+            "train.batch_size": self.batch_sizes,
+            "train.l2": self.l2s,
+            "train.gc_reg.alpha": self.alphas,
+        }
+        if self.probes:
+            grid[PROBES_KEY] = self.probes
+        out = {k: v for k, v in grid.items() if len(v) > 1}
+        out["train.seed"] = self.seeds
+        return out
+
+
+def write_synthetic_study(path: str | os.PathLike, spec: SyntheticSpec | None = None) -> str:
+    """Write the study directory at ``path`` and return its absolute path."""
+    spec = spec or SyntheticSpec()
+    root = os.path.abspath(os.fspath(path))
+    os.makedirs(os.path.join(root, "metrics"), exist_ok=True)
+    configs = _trial_configs(spec)
+    rows = _metric_rows(spec, configs)
+    meta = _study_json(spec)
+    with open(os.path.join(root, "study.json"), "w") as fh:
+        json.dump(meta, fh, indent=2)
+    _write_metrics(root, spec, rows, meta, configs)
+    return root
+
+
+def metric_schema(spec: SyntheticSpec) -> pa.Schema:
+    """The metrics table's Arrow schema for this study (docs/schema.md)."""
+    fields = [
+        ("study", pa.string()),
+        ("trial_id", pa.string()),
+        ("epoch", pa.int64()),
+        ("step", pa.int64()),
+        ("written_at", pa.timestamp("ns", tz="UTC")),
+        ("spec_hash", pa.string()),
+        ("code_version", pa.string()),
+        *_hyper_fields(spec),
+        *[(m, pa.float64()) for m in _FLOAT_METRICS[:5]],
+        ("gc_estimator", pa.string()),
+        *[(m, pa.float64()) for m in _FLOAT_METRICS[5:]],
+    ]
+    for k in spec.shots:
+        fields += [(f"fewshot_acc_{k}shot", pa.float64()), (f"fewshot_ci_{k}shot", pa.float64())]
+    fields += [("diverged", pa.bool_()), ("wall_time_s", pa.float64())]
+    return pa.schema(fields)
+
+
+def _hyper_fields(spec: SyntheticSpec) -> list[tuple[str, pa.DataType]]:
+    fields = [
+        ("train.lr", pa.float64()),
+        ("train.batch_size", pa.int64()),
+        ("train.l2", pa.float64()),
+        ("train.gc_reg.alpha", pa.float64()),
+        ("train.seed", pa.int64()),
+    ]
+    return fields + ([(PROBES_KEY, pa.int64())] if spec.probes else [])
+
+
+def _trial_configs(spec: SyntheticSpec) -> list[dict]:
+    probes = spec.probes or (0,)
+    grid = itertools.product(spec.lrs, spec.batch_sizes, spec.l2s, spec.alphas, probes, spec.seeds)
+    configs = []
+    for i, (lr, bs, l2, alpha, p, seed) in enumerate(grid):
+        cfg = {"trial_id": f"t{i:05d}", "train.lr": lr, "train.batch_size": bs, "train.l2": l2}
+        cfg.update({"train.gc_reg.alpha": alpha, "train.seed": seed})
+        if spec.probes:
+            cfg[PROBES_KEY] = p
+        configs.append(cfg)
+    return configs
+
+
+def _curves(spec: SyntheticSpec, configs: list[dict]) -> dict[str, np.ndarray]:
+    """Every metric as a (trials, epochs + 1) array."""
+    rng = np.random.default_rng(spec.rng_seed)
+    col = {k: np.array([c[k] for c in configs], dtype=float)[:, None] for k in HYPER_KEYS}
+    e = np.arange(spec.epochs + 1, dtype=float)[None, :]
+    shape = (len(configs), spec.epochs + 1)
+    speed = (col["train.lr"] / 0.01) * (256.0 / col["train.batch_size"])
+    trial_noise = rng.normal(0.0, spec.noise, (len(configs), 1))
+    wiggle = np.exp(trial_noise + rng.normal(0.0, spec.noise / 4, shape))
+    progress = 1.0 - np.exp(-e / 3.0)
+    log_s = (
+        -0.4 * np.log(col["train.lr"] / 0.01)
+        + 0.3 * np.log(col["train.batch_size"] / 256.0)
+        - 0.4 * np.log1p(col["train.l2"] * 1e3)
+        - 0.3 * np.log1p(col["train.gc_reg.alpha"] * 1e6)
+    )
+    s = np.exp(spec.effect * log_s * progress) * wiggle
+    loss = 2.3 * np.exp(-0.3 * speed**0.7 * e) * wiggle + 1e-3
+    out = {"train_loss": loss, "train_acc": 1.0 - 0.9 * np.sqrt(np.minimum(loss / 2.3, 1.0))}
+    out["test_acc"] = 0.85 * out["train_acc"]
+
+    def own(arr: np.ndarray) -> np.ndarray:  # each quantity gets its own seed noise
+        return arr * np.exp(rng.normal(0.0, spec.noise, (len(configs), 1)))
+
+    out["gc"] = own(20.0 * (1.0 + 0.5 * progress) * s)
+    out["geo_collapse"] = own(0.4 * np.exp(-0.5 * progress) * s)
+    out["nc_cdnv"] = own(0.1 * np.exp(-progress) * s)
+    for name, scale in (("nc1", 2.0), ("nc2_etf", 0.5), ("nc2_equinorm", 0.2), ("nc3", 0.8)):
+        out[name] = own(scale * np.exp(-progress) * s)
+    out["nc4"] = own(0.3 * np.exp(-2.0 * progress) * s)
+    out["gc_logits"] = np.full(shape, np.nan)
+    return out | _optional_curves(spec, configs, out, rng)
+
+
+def _optional_curves(spec, configs, out, rng) -> dict[str, np.ndarray]:
+    shape = out["gc"].shape
+    nan = np.full(shape, np.nan)
+    extra = {"gc_exact": nan, "target_nc_cdnv": nan, "ncc_test_error": nan, "nc_bound": nan}
+    if spec.probes:
+        probes = np.array([c[PROBES_KEY] for c in configs], dtype=float)[:, None]
+        extra["gc_exact"] = out["gc"]
+        out["gc"] = out["gc"] * (1.0 + rng.normal(0.0, 1.0, shape) / np.sqrt(probes))
+    if spec.transfer:
+        target = 2.0 * np.sqrt(out["nc_cdnv"] / 0.1) * np.exp(rng.normal(0.0, spec.noise, shape))
+        extra["target_nc_cdnv"] = target
+        for k in spec.shots:
+            acc = 0.55 + 0.06 * np.log(k) - 0.15 * np.log(target / 2.0)
+            extra[f"fewshot_acc_{k}shot"] = np.clip(acc, 0.0, 1.0)
+            extra[f"fewshot_ci_{k}shot"] = np.full(shape, 0.01)
+    else:
+        for k in spec.shots:
+            extra[f"fewshot_acc_{k}shot"] = extra[f"fewshot_ci_{k}shot"] = nan
+    if spec.bound:
+        extra["ncc_test_error"] = 0.5 * np.sqrt(out["train_loss"] / 2.3) + 0.1
+        extra["nc_bound"] = 1.5 * extra["ncc_test_error"] + 0.05
+    return extra
+
+
+def _diverged_trials(spec: SyntheticSpec, configs: list[dict]) -> set[int]:
+    top = [i for i, c in enumerate(configs) if c["train.lr"] == max(spec.lrs)]
+    return set(top[: spec.diverged])
+
+
+def _metric_rows(spec: SyntheticSpec, configs: list[dict]) -> dict[str, np.ndarray]:
+    """Flat columns over (trial, epoch), with diverged trials cut short and nulled."""
+    curves = _curves(spec, configs)
+    n_t, n_e = len(configs), spec.epochs + 1
+    keep = np.ones((n_t, n_e), dtype=bool)
+    diverged = np.zeros((n_t, n_e), dtype=bool)
+    stop = spec.epochs // 2
+    for i in _diverged_trials(spec, configs):
+        keep[i, stop + 1 :] = False
+        diverged[i, stop] = True
+        for arr in curves.values():
+            arr[i, stop] = np.nan
+    epoch = np.broadcast_to(np.arange(n_e), (n_t, n_e))
+    batch = np.array([c["train.batch_size"] for c in configs])[:, None]
+    rows = {name: arr[keep] for name, arr in curves.items()}
+    rows["trial"] = np.broadcast_to(np.arange(n_t)[:, None], (n_t, n_e))[keep]
+    rows["epoch"] = epoch[keep]
+    rows["step"] = (epoch * -(-50_000 // batch))[keep]
+    rows["diverged"] = diverged[keep]
+    rows["wall_time_s"] = (epoch * 12.5 + 0.1)[keep]
+    rows["written_at"] = _T0 + (rows["trial"] * 1000 + rows["epoch"] * 10).astype("m8[s]")
+    return rows
+
+
+def _study_json(spec: SyntheticSpec) -> dict:
+    body = {
+        "train": {"lr": spec.lrs[0], "batch_size": spec.batch_sizes[0], "epochs": spec.epochs},
+        "sweep": {"grid": {k: list(v) for k, v in spec.swept().items()}},
+        **spec.extra_spec,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return {
+        "name": spec.name,
+        "spec": body,
+        "spec_hash": hashlib.sha256(canonical.encode()).hexdigest()[:16],
+        "sweep_params": list(spec.swept()),
+        "seed_param": "train.seed",
+        "code_version": "gcnc 0.1.0 (synthetic)",
+        "packages": {"python": "3.11", "pyarrow": pa.__version__},
+        "created_at": "2025-01-01T00:00:00Z",
+    }
+
+
+def _metrics_table(spec, rows, meta, configs, sel: np.ndarray) -> pa.Table:
+    schema = metric_schema(spec)
+    n = int(sel.sum()) if sel.dtype == bool else len(sel)
+    trial = rows["trial"][sel]
+    cols = {
+        "study": [spec.name] * n,
+        "trial_id": [configs[t]["trial_id"] for t in trial],
+        "spec_hash": [meta["spec_hash"]] * n,
+        "code_version": [meta["code_version"]] * n,
+        "gc_estimator": _estimator_labels(spec, configs, trial),
+    }
+    for key in [f.name for f in schema if f.name in configs[0]]:
+        cols[key] = [configs[t][key] for t in trial]
+    for name in schema.names:
+        if name not in cols:
+            cols[name] = rows[name][sel]
+    arrays = [_array(cols[f.name], f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _array(values, typ: pa.DataType) -> pa.Array:
+    if pa.types.is_floating(typ):
+        values = np.asarray(values, dtype=float)
+        return pa.array(values, type=typ, mask=np.isnan(values))
+    if pa.types.is_timestamp(typ):
+        return pa.array(np.asarray(values).astype("M8[ns]")).cast(typ)
+    return pa.array(values, type=typ)
+
+
+def _estimator_labels(spec, configs, trial) -> list[str]:
+    if not spec.probes:
+        return ["exact"] * len(trial)
+    return [f"projection(dist=sphere,probes={configs[t][PROBES_KEY]})" for t in trial]
+
+
+def _write_metrics(root, spec, rows, meta, configs) -> None:
+    n_t = len(configs)
+    running = set(range(n_t - spec.running, n_t))
+    leftovers = set(range(spec.leftovers))
+    restarted = set(range(spec.leftovers, spec.leftovers + spec.restarted))
+    table = _metrics_table(spec, rows, meta, configs, np.ones(len(rows["trial"]), dtype=bool))
+    bounds = np.searchsorted(rows["trial"], np.arange(n_t + 1))
+    trial_rows = []
+    for t, cfg in enumerate(configs):
+        part = table.slice(bounds[t], bounds[t + 1] - bounds[t])
+        folder = os.path.join(root, "metrics", f"trial_id={cfg['trial_id']}")
+        os.makedirs(folder, exist_ok=True)
+        if t in running:
+            part = part.slice(0, max(1, part.num_rows // 2))
+            for e in range(part.num_rows):
+                pq.write_table(part.slice(e, 1), os.path.join(folder, f"epoch={e:05d}.parquet"))
+        else:
+            if t in restarted:
+                part = pa.concat_tables([_stale(part.slice(2, 3), seconds=-500), part])
+            pq.write_table(part, os.path.join(folder, "compacted.parquet"))
+            if t in leftovers:
+                stale = _stale(part.slice(1, 1), seconds=-1)
+                pq.write_table(stale, os.path.join(folder, "epoch=00001.parquet"))
+        trial_rows.append(_trial_row(spec, cfg, part, t in running, t in restarted))
+    _write_trials(root, spec, trial_rows)
+
+
+def _stale(part: pa.Table, *, seconds: int) -> pa.Table:
+    """The same keys written earlier, with values no reader may keep."""
+    cols = {name: part.column(name) for name in part.schema.names}
+    for name in ("gc", "geo_collapse", "nc_cdnv", "train_loss"):
+        cols[name] = pa.array([STALE] * part.num_rows, type=pa.float64())
+    shifted = np.asarray(part.column("written_at").to_numpy()) + np.timedelta64(seconds, "s")
+    cols["written_at"] = _array(shifted, part.schema.field("written_at").type)
+    return pa.Table.from_pydict(cols, schema=part.schema)
+
+
+def _trial_row(spec, cfg, part: pa.Table, running: bool, restarted: bool) -> dict:
+    diverged = bool(pa.compute.any(part.column("diverged")).as_py())
+    nested: dict = {}
+    for key, value in cfg.items():
+        if key != "trial_id":
+            _set_dotted(nested, key, value)
+    row = {k: v for k, v in cfg.items() if k != "trial_id"}
+    row.update(
+        study=spec.name,
+        trial_id=cfg["trial_id"],
+        status="running" if running else "done",
+        diverged=diverged,
+        attempts=2 if restarted else 1,
+        error=None,
+        config=json.dumps(nested, sort_keys=True),
+        epochs_done=int(pa.compute.max(part.column("epoch")).as_py()),
+        updated_at=np.datetime64("2025-01-02T00:00:00", "ns"),
+    )
+    return row
+
+
+def _set_dotted(tree: dict, key: str, value) -> None:
+    *parents, leaf = key.split(".")
+    for p in parents:
+        tree = tree.setdefault(p, {})
+    tree[leaf] = value
+
+
+def _write_trials(root: str, spec: SyntheticSpec, trial_rows: list[dict]) -> None:
+    fields = [
+        ("study", pa.string()),
+        ("trial_id", pa.string()),
+        ("status", pa.string()),
+        ("diverged", pa.bool_()),
+        ("attempts", pa.int64()),
+        ("error", pa.string()),
+        ("config", pa.string()),
+        *_hyper_fields(spec),
+        ("epochs_done", pa.int64()),
+        ("updated_at", pa.timestamp("ns", tz="UTC")),
+    ]
+    schema = pa.schema(fields)
+    arrays = [_array([r[f.name] for r in trial_rows], f.type) for f in schema]
+    pq.write_table(
+        pa.Table.from_arrays(arrays, schema=schema), os.path.join(root, "trials.parquet")
+    )

@@ -1,0 +1,190 @@
+"""Loading: dedup on (trial_id, epoch), schema checks, unreadable files named, nulls kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from synthetic_study import STALE, SyntheticSpec, write_synthetic_study
+
+from analysis import StudyError, load_study
+
+
+def _raw_rows(study_dir: str) -> pd.DataFrame:
+    """Every row of every metrics file, read independently of the loader."""
+    frames = []
+    for folder, _, files in os.walk(os.path.join(study_dir, "metrics")):
+        frames += [pq.read_table(os.path.join(folder, f)).to_pandas() for f in files]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_one_row_per_key_holding_the_latest_write(lr_study_dir, lr_study):
+    raw = _raw_rows(lr_study_dir)
+    latest = raw.sort_values("written_at").groupby(["trial_id", "epoch"]).tail(1)
+    got = lr_study.metrics.set_index(["trial_id", "epoch"]).sort_index()
+    want = latest.set_index(["trial_id", "epoch"]).sort_index()
+    assert not got.index.duplicated().any()
+    assert got.index.equals(want.index)
+    np.testing.assert_array_equal(got["gc"].to_numpy(), want["gc"].to_numpy())
+    assert (got["written_at"] == want["written_at"]).all()
+    assert lr_study.n_duplicates == len(raw) - len(want) == 4  # 1 leftover + 3 restarted rows
+    assert not (lr_study.metrics[["gc", "nc_cdnv", "train_loss"]] == STALE).any().any()
+
+
+def test_a_later_per_epoch_file_wins_over_the_compacted_row(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(leftovers=0, restarted=0, running=0))
+    folder = os.path.join(root, "metrics", "trial_id=t00002")
+    row = pq.read_table(os.path.join(folder, "compacted.parquet")).slice(4, 1).to_pandas()
+    row["gc"] = 123.0
+    row["written_at"] = row["written_at"] + pd.Timedelta(hours=1)
+    pq.write_table(
+        pa.Table.from_pandas(row, preserve_index=False), os.path.join(folder, "epoch=00004.parquet")
+    )
+    study = load_study(root)
+    got = study.metrics.set_index(["trial_id", "epoch"]).loc[("t00002", 4), "gc"]
+    assert got == 123.0
+    assert study.n_duplicates == 1
+
+
+def test_rows_are_sorted_by_trial_then_epoch(lr_study):
+    m = lr_study.metrics
+    keys = list(zip(m["trial_id"], m["epoch"], strict=True))
+    assert keys == sorted(keys)
+
+
+def test_unmeasured_columns_stay_null_never_zero(lr_study):
+    assert lr_study.metrics["gc_exact"].isna().all()
+    assert not lr_study.measured("gc_exact")
+    assert lr_study.measured("nc_bound")
+
+
+def test_trial_status_is_joined_and_config_stays_in_trials(lr_study):
+    m = lr_study.metrics
+    assert set(m["trial_status"]) == {"done", "running"}
+    assert "config" not in m
+    assert json.loads(lr_study.trials["config"].iloc[0])["train"]["lr"] == 0.005
+
+
+def test_sweep_params_come_from_study_json(lr_study):
+    assert lr_study.sweep_params == ["train.lr", "train.seed"]
+    assert lr_study.hyper_params == ["train.lr"]
+    assert lr_study.seed_param == "train.seed"
+
+
+def test_a_truncated_file_is_named_in_a_warning_and_the_rest_loads(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", SyntheticSpec())
+    bad = os.path.join(root, "metrics", "trial_id=t00003", "compacted.parquet")
+    with open(bad, "r+b") as fh:
+        fh.truncate(os.path.getsize(bad) // 2)
+    study = load_study(root)
+    assert any(bad in w and "unreadable" in w for w in study.warnings)
+    assert "t00003" not in set(study.metrics["trial_id"])
+    assert study.metrics["trial_id"].nunique() == 8
+
+
+def test_strict_loading_raises_on_an_unreadable_file(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", SyntheticSpec())
+    bad = os.path.join(root, "metrics", "trial_id=t00001", "compacted.parquet")
+    with open(bad, "wb") as fh:
+        fh.write(b"not parquet")
+    with pytest.raises(StudyError, match="t00001"):
+        load_study(root, strict=True)
+
+
+def test_files_with_different_columns_are_unified(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
+    path = os.path.join(root, "metrics", "trial_id=t00000", "compacted.parquet")
+    table = pq.read_table(path)
+    pq.write_table(table.drop_columns(["fewshot_acc_5shot", "fewshot_ci_5shot"]), path)
+    study = load_study(root)
+    rows = study.metrics.set_index("trial_id")
+    assert rows.loc["t00000", "fewshot_acc_5shot"].isna().all()
+    assert rows.loc["t00001", "fewshot_acc_5shot"].notna().all()
+
+
+def test_a_missing_fixed_column_reads_as_not_measured_with_a_warning(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
+    for folder, _, files in os.walk(os.path.join(root, "metrics")):
+        for f in files:
+            path = os.path.join(folder, f)
+            pq.write_table(pq.read_table(path).drop_columns(["nc_bound"]), path)
+    study = load_study(root)
+    assert study.metrics["nc_bound"].isna().all()
+    assert any("nc_bound" in w for w in study.warnings)
+
+
+def test_a_missing_required_column_is_an_error_naming_it(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
+    for folder, _, files in os.walk(os.path.join(root, "metrics")):
+        for f in files:
+            path = os.path.join(folder, f)
+            pq.write_table(pq.read_table(path).drop_columns(["written_at"]), path)
+    with pytest.raises(StudyError, match="written_at"):
+        load_study(root)
+
+
+def test_a_column_of_the_wrong_type_is_an_error(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
+    for folder, _, files in os.walk(os.path.join(root, "metrics")):
+        for f in files:
+            path = os.path.join(folder, f)
+            t = pq.read_table(path)
+            i = t.schema.get_field_index("gc")
+            pq.write_table(t.set_column(i, "gc", t["gc"].cast(pa.string())), path)
+    with pytest.raises(StudyError, match="'gc'"):
+        load_study(root)
+
+
+def test_files_disagreeing_on_a_type_are_named(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
+    path = os.path.join(root, "metrics", "trial_id=t00004", "compacted.parquet")
+    t = pq.read_table(path)
+    i = t.schema.get_field_index("nc1")
+    pq.write_table(t.set_column(i, "nc1", t["nc1"].cast(pa.string())), path)
+    with pytest.raises(StudyError, match="t00004"):
+        load_study(root)
+
+
+def test_no_study_json_is_an_error(tmp_path):
+    with pytest.raises(StudyError, match=r"study\.json"):
+        load_study(str(tmp_path))
+
+
+def test_a_uri_reads_like_a_path(lr_study_dir, lr_study):
+    study = load_study("file://" + lr_study_dir)
+    pd.testing.assert_frame_equal(study.metrics, lr_study.metrics)
+
+
+def test_missing_trials_file_is_warned_and_trials_derived(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", SyntheticSpec())
+    os.remove(os.path.join(root, "trials.parquet"))
+    study = load_study(root)
+    assert any("trials.parquet" in w for w in study.warnings)
+    assert sorted(study.trials["trial_id"]) == sorted(study.metrics["trial_id"].unique())
+
+
+def test_metrics_of_an_unknown_trial_and_another_spec_hash_are_warned(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
+    src = os.path.join(root, "metrics", "trial_id=t00000")
+    dst = os.path.join(root, "metrics", "trial_id=zz")
+    shutil.copytree(src, dst)
+    path = os.path.join(dst, "compacted.parquet")
+    t = pq.read_table(path).to_pandas()
+    t["trial_id"], t["spec_hash"] = "zz", "0000000000000000"
+    pq.write_table(pa.Table.from_pandas(t, preserve_index=False), path)
+    study = load_study(root)
+    assert any("no row in trials.parquet: zz" in w for w in study.warnings)
+    assert any("another spec hash (0000000000000000)" in w for w in study.warnings)
+
+
+def test_a_study_without_metrics_loads_empty_with_a_warning(tmp_path):
+    (tmp_path / "study.json").write_text(json.dumps({"name": "e", "sweep_params": ["train.lr"]}))
+    study = load_study(str(tmp_path))
+    assert study.metrics.empty
+    assert any("no metrics files" in w for w in study.warnings)

@@ -1,0 +1,90 @@
+"""The HTML report and the terminal tables."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import pathlib
+import re
+
+import plotly.offline
+import pytest
+
+from analysis import PngExportError, format_tables, load_study, write_report
+
+
+@pytest.fixture(scope="module")
+def report_html(lr_study_dir: str) -> str:
+    path = write_report(lr_study_dir)
+    assert path == os.path.join(lr_study_dir, "report.html")
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def test_the_report_is_self_contained(report_html):
+    bundle = plotly.offline.get_plotlyjs()
+    assert bundle in report_html  # plotly.js inline, once
+    rest = report_html.replace(bundle, "")
+    assert "<script src" not in rest
+    assert not re.search(r"(src|href)=[\"']?https?://", rest)
+    assert rest.count("Plotly.newPlot") == 7  # sweep and transfer × 2 alignments, 3 more
+
+
+def test_the_report_holds_every_applicable_figure(report_html):
+    for name in ("sweep_train.lr_epoch", "sweep_train.lr_train_loss", "transfer_train.lr_epoch"):
+        assert f'id="fig-{name}"' in report_html
+    for name in ("bound", "scatter_matrix", "correlations"):
+        assert f'id="fig-{name}"' in report_html
+    assert 'id="fig-robustness"' not in report_html
+    assert "robustness figure: this study did not measure gc_exact" in report_html
+
+
+def test_the_report_shows_verdicts_numbers_and_provenance(report_html, lr_study):
+    assert '<td class="v-reproduced">reproduced</td>' in report_html
+    assert "↑ lr ⇒ lower GC (raw)" in report_html
+    assert "train loss ≤ " in report_html
+    assert lr_study.meta["spec_hash"] in report_html
+    assert "Correlations of final values" in report_html
+
+
+def test_a_source_only_study_leaves_transfer_out_with_a_note(source_only_dir, tmp_path):
+    out = write_report(source_only_dir, output=str(tmp_path / "r.html"))
+    html = pathlib.Path(out).read_text(encoding="utf-8")
+    assert "fig-transfer" not in html
+    assert "transfer figure: this study did not measure target_nc_cdnv" in html
+    assert 'id="fig-sweep_train.batch_size_epoch"' in html
+
+
+def test_a_uri_study_dir_gets_its_report_inside(source_only_dir):
+    out = write_report("file://" + source_only_dir)
+    assert out == os.path.join(source_only_dir, "report.html")
+    assert os.path.getsize(out) > 0
+
+
+def test_warnings_reach_the_report(tmp_path):
+    (tmp_path / "study.json").write_text(json.dumps({"name": "empty", "sweep_params": []}))
+    html = pathlib.Path(write_report(str(tmp_path))).read_text(encoding="utf-8")
+    assert '<div class="warn">no metrics files under' in html
+
+
+@pytest.mark.skipif(importlib.util.find_spec("kaleido") is not None, reason="kaleido installed")
+def test_png_export_without_kaleido_says_how_after_writing_the_html(source_only_dir, tmp_path):
+    out = tmp_path / "r.html"
+    with pytest.raises(PngExportError, match="kaleido"):
+        write_report(source_only_dir, output=str(out), png_dir=str(tmp_path / "png"))
+    assert out.stat().st_size > 0
+
+
+def test_terminal_tables_show_verdicts_values_and_correlations(lr_study):
+    text = format_tables(lr_study)
+    for heading in ("Verdicts on the paper's claims", "Final values across seeds", "Correlations"):
+        assert heading in text
+    assert "↑ lr ⇒ lower GC (raw)" in text and "reproduced" in text
+    assert "lr-sweep" in text
+
+
+def test_terminal_tables_print_the_warnings(tmp_path):
+    (tmp_path / "study.json").write_text(json.dumps({"name": "empty", "sweep_params": []}))
+    text = format_tables(load_study(str(tmp_path)))
+    assert "WARNING: no metrics files" in text

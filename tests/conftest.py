@@ -1,0 +1,50 @@
+"""Shared fixtures. Ray starts once per test session, and only for tests that ask for it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def ray_tmpdir() -> Iterator[str]:
+    """A short private folder for every Ray instance of the session (sockets, logs, the
+    address file), also passed to subprocesses through ``RAY_TMPDIR``."""
+    folder = tempfile.mkdtemp(prefix="gcnc-t", dir="/tmp")
+    os.mkdir(os.path.join(folder, "ray"))  # Ray's default temp dir under RAY_TMPDIR
+    old = os.environ.get("RAY_TMPDIR")
+    os.environ["RAY_TMPDIR"] = folder
+    yield folder
+    if old is None:
+        os.environ.pop("RAY_TMPDIR", None)
+    else:
+        os.environ["RAY_TMPDIR"] = old
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(ray_tmpdir: str) -> Iterator[object]:
+    """One local Ray cluster (a head node with 2 CPUs) with this process connected.
+
+    Tests may add worker nodes (``ray_cluster.add_node``) and must remove them again.
+    """
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 2,
+            "object_store_memory": 100 * 1024**2,
+            "temp_dir": os.path.join(ray_tmpdir, "ray"),
+            "include_dashboard": False,
+        },
+    )
+    ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+    yield cluster
+    ray.shutdown()
+    cluster.shutdown()

@@ -1,0 +1,132 @@
+"""Helpers for the orchestrator tests: study files, an independent metrics reader, processes."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import signal
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SLEEP_STUDY = """
+name = "{name}"
+trainable = "testing.sleep"
+[train]
+epochs = {epochs}
+[model.options]
+sleep_s = {sleep_s}
+log_dir = "{log_dir}"
+[resources]
+cpus_per_trial = {cpus}
+max_failures = 2
+"""
+
+
+def write_study(folder: Path, text: str, *, filename: str = "study.toml") -> Path:
+    """Write a study file (dedented) and return its path."""
+    path = Path(folder, filename)
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def sleep_study(
+    folder: Path,
+    extra: str = "",
+    *,
+    name: str = "sleepy",
+    epochs: int = 3,
+    sleep_s: float = 0.2,
+    cpus: float = 1.0,
+) -> Path:
+    """A study of the stand-in trainable, logging every attempt's start to ``folder/logs``."""
+    logs = Path(folder, "logs")
+    logs.mkdir(exist_ok=True)
+    text = SLEEP_STUDY.format(name=name, epochs=epochs, sleep_s=sleep_s, log_dir=logs, cpus=cpus)
+    return write_study(folder, text + textwrap.dedent(extra), filename=f"{name}.toml")
+
+
+def starts(folder: Path) -> list[dict]:
+    """The attempts the stand-in trainable logged, in order."""
+    path = Path(folder, "logs", "starts.jsonl")
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def read_rows(study_dir: str | os.PathLike) -> pd.DataFrame:
+    """Every metrics row as docs/schema.md tells a reader to: concatenate all files, keep
+    the latest ``written_at`` per ``(trial_id, epoch)``. Written with pandas, independently
+    of the orchestrator's own reader."""
+    files = glob.glob(os.path.join(study_dir, "metrics", "**", "*.parquet"), recursive=True)
+    if not files:
+        return pd.DataFrame()
+    frames = [pq.ParquetFile(f).read().to_pandas() for f in files]
+    raw = pd.concat(frames, ignore_index=True)
+    latest = raw.sort_values("written_at", kind="stable").drop_duplicates(
+        ["trial_id", "epoch"], keep="last"
+    )
+    return latest.sort_values(["trial_id", "epoch"]).reset_index(drop=True)
+
+
+def raw_rows(study_dir: str | os.PathLike) -> pd.DataFrame:
+    """Every row of every metrics file, duplicates included."""
+    files = glob.glob(os.path.join(study_dir, "metrics", "**", "*.parquet"), recursive=True)
+    tables = [pq.ParquetFile(f).read() for f in files]
+    if not tables:
+        return pd.DataFrame()
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
+def read_trials(study_dir: str | os.PathLike) -> pd.DataFrame:
+    return pq.ParquetFile(os.path.join(study_dir, "trials.parquet")).read().to_pandas()
+
+
+# ---------------------------------------------------------------- processes
+
+
+def session_pids(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (Linux ``/proc``)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path("/proc", entry, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields: state, ppid, pgrp, session
+            pids.append(int(entry))
+    return pids
+
+
+def reap_session(sid: int, *, timeout_s: float = 30.0) -> None:
+    """SIGKILL every process of session ``sid`` (one this test started) and wait for them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        pids = session_pids(sid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"processes of session {sid} still alive: {pids}")
+        time.sleep(0.2)
+
+
+def wait_for(predicate, *, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
+    """Poll ``predicate`` until it is true, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(interval_s)

@@ -1,0 +1,136 @@
+"""The driver's records without Ray: trial events to trials.parquet, status, progress."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import pytest
+from gcnc_testkit import read_trials, sleep_study
+
+from orchestrator import cli
+from orchestrator.book import Counts
+from orchestrator.driver import StudyRun
+from orchestrator.progress import ProgressView, eta_seconds, format_duration, status_line
+from orchestrator.spec import load_study
+from orchestrator.studydir import StudyDir, open_study_dir
+from orchestrator.trial import make_job, run_trial
+from trainables.reporter import MemoryReporter, TrialInterrupted
+
+
+@pytest.fixture
+def setup(tmp_path):
+    path = sleep_study(tmp_path, "[sweep]\nseeds = [0, 1, 2]", epochs=2, sleep_s=0.0)
+    study = load_study(path)
+    sdir = StudyDir.of(str(tmp_path / "runs"), study.name)
+    info, _ = open_study_dir(sdir, study)
+    return study, sdir, make_job(study, sdir, info)
+
+
+def test_every_grid_trial_is_pending_before_the_run(setup):
+    study, sdir, job = setup
+    StudyRun(study, job, sdir)
+    trials = read_trials(sdir.location)
+    assert trials["status"].tolist() == ["pending"] * 3
+    assert trials["train.seed"].tolist() == [0, 1, 2]
+    assert trials["attempts"].tolist() == [0, 0, 0]
+
+
+def test_events_update_the_records_and_a_new_run_continues_them(setup):
+    study, sdir, job = setup
+    run = StudyRun(study, job, sdir)
+    run.started("tune-a", {"point": 0})
+    run.result("tune-a", {"point": 0}, {"epoch": 2, "diverged": False})
+    run.completed("tune-a", {"point": 0})
+    run.started("tune-b", {"point": 1})
+    run.errored("tune-b", {"point": 1}, "Traceback ...\nRuntimeError: boom", retrying=True)
+    run.started("tune-b", {"point": 1})
+    run.result("tune-b", {"point": 1}, {"epoch": 1, "diverged": True})
+    assert run.book.counts() == Counts(total=3, done=1, running=1, failed=0, diverged=1, pending=1)
+    assert run.work() == (3.0, 3.0)  # t0 done (2), t1 at 1 of 2, t2 not started (2)
+    counts = run.finish()
+    assert counts.running == 0 and counts.pending == 2  # still running becomes pending
+    trials = read_trials(sdir.location).set_index("trial_id")
+    assert trials.loc["t00001", "attempts"] == 2
+    assert trials.loc["t00001", "error"].endswith("boom")
+    again = StudyRun(study, job, sdir)  # a resumed run starts from the file
+    assert again.book.trials["t00000"].status == "done"
+    assert again.book.trials["t00001"].attempts == 2
+
+
+def test_status_counts_trials_and_distinct_rows(setup, capsys):
+    study, sdir, job = setup
+    run = StudyRun(study, job, sdir)
+    for index in (0, 1):
+        run.started(f"r{index}", {"point": index})
+        run_trial(job, job.points[index], f"t0000{index}", MemoryReporter())
+        run.completed(f"r{index}", {"point": index})
+    run.started("r2", {"point": 2})
+    with pytest.raises(TrialInterrupted):
+        run_trial(job, job.points[2], "t00002", MemoryReporter(stop_after=2))
+    run.errored("r2", {"point": 2}, "RuntimeError: out of memory", retrying=False)
+    run.tick(force=True)
+    assert cli.main(["status", sdir.location]) == 0
+    out = capsys.readouterr().out
+    assert "trials: 3 — 2 done, 0 running, 1 failed, 0 pending; 0 diverged" in out
+    assert "rows: 8 metrics rows from 3 trials" in out
+    assert "t00002: RuntimeError: out of memory" in out
+
+
+def test_status_of_a_missing_dir_is_bad_input(tmp_path, capsys):
+    assert cli.main(["status", str(tmp_path / "nothing")]) == 2
+    assert capsys.readouterr().err.startswith("gcnc: error: STUDY_DIR: ")
+
+
+def test_durations_and_eta():
+    assert [format_duration(s) for s in (None, 5, 65, 3725)] == ["?", "5s", "1m05s", "1h02m"]
+    assert eta_seconds(elapsed_s=10, work_done=0, work_left=5) is None
+    assert eta_seconds(elapsed_s=10, work_done=4, work_left=6) == pytest.approx(15.0)
+    assert eta_seconds(elapsed_s=10, work_done=4, work_left=0) == 0.0
+
+
+def test_status_line_names_every_count():
+    line = status_line("s", Counts(8, 3, 2, 1, 1, 2), eta_s=70)
+    assert line == "s: 3/8 done · 2 running · 1 failed · 1 diverged · ETA 1m10s"
+
+
+def test_off_a_terminal_a_line_is_printed_when_the_counts_change():
+    out = io.StringIO()
+    view = ProgressView("s", out=out, interval_s=0.0)
+    view.update(Counts(2, 0, 1, 0, 0, 1), work_done=0, work_left=4)
+    view.update(Counts(2, 0, 1, 0, 0, 1), work_done=1, work_left=3)  # same counts: quiet
+    view.update(Counts(2, 1, 1, 0, 0, 0), work_done=2, work_left=2)
+    lines = out.getvalue().splitlines()
+    assert [ln.split(" · ETA")[0] for ln in lines] == [
+        "s: 0/2 done · 1 running · 0 failed · 0 diverged",
+        "s: 1/2 done · 1 running · 0 failed · 0 diverged",
+    ]
+
+
+def _finished_study(setup) -> str:
+    study, sdir, job = setup
+    run = StudyRun(study, job, sdir)
+    for index, point in enumerate(job.points):
+        run.started(f"r{index}", {"point": index})
+        run_trial(job, point, f"t{index:05d}", MemoryReporter())
+        run.completed(f"r{index}", {"point": index})
+    run.finish()
+    return sdir.location
+
+
+def test_report_and_analyze_hand_the_study_dir_to_analysis(setup, tmp_path, capsys):
+    location = _finished_study(setup)
+    output = tmp_path / "out" / "report.html"
+    assert cli.main(["report", location, "-o", str(output)]) == 0
+    assert output.read_text().lstrip().lower().startswith("<!doctype html")
+    assert cli.main(["analyze", location]) == 0
+    assert "study: sleepy" in capsys.readouterr().out
+
+
+def test_without_the_analysis_package_the_report_is_skipped_with_a_message(
+    setup, monkeypatch, capsys
+):
+    location = _finished_study(setup)
+    monkeypatch.setitem(sys.modules, "analysis", None)  # import analysis raises ImportError
+    assert cli.main(["report", location]) == 1
+    assert "the analysis package is not available" in capsys.readouterr().err

@@ -1,0 +1,230 @@
+"""Faults with a real Ray: a killed driver, a killed trial process, a lost node, a cluster.
+
+Every process a test starts runs in its own session and is reaped by that session's PIDs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from gcnc_testkit import (
+    raw_rows,
+    read_rows,
+    read_trials,
+    reap_session,
+    sleep_study,
+    starts,
+    wait_for,
+)
+
+from orchestrator import cli
+
+pytestmark = pytest.mark.slow
+
+VALUES = ["train.lr", "train.seed", "step", "train_loss", "train_acc", "test_acc", "gc",
+          "nc_cdnv", "diverged"]
+
+
+@pytest.fixture
+def spawn(ray_tmpdir) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start a command in a new session; every session is reaped at the end of the test."""
+    sessions: list[int] = []
+
+    def start(*args: str) -> subprocess.Popen:
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, start_new_session=True)
+        sessions.append(proc.pid)
+        return proc
+
+    yield start
+    for sid in sessions:
+        reap_session(sid)
+
+
+def gcnc(spawn, *args: str) -> subprocess.Popen:
+    return spawn(sys.executable, "-m", "orchestrator", *args)
+
+
+def finish(proc: subprocess.Popen, *, timeout_s: float = 300) -> str:
+    out, _ = proc.communicate(timeout=timeout_s)
+    assert proc.returncode == 0, out
+    return out
+
+
+def trial_files(study_dir: Path) -> dict[str, list[str]]:
+    folder = study_dir / "metrics"
+    if not folder.is_dir():
+        return {}
+    return {d.name.split("=", 1)[1]: sorted(f.name for f in d.iterdir() if f.suffix == ".parquet")
+            for d in folder.iterdir()}
+
+
+def compacted(study_dir: Path) -> set[str]:
+    return {t for t, files in trial_files(study_dir).items() if "compacted.parquet" in files}
+
+
+def kill_driver(spawn_proc: subprocess.Popen) -> None:
+    os.kill(spawn_proc.pid, signal.SIGKILL)
+    spawn_proc.wait(timeout=30)
+    reap_session(spawn_proc.pid)  # the Ray it started, left behind
+
+
+def assert_unchanged(before: pd.DataFrame, after: pd.DataFrame) -> None:
+    """Every row written before the kill holds the same values after the resume."""
+    merged = before.merge(after, on=["trial_id", "epoch"], suffixes=("_b", "_a"), how="left")
+    for col in VALUES:
+        pd.testing.assert_series_equal(merged[f"{col}_b"], merged[f"{col}_a"], check_names=False)
+
+
+def test_a_killed_driver_is_finished_by_resume(spawn, tmp_path):
+    path = sleep_study(tmp_path, "[sweep]\nseeds = [0, 1, 2]\n[sweep.grid]\ntrain.lr = [0.1, 0.5]\n",
+                       epochs=4, sleep_s=0.3)
+    study_dir = tmp_path / "runs" / "sleepy"
+    driver = gcnc(spawn, "run", str(path), "--storage", str(tmp_path / "runs"), "--no-report")
+    wait_for(lambda: len(compacted(study_dir)) >= 2 and len(trial_files(study_dir)) > 2,
+             timeout_s=240, what="two finished trials and a third started")
+    kill_driver(driver)
+    before, done_before = read_rows(study_dir), compacted(study_dir)
+    stamps = {t: (study_dir / "metrics" / f"trial_id={t}" / "compacted.parquet").stat().st_mtime_ns
+              for t in done_before}
+    logged = len(starts(tmp_path))
+    assert len(done_before) < 6, "the driver was killed after the study ended"
+
+    out = finish(gcnc(spawn, "resume", str(study_dir), "--no-report"))
+    assert "sleepy: 6/6 trials done" in out
+    trials = read_trials(study_dir)
+    assert (trials["status"] == "done").all()
+    rows = read_rows(study_dir)
+    assert len(rows) == len(raw_rows(study_dir)) == 6 * 5  # exactly one row per key
+    assert_unchanged(before, rows)
+    finished = set(trials.loc[trials["trial_id"].isin(done_before), "train.lr"].astype(str)
+                   + "/" + trials.loc[trials["trial_id"].isin(done_before), "train.seed"].astype(str))
+    rerun = {f"{s['lr']}/{s['seed']}" for s in starts(tmp_path)[logged:]}
+    assert not finished & rerun, "a finished trial ran again"
+    for t, stamp in stamps.items():
+        assert (study_dir / "metrics" / f"trial_id={t}" / "compacted.parquet").stat().st_mtime_ns == stamp
+
+
+def test_a_killed_optuna_study_keeps_its_budget_and_finished_trials(spawn, tmp_path):
+    extra = """
+[search]
+metric = "test_acc"
+mode = "max"
+budget = 4
+[search.space]
+train.lr = {loguniform = [0.01, 1.0]}
+"""
+    path = sleep_study(tmp_path, extra, epochs=3, sleep_s=0.3)
+    study_dir = tmp_path / "runs" / "sleepy"
+    driver = gcnc(spawn, "run", str(path), "--storage", str(tmp_path / "runs"), "--no-report",
+                  "--set", "resources.max_concurrent=1")
+    wait_for(lambda: len(compacted(study_dir)) >= 2, timeout_s=240, what="two finished trials")
+    kill_driver(driver)
+    before, done_before = read_rows(study_dir), compacted(study_dir)
+    lrs_before = set(before.loc[before["trial_id"].isin(done_before), "train.lr"])
+    logged = len(starts(tmp_path))
+
+    finish(gcnc(spawn, "resume", str(study_dir), "--no-report"))
+    trials = read_trials(study_dir)
+    done = trials[trials["status"] == "done"]
+    assert len(done) == 4  # the budget
+    assert done_before <= set(done["trial_id"])
+    assert not lrs_before & {s["lr"] for s in starts(tmp_path)[logged:]}
+    others = trials[trials["status"] != "done"]
+    assert others["error"].str.startswith("abandoned").all()  # started after the last snapshot
+    assert_unchanged(before[before["trial_id"].isin(done_before)], read_rows(study_dir))
+
+
+def test_a_killed_trial_process_resumes_from_its_checkpoint(ray_cluster, tmp_path):
+    path = sleep_study(tmp_path, "[sweep]\nseeds = [0, 1]\n", epochs=6, sleep_s=0.3)
+    study_dir = tmp_path / "runs" / "sleepy"
+
+    def kill_first_trial() -> None:
+        wait_for(lambda: starts(tmp_path), timeout_s=120, what="a trial to start")
+        victim = starts(tmp_path)[0]
+        folder = study_dir / "metrics" / "trial_id=t00000"
+        wait_for(lambda: len(list(folder.glob("epoch=*.parquet"))) >= 3, timeout_s=60,
+                 what="three epochs of the first trial")
+        os.kill(victim["pid"], signal.SIGKILL)  # a Ray worker of this test's cluster
+
+    killer = threading.Thread(target=kill_first_trial)
+    killer.start()
+    assert cli.main(["run", str(path), "--storage", str(tmp_path / "runs"), "--no-report"]) == 0
+    killer.join()
+    trials = read_trials(study_dir).set_index("trial_id")
+    assert trials.loc["t00000", "attempts"] == 2 and (trials["status"] == "done").all()
+    resumed = [s for s in starts(tmp_path) if s["seed"] == 0][1]
+    assert resumed["start_epoch"] >= 2  # from its checkpoint, not from scratch
+    assert len(read_rows(study_dir)) == len(raw_rows(study_dir)) == 2 * 7
+
+
+def test_a_lost_node_s_trials_finish_elsewhere(ray_cluster, tmp_path):
+    nodes = [ray_cluster.add_node(num_cpus=1, object_store_memory=80 * 1024**2) for _ in range(2)]
+    raylets = {n.all_processes["raylet"][0].process.pid: n for n in nodes}
+    path = sleep_study(tmp_path, "[sweep]\nseeds = [0, 1, 2, 3]\n", epochs=6, sleep_s=0.3)
+    removed: list[object] = []
+
+    def remove_a_busy_node() -> None:
+        wait_for(lambda: any(s["ppid"] in raylets for s in starts(tmp_path)), timeout_s=120,
+                 what="a trial on an added node")
+        ppid = next(s["ppid"] for s in starts(tmp_path) if s["ppid"] in raylets)
+        wait_for(lambda: len(read_rows(tmp_path / "runs" / "sleepy")) >= 8, timeout_s=60,
+                 what="some epochs done")
+        ray_cluster.remove_node(raylets[ppid])
+        removed.append(raylets[ppid])
+
+    remover = threading.Thread(target=remove_a_busy_node)
+    remover.start()
+    try:
+        code = cli.main(["run", str(path), "--storage", str(tmp_path / "runs"), "--no-report"])
+    finally:
+        remover.join()
+        for node in nodes:
+            if node not in removed:
+                ray_cluster.remove_node(node)
+    assert code == 0 and removed
+    trials = read_trials(tmp_path / "runs" / "sleepy")
+    assert (trials["status"] == "done").all() and trials["attempts"].max() >= 2
+    rows = read_rows(tmp_path / "runs" / "sleepy")
+    assert len(rows) == len(raw_rows(tmp_path / "runs" / "sleepy")) == 4 * 7
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(spawn, tmp_path):
+    port = _free_port()
+    common = ["--num-cpus", "1", "--object-store-memory", str(80 * 1024**2), "--block",
+              "--disable-usage-stats"]
+    spawn("ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+          "--include-dashboard", "false", *common)
+    address = f"127.0.0.1:{port}"
+    wait_for(lambda: _connects(address), timeout_s=120, what="the head node")
+    spawn("ray", "start", "--address", address, "--node-ip-address", "127.0.0.1", *common)
+    path = sleep_study(tmp_path, "[sweep]\nseeds = [0, 1, 2]\n[smoke]\ntrain.epochs = 1\n",
+                       epochs=5, sleep_s=0.1)
+    out = finish(gcnc(spawn, "run", str(path), "--smoke", "--address", address,
+                      "--storage", str(tmp_path / "shared"), "--no-report"))
+    assert "sleepy-smoke: 3/3 trials done" in out
+    rows = read_rows(tmp_path / "shared" / "sleepy-smoke")
+    assert len(rows) == 3 * 2
+    assert len({s["ppid"] for s in starts(tmp_path)}) == 2, "trials ran on both nodes"
+
+
+def _connects(address: str) -> bool:
+    host, port = address.split(":")
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, int(port))) == 0

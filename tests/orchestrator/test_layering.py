@@ -1,0 +1,72 @@
+"""Imports flow one way, and only ``orchestrator/runner.py`` imports ray."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def imported_roots(package: str) -> dict[str, set[str]]:
+    """For each module file of ``package``, the top-level names it imports."""
+    out: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+        out[str(path.relative_to(ROOT))] = names
+    return out
+
+
+def test_only_the_runner_imports_ray():
+    importers = {f for f, names in imported_roots("orchestrator").items() if "ray" in names}
+    assert importers == {"orchestrator/runner.py"}
+
+
+@pytest.mark.parametrize("package", ["trainables", "analysis"])
+def test_trainables_and_analysis_never_import_ray(package):
+    offenders = {f for f, names in imported_roots(package).items() if "ray" in names}
+    assert offenders == set()
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [("trainables", {"orchestrator", "analysis"}), ("analysis", {"orchestrator", "trainables"})],
+)
+def test_imports_flow_one_way(package, forbidden):
+    offenders = {f: names & forbidden for f, names in imported_roots(package).items()
+                 if names & forbidden}
+    assert offenders == {}
+
+
+def test_validate_and_status_do_not_load_ray(tmp_path):
+    study = tmp_path / "s.toml"
+    study.write_text('trainable = "testing.sleep"\n[sweep]\nseeds = [0, 1]\n')
+    code = (
+        "import sys\n"
+        "from orchestrator.cli import main\n"
+        f"rc = main(['validate', {str(study)!r}])\n"
+        "assert 'ray' not in sys.modules, 'validate imported ray'\n"
+        "sys.exit(rc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"ok: {study}: study s, 2 trials"
+
+
+def test_python_dash_m_orchestrator_is_gcnc():
+    done = subprocess.run([sys.executable, "-m", "orchestrator", "--help"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    for command in ("run", "resume", "status", "validate", "report", "analyze"):
+        assert command in done.stdout

@@ -1,0 +1,204 @@
+"""Metrics rows and trials.parquet against docs/schema.md; idempotent writes; compaction."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from gcnc_testkit import read_rows
+
+from orchestrator.book import TrialBook
+from orchestrator.columns import ALWAYS_PARAMS
+from orchestrator.sink import RowContext, TrialSink, latest_per_key, row_table
+from orchestrator.studydir import StudyDir
+
+SCHEMA_MD = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
+MD_TYPES = {
+    "string": pa.string(),
+    "int64": pa.int64(),
+    "double": pa.float64(),
+    "bool": pa.bool_(),
+    "timestamp[ns, UTC]": pa.timestamp("ns", tz="UTC"),
+}
+PARAM_TYPES = {
+    "train.lr": "double",
+    "train.batch_size": "int64",
+    "train.l2": "double",
+    "train.gc_reg.alpha": "double",
+    "train.seed": "int64",
+}
+
+
+def schema_table(title: str) -> list[tuple[str, str]]:
+    """``(column, type)`` rows of the docs/schema.md table under the heading ``title``."""
+    text = SCHEMA_MD.read_text()
+    section = text.split(f"## `{title}`", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([^`]+)` \| ([^|]+?) \|", section, flags=re.M)
+
+
+def expand(rows: list[tuple[str, str]], shots: tuple[int, ...]) -> dict[str, str]:
+    """The columns of a table, few-shot columns grouped by ``k`` (acc, then ci)."""
+    out: dict[str, str] = {}
+    per_k = [(name, typ) for name, typ in rows if "<k>" in name]
+    for name, typ in rows:
+        if name == "<dotted key>":
+            out.update({k: "by value" for k in PARAM_TYPES})
+        elif per_k and name == per_k[0][0]:
+            for k in shots:
+                out.update({n.replace("<k>", str(k)): t for n, t in per_k})
+        elif "<k>" not in name:
+            out[name] = typ
+    return out
+
+
+def ctx(**kw) -> RowContext:
+    base = dict(
+        study="s",
+        spec_hash="h" * 16,
+        code_version="gcnc test",
+        param_types=dict(PARAM_TYPES),
+        shots=(1, 5),
+    )
+    return RowContext(**(base | kw))
+
+
+PARAMS = {
+    "train.lr": 0.1,
+    "train.batch_size": 64,
+    "train.l2": 0.0,
+    "train.gc_reg.alpha": 0.0,
+    "train.seed": 3,
+}
+
+
+def test_a_row_has_the_schema_columns_in_order_with_their_types():
+    row = row_table(ctx(), "t00001", PARAMS, {"epoch": 2, "step": 20, "train_loss": 0.5})
+    expected = expand(schema_table("metrics/**.parquet"), (1, 5))
+    assert row.schema.names == list(expected)
+    for name, typ in expected.items():
+        want = MD_TYPES.get(typ) or {"double": pa.float64(), "int64": pa.int64()}[PARAM_TYPES[name]]
+        assert row.schema.field(name).type == want, name
+
+
+def test_unmeasured_metrics_are_null_never_zero():
+    row = row_table(
+        ctx(),
+        "t1",
+        PARAMS,
+        {"epoch": 0, "step": 0, "train_loss": 0.0, "gc": float("nan"), "diverged": False},
+    )
+    values = row.to_pylist()[0]
+    assert values["train_loss"] == 0.0
+    assert values["gc"] is None  # non-finite is not a measurement
+    assert values["nc_cdnv"] is None and values["fewshot_acc_5shot"] is None
+    assert all(values[k] == v for k, v in PARAMS.items())
+
+
+def test_extra_metrics_a_trainable_reports_are_kept():
+    row = row_table(ctx(), "t1", PARAMS, {"epoch": 1, "step": 1, "nc2_equiangular": 0.25})
+    assert row.column("nc2_equiangular").to_pylist() == [0.25]
+
+
+def test_trials_table_matches_the_schema(tmp_path):
+    book = TrialBook(StudyDir.of(str(tmp_path), "s"), ctx(), total=2)
+    book.declare("t00000", {"train": {"lr": 0.1}}, PARAMS)
+    book.started("t00000")
+    book.result("t00000", epoch=3, diverged=True)
+    book.failed("t00000", "boom", retrying=False)
+    table = book.table()
+    expected = expand(schema_table("trials.parquet"), ())
+    assert table.schema.names == list(expected)
+    row = table.to_pylist()[0]
+    assert (row["status"], row["diverged"], row["attempts"], row["error"], row["epochs_done"]) == (
+        "error",
+        True,
+        1,
+        "boom",
+        3,
+    )
+    assert book.counts().pending == 1  # the second trial is not known yet
+
+
+def test_trials_file_round_trips(tmp_path):
+    sdir = StudyDir.of(str(tmp_path), "s")
+    book = TrialBook(sdir, ctx(), total=1, min_interval_s=0.0)
+    book.declare("t00000", {"a": 1}, PARAMS)
+    book.started("t00000")
+    assert book.flush()
+    assert not book.flush()  # nothing changed
+    again = TrialBook(sdir, ctx(), total=1)
+    again.load()
+    assert again.trials["t00000"].attempts == 1 and again.trials["t00000"].status == "running"
+    assert again.trials["t00000"].config == {"a": 1}
+
+
+@pytest.fixture
+def sink(tmp_path) -> TrialSink:
+    return TrialSink(StudyDir.of(str(tmp_path), "s"), ctx(), "t00007", PARAMS)
+
+
+def test_rewriting_an_epoch_replaces_its_row(sink):
+    sink.write({"epoch": 1, "step": 10, "train_loss": 1.0})
+    sink.write({"epoch": 1, "step": 10, "train_loss": 0.5})
+    folder = Path(sink.sdir.trial_folder("t00007"))
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch=00001.parquet"]
+    assert read_rows(sink.sdir.location)["train_loss"].tolist() == [0.5]
+
+
+def test_compaction_merges_into_one_file_and_keeps_the_latest_rows(sink):
+    for epoch in range(4):
+        sink.write({"epoch": epoch, "step": epoch, "train_loss": float(epoch)})
+    before = read_rows(sink.sdir.location)
+    assert sink.compact() == 4
+    folder = Path(sink.sdir.trial_folder("t00007"))
+    assert [p.name for p in folder.iterdir()] == ["compacted.parquet"]
+    pd.testing.assert_frame_equal(read_rows(sink.sdir.location), before)
+    sink.write({"epoch": 2, "step": 2, "train_loss": 9.0})  # a replay after compaction
+    assert read_rows(sink.sdir.location)["train_loss"].tolist() == [0.0, 1.0, 9.0, 3.0]
+    assert sink.compact() == 4
+    assert [p.name for p in folder.iterdir()] == ["compacted.parquet"]
+    assert read_rows(sink.sdir.location)["train_loss"].tolist() == [0.0, 1.0, 9.0, 3.0]
+
+
+def test_a_finished_trial_is_recognised_only_with_the_same_params(sink, tmp_path):
+    sink.write({"epoch": 0, "step": 0, "train_loss": 1.0})
+    assert sink.finished_row() is None  # not compacted: not finished
+    sink.write({"epoch": 1, "step": 5, "train_loss": 0.5})
+    sink.compact()
+    assert sink.finished_row()["epoch"] == 1
+    other = TrialSink(sink.sdir, ctx(), "t00007", PARAMS | {"train.lr": 0.2})
+    assert other.finished_row() is None and other.has_foreign_rows()
+    other.clear()
+    assert sink.rows() is None
+
+
+def test_latest_per_key_matches_a_pandas_reference():
+    rng = np.random.default_rng(0)
+    n = 200
+    table = pa.table(
+        {
+            "trial_id": pa.array(rng.choice(["a", "b", "c"], n)),
+            "epoch": pa.array(rng.integers(0, 5, n), pa.int64()),
+            "written_at": pa.array(rng.permutation(n).astype("datetime64[ns]")).cast(
+                pa.timestamp("ns", tz="UTC")
+            ),
+            "value": pa.array(rng.normal(size=n)),
+        }
+    )
+    got = latest_per_key(table).to_pandas()
+    ref = (
+        table.to_pandas()
+        .sort_values("written_at")
+        .drop_duplicates(["trial_id", "epoch"], keep="last")
+        .sort_values(["trial_id", "epoch"])
+        .reset_index(drop=True)
+    )
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), ref)
+
+
+def test_always_present_params_are_the_schema_s_first_four_and_the_seed():
+    assert ALWAYS_PARAMS == tuple(PARAM_TYPES)

@@ -1,0 +1,121 @@
+"""Study files that are valid: defaults, grid forms, overrides, smoke, hashing, study.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from gcnc_testkit import write_study
+
+from orchestrator.errors import StudyError
+from orchestrator.spec import load_study, spec_hash
+from orchestrator.studydir import StudyDir, open_study_dir, study_info
+from trainables.config import TrialConfig
+
+GRID = """
+[train]
+epochs = 4
+[sweep]
+seeds = [0, 1]
+[sweep.grid]
+train.lr = [0.01, 0.1]
+"train.batch_size" = [32, 64]
+[smoke]
+train.epochs = 1
+sweep.seeds = [0]
+"""
+
+
+def test_defaults_are_the_trial_configs_and_the_name_is_the_file_stem(tmp_path):
+    study = load_study(write_study(tmp_path, "", filename="plain.toml"))
+    assert study.name == "plain"
+    assert study.trainable == "gcnc"
+    assert study.base_config() == TrialConfig().model_dump(mode="json")
+    assert study.sweep is None and study.search is None and study.sweep_params() == []
+
+
+def test_grid_keys_may_be_nested_or_quoted(tmp_path):
+    study = load_study(write_study(tmp_path, GRID))
+    assert study.sweep.grid == {"train.lr": [0.01, 0.1], "train.batch_size": [32, 64]}
+    assert study.sweep_params() == ["train.lr", "train.batch_size", "train.seed"]
+
+
+def test_set_overrides_values_read_as_toml(tmp_path):
+    path = write_study(tmp_path, GRID)
+    study = load_study(
+        path,
+        overrides=[
+            "train.momentum=0.9",
+            "sweep.grid.train.lr=[0.5]",
+            'data.name="synthetic"',
+            "metrics.fewshot=false",
+        ],
+    )
+    assert study.train.momentum == 0.9
+    assert study.sweep.grid["train.lr"] == [0.5]
+    assert study.data.name == "synthetic"
+    assert study.metrics.fewshot is False
+
+
+def test_smoke_applies_its_table_then_the_overrides_and_renames(tmp_path):
+    path = write_study(tmp_path, GRID, filename="grid.toml")
+    study = load_study(path, smoke=True, overrides=["train.epochs=2"])
+    assert study.name == "grid-smoke"
+    assert study.sweep.seeds == [0]
+    assert study.train.epochs == 2  # --set wins over [smoke]
+
+
+def test_spec_hash_is_sha256_of_canonical_json():
+    spec = {"b": [1, 2.5], "a": {"y": None, "x": "s"}}
+    canonical = '{"a":{"x":"s","y":null},"b":[1,2.5]}'
+    assert spec_hash(spec) == hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def test_spec_hash_ignores_key_order_and_catches_value_changes(tmp_path):
+    a = write_study(tmp_path, "[train]\nlr = 0.1\nepochs = 3", filename="s.toml")
+    first = study_info(load_study(a))["spec_hash"]
+    (tmp_path / "b").mkdir()
+    b = write_study(tmp_path / "b", "[train]\nepochs = 3\nlr = 0.1", filename="s.toml")
+    assert study_info(load_study(b))["spec_hash"] == first
+    changed = study_info(load_study(a, overrides=["train.epochs=4"]))["spec_hash"]
+    assert changed != first
+
+
+def test_study_info_holds_the_schema_keys(tmp_path):
+    info = study_info(load_study(write_study(tmp_path, GRID)))
+    assert set(info) == {
+        "name",
+        "spec",
+        "spec_hash",
+        "sweep_params",
+        "seed_param",
+        "code_version",
+        "packages",
+        "created_at",
+    }
+    assert info["seed_param"] == "train.seed"
+    assert info["spec_hash"] == spec_hash(info["spec"])
+    assert info["code_version"].startswith("gcnc ")
+    assert {"python", "ray", "pyarrow", "torch"} <= set(info["packages"])
+    json.dumps(info, allow_nan=False)  # plain JSON
+
+
+def test_study_dir_is_created_then_resumed_and_a_different_spec_is_refused(tmp_path):
+    path = write_study(tmp_path, GRID, filename="grid.toml")
+    sdir = StudyDir.of(str(tmp_path / "runs"), "grid")
+    info, existed = open_study_dir(sdir, load_study(path))
+    assert not existed and (tmp_path / "runs" / "grid" / "study.json").is_file()
+    again, existed = open_study_dir(sdir, load_study(path))
+    assert existed and again == info
+    with pytest.raises(StudyError) as caught:
+        open_study_dir(sdir, load_study(path, overrides=["train.epochs=9"]))
+    assert caught.value.field == "study.json"
+    assert "train.epochs" in caught.value.problem
+    assert json.loads((tmp_path / "runs" / "grid" / "study.json").read_text()) == info
+
+
+def test_a_path_without_study_json_is_not_a_study_dir(tmp_path):
+    with pytest.raises(StudyError) as caught:
+        StudyDir.at(str(tmp_path))
+    assert caught.value.field == "STUDY_DIR"

@@ -1,0 +1,75 @@
+"""Atomic writes on a filesystem (temp + rename) and on an object store (one put)."""
+
+from __future__ import annotations
+
+import os
+
+import pyarrow.fs as pafs
+import pytest
+
+from orchestrator.errors import StudyError
+from orchestrator.storage import Storage
+
+
+def test_local_paths_become_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    storage = Storage.open("runs")
+    assert storage.root == str(tmp_path / "runs")
+    assert storage.renames
+
+
+def test_write_creates_folders_and_replaces_leaving_no_temp_files(tmp_path):
+    storage = Storage.open(str(tmp_path))
+    path = storage.path("a", "b", "x.parquet")
+    storage.write_bytes(path, b"first")
+    storage.write_bytes(path, b"second")
+    assert storage.read_bytes(path) == b"second"
+    assert os.listdir(tmp_path / "a" / "b") == ["x.parquet"]
+
+
+def test_a_failed_write_keeps_the_old_file(tmp_path):
+    storage = Storage.open(str(tmp_path))
+    path = storage.path("x.parquet")
+    storage.write_bytes(path, b"old")
+    with pytest.raises(TypeError):
+        storage.write_bytes(path, object())  # type: ignore[arg-type]  # fails mid-write
+    assert storage.read_bytes(path) == b"old"
+    assert os.listdir(tmp_path) == ["x.parquet"]
+
+
+def test_object_store_writes_are_single_puts():
+    fs = pafs._MockFileSystem()
+    storage = Storage(fs, "/bucket/runs", "mock://bucket/runs")
+    assert not storage.renames
+    path = storage.path("s", "metrics", "trial_id=t1", "epoch=00000.parquet")
+    storage.write_bytes(path, b"row")
+    storage.write_bytes(path, b"row2")
+    assert storage.read_bytes(path) == b"row2"
+    assert storage.files(storage.path("s")) == [path]
+
+
+def test_files_lists_recursively_by_suffix_and_hides_dot_files(tmp_path):
+    storage = Storage.open(str(tmp_path))
+    for name in (
+        "m/t=1/epoch=00001.parquet",
+        "m/t=1/.x.parquet.ab.tmp",
+        "m/t=2/c.parquet",
+        "m/notes.txt",
+    ):
+        storage.write_bytes(storage.path(name), b"")
+    (tmp_path / "m" / "t=1" / ".hidden.parquet").write_bytes(b"")
+    found = storage.files(storage.path("m"), suffix=".parquet")
+    assert found == [storage.path("m/t=1/epoch=00001.parquet"), storage.path("m/t=2/c.parquet")]
+    assert storage.files(storage.path("missing")) == []
+
+
+def test_child_keeps_the_location_readable(tmp_path):
+    storage = Storage.open(str(tmp_path)).child("study")
+    assert storage.root == str(tmp_path / "study")
+    assert storage.location == f"{tmp_path}/study"
+
+
+def test_an_unknown_uri_scheme_is_bad_input():
+    with pytest.raises(StudyError) as caught:
+        Storage.open("nosuchscheme://bucket/x")
+    assert caught.value.field == "--storage"

@@ -1,0 +1,85 @@
+"""Trial configuration: defaults, unknown keys, impossible values, overrides, registries."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from trainables.config import TrialConfig
+from trainables.overrides import apply_overrides, parse_value
+from trainables.registry import Registry, UnknownNameError
+
+
+def test_defaults_follow_the_spec_centre_config():
+    cfg = TrialConfig.from_dict({})
+    assert (cfg.train.lr, cfg.train.batch_size, cfg.train.l2, cfg.train.momentum) == (
+        0.01,
+        256,
+        0.0,
+        0.0,
+    )
+    assert cfg.train.optimizer == "sgd" and cfg.train.lr_schedule == "constant"
+    assert cfg.metrics.fewshot_ways == 5 and cfg.metrics.fewshot_episodes == 600
+    assert cfg.metrics.fewshot_shots == [1, 5] and cfg.metrics.fewshot_queries == 15
+
+
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({"train": {"lr": 0}}, "train.lr"),
+        ({"train": {"lr": -1.0}}, "train.lr"),
+        ({"train": {"batch_size": 0}}, "train.batch_size"),
+        ({"train": {"momentum": 1.0}}, "train.momentum"),
+        ({"train": {"l2": -1e-4}}, "train.l2"),
+        ({"train": {"optimizer": "adam"}}, "train.optimizer"),
+        ({"train": {"learning_rate": 0.1}}, "train.learning_rate"),
+        ({"metrics": {"every": 0}}, "metrics.every"),
+        ({"model": {"widht": 8}}, "model.widht"),
+        ({"train": {"gc_reg": {"alpha": -1}}}, "train.gc_reg.alpha"),
+    ],
+)
+def test_bad_values_and_unknown_keys_are_rejected_naming_the_field(config, field):
+    with pytest.raises(ValidationError) as info:
+        TrialConfig.from_dict(config)
+    locs = {".".join(str(p) for p in e["loc"]) for e in info.value.errors()}
+    assert field in locs
+
+
+def test_overlapping_source_and_target_classes_are_rejected():
+    with pytest.raises(ValidationError, match="overlap"):
+        TrialConfig.from_dict({"data": {"source_classes": [0, 1], "target_classes": [1, 2]}})
+
+
+def test_overrides_parse_toml_literals_into_nested_tables():
+    out = apply_overrides(
+        {"train": {"lr": 0.01}},
+        [
+            "train.lr=0.1",
+            "train.seed=3",
+            "data.source_classes=[0, 1]",
+            "train.bf16=true",
+            "model.name=vgg11",
+            "train.gc_reg.alpha=1e-6",
+        ],
+    )
+    assert out == {
+        "train": {"lr": 0.1, "seed": 3, "bf16": True, "gc_reg": {"alpha": 1e-6}},
+        "data": {"source_classes": [0, 1]},
+        "model": {"name": "vgg11"},
+    }
+    assert parse_value('"a b"') == "a b" and parse_value("cifar10") == "cifar10"
+
+
+def test_an_override_without_equals_sign_is_an_error():
+    with pytest.raises(ValueError, match="key=value"):
+        apply_overrides({}, ["train.lr"])
+
+
+def test_registry_rejects_duplicates_and_lists_known_names():
+    reg: Registry[int] = Registry("widget")
+    reg.add("a", 1)
+    reg.add("b", 2)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add("a", 3)
+    with pytest.raises(UnknownNameError, match="unknown widget 'c'; known: a, b"):
+        reg.get("c")

@@ -1,0 +1,113 @@
+"""The configuration of one trial: data, model, training and metrics.
+
+Defaults follow SPEC.md (tagged [ours] there where the paper is silent). Every section
+rejects unknown keys, so a typo in a study file is an error, not a silently ignored value.
+The orchestrator's study model embeds these sections; a trial receives them as a nested
+dict (``TrialConfig.model_dump()``) and parses it back with ``TrialConfig.from_dict``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Which dataset, where its files are, and the source/target class split."""
+
+    name: str = "digits"
+    data_root: str | None = None
+    download: bool = False
+    source_classes: list[int] | None = None  # None: the dataset's default split
+    target_classes: list[int] | None = None  # None with source_classes None: no transfer
+    max_train_per_class: PositiveInt | None = None  # subsample the source train set
+    split_seed: int = 0  # seeds a documented split where no official class list exists
+    options: dict[str, Any] = Field(default_factory=dict)  # dataset-specific
+
+
+class ModelConfig(_Section):
+    """Which network; ``width`` scales channels, ``options`` are model-specific."""
+
+    name: str = "convnet"
+    width: PositiveInt | None = None  # None: the model's own default
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class GCRegConfig(_Section):
+    """Explicit GC regularisation ``loss = CE + alpha * GC(f, batch)`` (SPEC 2.6)."""
+
+    alpha: float = Field(default=0.0, ge=0.0)
+    estimator: str = "projection"
+    options: dict[str, Any] = Field(default_factory=lambda: {"probes": 1})
+
+
+class TrainConfig(_Section):
+    """Optimisation. L2 enters the loss as ``l2/2 * ||theta||^2`` (SPEC 4, [ours])."""
+
+    optimizer: Literal["sgd"] = "sgd"
+    lr: PositiveFloat = 0.01
+    momentum: float = Field(default=0.0, ge=0.0, lt=1.0)
+    batch_size: PositiveInt = 256
+    l2: float = Field(default=0.0, ge=0.0)
+    gc_reg: GCRegConfig = Field(default_factory=GCRegConfig)
+    epochs: int = Field(default=30, ge=0)
+    lr_schedule: Literal["constant", "cosine", "step"] = "constant"
+    lr_step_epochs: PositiveInt = 30  # for "step": multiply lr by lr_step_gamma every N
+    lr_step_gamma: PositiveFloat = 0.1
+    seed: int = 0
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    bf16: bool = False  # autocast the forward pass to bfloat16 on CUDA
+    channels_last: bool = False
+    deterministic: bool = True  # deterministic kernels where torch has them
+
+
+class MetricsConfig(_Section):
+    """What to measure, how often and with how many samples (SPEC 2, defaults [ours])."""
+
+    every: PositiveInt = 1  # evaluate every N epochs (and always at the last epoch)
+    at_init: bool = True  # also evaluate before the first step (epoch 0)
+    gc: bool = True
+    gc_estimator: str = "exact"
+    gc_options: dict[str, Any] = Field(default_factory=dict)
+    gc_batches: PositiveInt = 4
+    gc_batch_size: PositiveInt = 128
+    gc_logits: bool = False  # also measure GC of the logits
+    gc_reference: bool = False  # also measure exact GC on the same samples (gc_exact)
+    nc: bool = True
+    nc_per_class: PositiveInt = 200
+    fewshot: bool = True  # needs a target split
+    fewshot_ways: PositiveInt = 5
+    fewshot_shots: list[PositiveInt] = Field(default_factory=lambda: [1, 5])
+    fewshot_queries: PositiveInt = 15
+    fewshot_episodes: PositiveInt = 600
+    fewshot_seed: int = 0
+    test: bool = True  # test accuracy and NCC test error
+    bound: bool = True  # the reconstructed NC bound (SPEC 3)
+    seed: int = 0  # seeds GC batch choice and estimator randomness
+
+
+class TrialConfig(_Section):
+    """Everything one trial needs."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+    @model_validator(mode="after")
+    def _check_split(self) -> TrialConfig:
+        src, tgt = self.data.source_classes, self.data.target_classes
+        if src is not None and tgt is not None and set(src) & set(tgt):
+            overlap = sorted(set(src) & set(tgt))
+            raise ValueError(f"data.source_classes and data.target_classes overlap: {overlap}")
+        return self
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any] | None) -> TrialConfig:
+        """Parse a nested dict; unknown keys and bad values raise ``pydantic.ValidationError``."""
+        return cls.model_validate(config or {})

@@ -1,0 +1,206 @@
+"""What every loader shares: the source/target class split, subsampling and normalisation.
+
+A loader reads its files into ``Pools`` (raw images with their original class ids) and calls
+``build_dataset``, which picks the classes, re-indexes the labels, subsamples the source
+training set and normalises, in that order, copying the images once in their raw dtype and
+once into float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trainables.config import DataConfig
+from trainables.data._base import Dataset, Normalization
+
+
+@dataclass
+class Pools:
+    """The raw images of one dataset before the class split.
+
+    ``train`` images of a class go to the source training set (or the target pool), ``test``
+    images to the source test set (or the target pool). Images hold pixel values in
+    ``[0, scale]``, in any dtype (uint8 for files on disk).
+    """
+
+    train_x: torch.Tensor  # (N_train, C, H, W), raw pixels
+    train_y: torch.Tensor  # (N_train,) int64 original class ids
+    test_x: torch.Tensor  # (N_test, C, H, W)
+    test_y: torch.Tensor  # (N_test,)
+    class_names: list[str]  # indexed by original class id
+    scale: float = 255.0  # the pixel value of white
+    default_source: list[int] | None = None  # None: every class
+    default_target: list[int] = field(default_factory=list)
+
+
+def resolve_classes(
+    config: DataConfig,
+    n_classes: int,
+    *,
+    default_source: Sequence[int] | None = None,
+    default_target: Sequence[int] = (),
+) -> tuple[list[int], list[int]]:
+    """The ``(source, target)`` original class ids for ``config``.
+
+    Neither field given: the dataset's default split (``default_source`` None: every class).
+    Only ``target_classes`` given: every other class is a source class. Only
+    ``source_classes`` given: no target classes.
+
+    Raises:
+        ValueError: naming the field, for unknown or repeated ids, an empty source set, or
+            classes in both sets.
+    """
+    source, target = config.source_classes, config.target_classes
+    if target is not None:
+        target = _checked_ids("data.target_classes", target, n_classes)
+    if source is not None:
+        source = _checked_ids("data.source_classes", source, n_classes)
+    elif target is not None:
+        source = [c for c in range(n_classes) if c not in set(target)]
+    else:
+        source = list(range(n_classes)) if default_source is None else list(default_source)
+        target = list(default_target)
+    target = target or []
+    if not source:
+        raise ValueError("data.source_classes selects no class; give at least one class id")
+    overlap = sorted(set(source) & set(target))
+    if overlap:
+        raise ValueError(f"data.source_classes and data.target_classes overlap: {overlap}")
+    return source, target
+
+
+def build_dataset(
+    name: str,
+    pools: Pools,
+    config: DataConfig,
+    *,
+    normalization: Normalization,
+    notes: Sequence[str] = (),
+) -> Dataset:
+    """Split ``pools`` into source train/test and a target pool, normalised float32 tensors.
+
+    Source labels become ``0..n_source-1`` and target labels ``0..n_target-1``, in the order
+    of the resolved class lists. ``config.max_train_per_class`` keeps that many source
+    training images per class, drawn with ``config.split_seed``.
+    """
+    n_classes = len(pools.class_names)
+    source, target = resolve_classes(
+        config,
+        n_classes,
+        default_source=pools.default_source,
+        default_target=pools.default_target,
+    )
+    train_idx, train_y = _select(pools.train_y, source, n_classes)
+    if config.max_train_per_class is not None:
+        keep = subsample_per_class(
+            train_y, max_per_class=config.max_train_per_class, seed=config.split_seed
+        )
+        train_idx, train_y = train_idx[keep], train_y[keep]
+    test_idx, test_y = _select(pools.test_y, source, n_classes)
+    norm = {"scale": pools.scale, "normalization": normalization}
+    dataset = Dataset(
+        name=name,
+        train_x=normalize(pools.train_x[train_idx], **norm),  # (N_train, C, H, W)
+        train_y=train_y,
+        test_x=normalize(pools.test_x[test_idx], **norm),  # (N_test, C, H, W)
+        test_y=test_y,
+        class_names=list(pools.class_names),
+        source_classes=source,
+        normalization=normalization,
+        target_classes=target,
+        notes=list(notes),
+    )
+    if target:
+        dataset.target_x, dataset.target_y = _target_pool(pools, target, norm)
+    return dataset
+
+
+def _target_pool(
+    pools: Pools, target: list[int], norm: dict[str, Any]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    n_classes = len(pools.class_names)
+    train_idx, train_y = _select(pools.train_y, target, n_classes)
+    test_idx, test_y = _select(pools.test_y, target, n_classes)
+    raw = torch.cat([pools.train_x[train_idx], pools.test_x[test_idx]])  # (N_target, C, H, W)
+    return normalize(raw, **norm), torch.cat([train_y, test_y])
+
+
+def _select(
+    labels: torch.Tensor, classes: list[int], n_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the samples of ``classes`` and their labels re-indexed to positions in it."""
+    new_label = torch.full((n_classes,), -1, dtype=torch.int64)
+    new_label[classes] = torch.arange(len(classes))
+    relabelled = new_label[labels.long()]  # (N,)
+    idx = torch.nonzero(relabelled >= 0).squeeze(1)  # (n,)
+    return idx, relabelled[idx]
+
+
+def subsample_per_class(labels: torch.Tensor, *, max_per_class: int, seed: int) -> torch.Tensor:
+    """Sorted indices keeping at most ``max_per_class`` samples of each label, seeded."""
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=generator)  # (N,)
+    shuffled = labels[order]
+    # rank of each shuffled sample among the samples of its class
+    by_class = torch.argsort(shuffled, stable=True)
+    ranks = torch.empty_like(by_class)
+    counts = torch.bincount(shuffled)
+    starts = torch.cumsum(counts, 0) - counts
+    ranks[by_class] = torch.arange(len(labels)) - starts[shuffled[by_class]]
+    return torch.sort(order[ranks < max_per_class]).values
+
+
+def normalize(x: torch.Tensor, *, scale: float, normalization: Normalization) -> torch.Tensor:
+    """``(x / scale - mean) / std`` per channel, as a new contiguous float32 tensor."""
+    channels = x.shape[1]
+    if len(normalization.mean) != channels or len(normalization.std) != channels:
+        raise ValueError(f"normalization has {len(normalization.mean)} channels; images {channels}")
+    out = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)  # (N, C, H, W)
+    mean = torch.tensor(normalization.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(normalization.std, dtype=torch.float32).view(1, -1, 1, 1)
+    return out.div_(scale).sub_(mean).div_(std)
+
+
+def fit_normalization(x: torch.Tensor, *, scale: float) -> Normalization:
+    """Per-channel mean and (population) std of ``x / scale``, accumulated in float64."""
+    pixels = x.transpose(0, 1).reshape(x.shape[1], -1).to(torch.float64) / scale  # (C, N*H*W)
+    mean = pixels.mean(dim=1)
+    std = pixels.std(dim=1, correction=0)
+    return Normalization(mean=tuple(mean.tolist()), std=tuple(std.tolist()))
+
+
+def parse_options(
+    dataset: str, options: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Merge ``options`` over ``defaults``; an unknown key raises ValueError listing the known."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        known = ", ".join(sorted(defaults)) or "none"
+        raise ValueError(f"unknown data.options {unknown} for dataset {dataset!r}; known: {known}")
+    return {**defaults, **options}
+
+
+def missing_files(dataset: str, looked: Sequence[Path | str], *, can_download: bool = True) -> str:
+    """The message of a FileNotFoundError: which dataset, where we looked, how to fix it."""
+    where = ", ".join(str(p) for p in looked) or "nowhere: data.data_root is not set"
+    fix = "set data.data_root to the folder that holds them"
+    if can_download:
+        fix += " (or where they should go) and data.download = true on a machine with internet"
+    return f"dataset {dataset!r}: files not found (looked in {where}); {fix}"
+
+
+def _checked_ids(field_name: str, ids: Sequence[int], n_classes: int) -> list[int]:
+    bad = [c for c in ids if not 0 <= c < n_classes]
+    if bad:
+        raise ValueError(
+            f"{field_name} has unknown class ids {bad}; valid ids are 0..{n_classes - 1}"
+        )
+    repeated = sorted({c for c in ids if list(ids).count(c) > 1})
+    if repeated:
+        raise ValueError(f"{field_name} repeats class ids {repeated}")
+    return list(ids)

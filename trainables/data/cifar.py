@@ -1,0 +1,101 @@
+"""CIFAR-10, CIFAR-100 and CIFAR-FS, read by ``torchvision.datasets`` from the python pickles.
+
+``data_root`` holds ``cifar-10-batches-py/`` or ``cifar-100-python/`` (the extracted official
+archives); torchvision checks their MD5 sums before reading them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from trainables.config import DataConfig
+from trainables.data._base import Dataset, Normalization
+from trainables.data._split import Pools, build_dataset, missing_files, parse_options
+
+if TYPE_CHECKING:
+    from torchvision import datasets
+
+# Per-channel mean and (population) std of the training images' pixels in [0, 1].
+CIFAR10_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
+CIFAR100_NORMALIZATION = Normalization(mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762))
+CIFAR_FS_SIZES = (64, 16, 20)  # source / val / target classes (Bertinetto et al., 2019)
+
+
+def load_cifar10(config: DataConfig) -> Dataset:
+    """CIFAR-10: 50k/10k ``(N, 3, 32, 32)`` images of 10 classes, all source by default."""
+    from torchvision import datasets  # slow import: load on use
+
+    parse_options("cifar10", config.options, {})
+    pools = _pools("cifar10", datasets.CIFAR10, config)
+    return build_dataset("cifar10", pools, config, normalization=CIFAR10_NORMALIZATION)
+
+
+def load_cifar100(config: DataConfig) -> Dataset:
+    """CIFAR-100 (fine labels): 50k/10k ``(N, 3, 32, 32)`` images, all 100 classes source."""
+    from torchvision import datasets  # slow import: load on use
+
+    parse_options("cifar100", config.options, {})
+    pools = _pools("cifar100", datasets.CIFAR100, config)
+    return build_dataset("cifar100", pools, config, normalization=CIFAR100_NORMALIZATION)
+
+
+def load_cifar_fs(config: DataConfig) -> Dataset:
+    """CIFAR-FS: CIFAR-100 split into 64 source, 16 val and 20 target classes (SPEC 2.5).
+
+    Source train/test are the CIFAR-100 train/test images of the source classes; the target
+    pool is every image (train and test) of the target classes. The official class lists of
+    Bertinetto et al. (2019) are not available offline, so the default split is the seeded
+    ``cifar_fs_classes(config.split_seed)``, and ``Dataset.notes`` says so.
+    """
+    from torchvision import datasets  # slow import: load on use
+
+    parse_options("cifar_fs", config.options, {})
+    pools = _pools("cifar_fs", datasets.CIFAR100, config)
+    source, val, target = cifar_fs_classes(config.split_seed)
+    pools.default_source, pools.default_target = source, target
+    notes = []
+    if config.source_classes is None and config.target_classes is None:
+        notes.append(
+            f"CIFAR-FS classes: a seeded split (split_seed={config.split_seed}) of the 100 "
+            f"CIFAR-100 classes into 64 source / 16 val / 20 target, not the official list of "
+            f"Bertinetto et al. (2019); the val classes {val} are unused"
+        )
+    return build_dataset(
+        "cifar_fs", pools, config, normalization=CIFAR100_NORMALIZATION, notes=notes
+    )
+
+
+def cifar_fs_classes(seed: int) -> tuple[list[int], list[int], list[int]]:
+    """CIFAR-100 class ids split 64 / 16 / 20 by a seeded permutation, each part sorted."""
+    order = torch.randperm(sum(CIFAR_FS_SIZES), generator=torch.Generator().manual_seed(seed))
+    parts = torch.split(order, CIFAR_FS_SIZES)
+    source, val, target = (sorted(p.tolist()) for p in parts)
+    return source, val, target
+
+
+def _pools(name: str, cls: type[datasets.CIFAR10], config: DataConfig) -> Pools:
+    if config.data_root is None:
+        raise FileNotFoundError(missing_files(name, []))
+    root = Path(config.data_root).expanduser()
+    folder = root / cls.base_folder
+    names = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+    if not config.download and not all((folder / f).is_file() for f in names):
+        raise FileNotFoundError(missing_files(name, [folder]))
+    try:
+        train = cls(str(root), train=True, download=config.download)
+        test = cls(str(root), train=False)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"dataset {name!r}: torchvision could not read {folder}: {err}; replace the files "
+            f"with the extracted official archive ({cls.url})"
+        ) from err
+    return Pools(
+        train_x=torch.from_numpy(train.data).permute(0, 3, 1, 2),  # (50000, 3, 32, 32) uint8
+        train_y=torch.tensor(train.targets, dtype=torch.int64),  # (50000,)
+        test_x=torch.from_numpy(test.data).permute(0, 3, 1, 2),  # (10000, 3, 32, 32) uint8
+        test_y=torch.tensor(test.targets, dtype=torch.int64),  # (10000,)
+        class_names=list(train.classes),
+    )

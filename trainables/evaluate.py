@@ -1,0 +1,215 @@
+"""One evaluation of a trial: every metric of the Parquet schema from the current model.
+
+The evaluation is a pure function of the model, the data and a fixed :class:`EvalPlan`
+(which samples measure GC and NC, which few-shot episodes), so a resumed trial measures
+exactly what an uninterrupted one would, and every trial of a study is measured on the
+same samples and episodes (paired comparisons, SPEC 2.5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from trainables import metrics as M
+from trainables.config import MetricsConfig
+from trainables.data import Dataset
+from trainables.models import EmbeddingClassifier
+
+EVAL_BATCH = 1024  # forward-pass chunk for embedding whole splits
+
+
+class NonFiniteError(ArithmeticError):
+    """The model's embeddings or training loss are no longer finite: the trial diverged."""
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """Sample indices chosen once per (data, metrics seed): identical for every evaluation."""
+
+    gc_idx: torch.Tensor  # (gc_batches * gc_batch_size,) into the source train set
+    nc_idx: torch.Tensor  # (<= nc_per_class * C,) into the source train set
+    target_nc_idx: torch.Tensor | None  # into the target pool
+
+
+def make_plan(data: Dataset, cfg: MetricsConfig) -> EvalPlan:
+    """Choose the GC and NC samples with a generator seeded by ``cfg.seed``."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    n_gc = min(cfg.gc_batches * cfg.gc_batch_size, len(data.train_y))
+    gc_idx = torch.randperm(len(data.train_y), generator=gen)[:n_gc]
+    nc_idx = _per_class_subset(data.train_y.cpu(), cfg.nc_per_class, gen)
+    target_nc_idx = None
+    if data.target_y is not None:
+        target_nc_idx = _per_class_subset(data.target_y.cpu(), cfg.nc_per_class, gen)
+    return EvalPlan(gc_idx=gc_idx, nc_idx=nc_idx, target_nc_idx=target_nc_idx)
+
+
+def _per_class_subset(labels: torch.Tensor, per_class: int, gen: torch.Generator) -> torch.Tensor:
+    picks = []
+    for c in labels.unique(sorted=True).tolist():
+        idx = (labels == c).nonzero().squeeze(1)
+        picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
+    return torch.cat(picks).sort().values
+
+
+@torch.no_grad()
+def embed_all(model: EmbeddingClassifier, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embeddings (N, p) and logits (N, C) of ``x`` in chunks, in float32."""
+    feats, logits = [], []
+    for start in range(0, len(x), EVAL_BATCH):
+        f = model.embed(x[start : start + EVAL_BATCH]).float()  # (b, p)
+        feats.append(f)
+        logits.append(model.head(f))  # (b, C)
+    return torch.cat(feats), torch.cat(logits)
+
+
+def evaluate(
+    model: EmbeddingClassifier,
+    data: Dataset,
+    plan: EvalPlan,
+    cfg: MetricsConfig,
+    *,
+    epoch: int,
+) -> dict[str, Any]:
+    """Measure every enabled metric with ``model`` in eval mode; absent where not measured.
+
+    Raises:
+        NonFiniteError: the embeddings or the training loss are not finite.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        row: dict[str, Any] = {}
+        emb, logits = embed_all(model, data.train_x)  # (N, p), (N, C)
+        row["train_loss"] = F.cross_entropy(logits, data.train_y).item()
+        if not (math.isfinite(row["train_loss"]) and torch.isfinite(emb).all()):
+            raise NonFiniteError(f"non-finite embeddings or train loss at epoch {epoch}")
+        row["train_acc"] = _accuracy(logits, data.train_y)
+        nc_emb, nc_y = emb[plan.nc_idx], data.train_y[plan.nc_idx]
+        if cfg.nc:
+            row |= _nc_metrics(nc_emb, nc_y, logits[plan.nc_idx], model, data.num_classes)
+        if cfg.gc:
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+            row |= _gc_metrics(model, data, plan, cfg, nc_emb, nc_y, gen)
+        if cfg.test:
+            row |= _test_metrics(model, data, nc_emb, nc_y, bound=cfg.bound)
+        if cfg.fewshot and data.target_x is not None:
+            row |= _target_metrics(model, data, plan, cfg)
+        return row
+    finally:
+        model.train(was_training)
+
+
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(1) == labels).double().mean().item()
+
+
+def _nc_metrics(
+    emb: torch.Tensor,
+    labels: torch.Tensor,
+    logits: torch.Tensor,
+    model: EmbeddingClassifier,
+    num_classes: int,
+) -> dict[str, float]:
+    nc2 = M.nc2(emb, labels)
+    return {
+        "nc_cdnv": M.cdnv(emb, labels, num_classes=num_classes),
+        "nc1": M.nc1(emb, labels),
+        "nc2_etf": nc2["etf_error"],
+        "nc2_equinorm": nc2["equinorm"],
+        "nc3": M.nc3(emb, labels, model.head.weight.detach()),
+        "nc4": M.nc4(emb, labels, logits),
+    }
+
+
+def _gc_metrics(
+    model: EmbeddingClassifier,
+    data: Dataset,
+    plan: EvalPlan,
+    cfg: MetricsConfig,
+    nc_emb: torch.Tensor,
+    nc_y: torch.Tensor,
+    gen: torch.Generator,
+) -> dict[str, Any]:
+    """GC of the embedding on fixed training batches, and geometric collapse from its classes."""
+    x, y = data.train_x[plan.gc_idx], data.train_y[plan.gc_idx]
+    per_sample = _gc_per_sample(model.embed, x, cfg, cfg.gc_estimator, cfg.gc_options, gen)
+    class_gc = _class_means(per_sample, y, data.num_classes)  # (C,)
+    means = _class_means(nc_emb.double(), nc_y, data.num_classes)  # (C, p)
+    row: dict[str, Any] = {
+        "gc": per_sample.mean().item(),
+        "gc_estimator": M.gc_estimator_label(cfg.gc_estimator, cfg.gc_options),
+        "geo_collapse": M.geometric_collapse_from(class_gc, means),
+    }
+    if cfg.gc_reference:
+        exact = _gc_per_sample(model.embed, x, cfg, "exact", {}, gen)
+        row["gc_exact"] = exact.mean().item()
+    if cfg.gc_logits:
+        row["gc_logits"] = _gc_per_sample(model, x, cfg, "exact", {}, gen).mean().item()
+    return row
+
+
+def _gc_per_sample(fn, x, cfg, estimator, options, gen) -> torch.Tensor:
+    """Per-sample GC in chunks of ``gc_batch_size`` (float64, on CPU)."""
+    parts = [
+        M.gc_per_sample(fn, x[s : s + cfg.gc_batch_size], estimator=estimator, generator=gen,
+                        **options).detach().double().cpu()
+        for s in range(0, len(x), cfg.gc_batch_size)
+    ]
+    return torch.cat(parts)  # (n,)
+
+
+def _class_means(values: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean of ``values`` (N, ...) per class; NaN rows for absent classes."""
+    labels = labels.to(values.device)
+    out = torch.full((num_classes, *values.shape[1:]), math.nan, dtype=values.dtype,
+                     device=values.device)
+    for c in range(num_classes):
+        mask = labels == c
+        if mask.any():
+            out[c] = values[mask].mean(0)
+    return out
+
+
+def _test_metrics(
+    model: EmbeddingClassifier,
+    data: Dataset,
+    nc_emb: torch.Tensor,
+    nc_y: torch.Tensor,
+    *,
+    bound: bool,
+) -> dict[str, float]:
+    test_emb, test_logits = embed_all(model, data.test_x)
+    row = {
+        "test_acc": _accuracy(test_logits, data.test_y),
+        "ncc_test_error": M.ncc_error(nc_emb, nc_y, test_emb, data.test_y),
+    }
+    if bound:
+        row["nc_bound"] = M.ncc_error_bound(nc_emb, nc_y, test_emb, data.test_y)
+    return row
+
+
+def _target_metrics(
+    model: EmbeddingClassifier, data: Dataset, plan: EvalPlan, cfg: MetricsConfig
+) -> dict[str, float]:
+    assert data.target_x is not None and data.target_y is not None
+    emb, _ = embed_all(model, data.target_x)  # (N_target, p)
+    idx = plan.target_nc_idx
+    row = {"target_nc_cdnv": M.cdnv(emb[idx], data.target_y[idx])}
+    for shots in cfg.fewshot_shots:
+        acc, ci = M.fewshot_ncc(
+            emb,
+            data.target_y,
+            ways=cfg.fewshot_ways,
+            shots=shots,
+            queries=cfg.fewshot_queries,
+            episodes=cfg.fewshot_episodes,
+            seed=cfg.fewshot_seed,
+        )
+        row[f"fewshot_acc_{shots}shot"] = acc
+        row[f"fewshot_ci_{shots}shot"] = ci
+    return row

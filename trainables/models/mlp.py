@@ -1,0 +1,54 @@
+"""A fully connected network on flattened images."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from trainables.models._base import EmbeddingClassifier
+from trainables.models._options import check_input_shape, parse_options, positive_int, resolve_width
+
+DEFAULT_WIDTH = 256
+DEFAULTS: dict[str, Any] = {"depth": 2}
+
+
+class MLP(EmbeddingClassifier):
+    """``flatten -> (Linear -> ReLU) x depth``; the embedding is the last hidden layer, p = width.
+
+    Args:
+        input_shape: ``(C, H, W)`` of one image.
+        num_classes: outputs of the linear head.
+        width: units per hidden layer (= p).
+        depth: number of hidden layers.
+    """
+
+    def __init__(
+        self, input_shape: tuple[int, int, int], *, num_classes: int, width: int, depth: int
+    ) -> None:
+        super().__init__(width, num_classes)
+        c, h, w = input_shape
+        layers: list[nn.Module] = [nn.Flatten()]  # (B, C, H, W) -> (B, C*H*W)
+        fan_in = c * h * w
+        for _ in range(depth):
+            layers += [nn.Linear(fan_in, width), nn.ReLU()]  # (B, width)
+            fan_in = width
+        self.features = nn.Sequential(*layers)
+
+
+def build_mlp(
+    input_shape: tuple[int, int, int],
+    *,
+    num_classes: int,
+    width: int | None,
+    options: Mapping[str, Any],
+) -> MLP:
+    """Factory for ``mlp``; options: ``depth`` (2). Default width 256."""
+    opts = parse_options("mlp", options, DEFAULTS)
+    return MLP(
+        check_input_shape(input_shape),
+        num_classes=num_classes,
+        width=resolve_width("mlp", width, DEFAULT_WIDTH),
+        depth=positive_int("mlp", "depth", opts["depth"]),
+    )
