@@ -43,7 +43,7 @@ def summarize(
     cols = [*by, "metric", "n", "mean", "std", "ci_low", "ci_high"]
     if frame.empty or not metrics:
         return pd.DataFrame(columns=cols)
-    grouped = frame.groupby(by, sort=True, dropna=False)[metrics]
+    grouped = frame.groupby(by, sort=True, dropna=False, observed=True)[metrics]
     parts = {k: getattr(grouped, k)().stack() for k in ("count", "mean", "std")}
     out = pd.DataFrame({"n": parts["count"], "mean": parts["mean"], "std": parts["std"]})
     out.index = out.index.set_names([*by, "metric"])
@@ -63,7 +63,9 @@ def final_rows(study: Study, *, finished_only: bool = True) -> pd.DataFrame:
     """
     m = study.metrics
     rows = m.drop_duplicates("trial_id", keep="last").set_index("trial_id")
-    rows["diverged"] = m.groupby("trial_id", sort=False)["diverged"].any().reindex(rows.index)
+    rows["diverged"] = (
+        m.groupby("trial_id", sort=False, observed=True)["diverged"].any().reindex(rows.index)
+    )
     rows["diverged"] = rows["diverged"].fillna(False).astype(bool)
     trials = study.trials.drop_duplicates("trial_id", keep="last").set_index("trial_id")
     if "config" in trials:
@@ -100,7 +102,7 @@ def sweep_slice(frame: pd.DataFrame, param: str, others: Sequence[str]) -> tuple
     if not others:
         return frame, ""
     combos = frame[[*others, param]].drop_duplicates()
-    spread = combos.groupby(others, dropna=False)[param].nunique()
+    spread = combos.groupby(others, dropna=False, observed=True)[param].nunique()
     informative = spread[spread > 1]
     if len(informative) == 1:
         fixed = dict(zip(others, np.atleast_1d(informative.index[0]), strict=True))
@@ -207,7 +209,12 @@ def matched_progress(
     finals = final_rows(study)
     rows = study.metrics[study.metrics["trial_id"].isin(finals["trial_id"])]
     agg = "min" if by == "train_loss" else "max"
-    best = rows.groupby("trial_id", sort=False)[by].agg(agg).rename("best").reset_index()
+    best = (
+        rows.groupby("trial_id", sort=False, observed=True)[by]
+        .agg(agg)
+        .rename("best")
+        .reset_index()
+    )
     level = matched_level(best, by, quantile=quantile)
     cols = list(dict.fromkeys([*metrics, "epoch"]))
     values = at_levels(rows, by, [level], cols).drop(columns="level")

@@ -35,7 +35,8 @@ class Study:
     Attributes:
         meta: ``study.json`` as a dict.
         metrics: one row per ``(trial_id, epoch)``, sorted by trial then epoch, with the trial's
-            ``trial_status`` and ``trial_attempts`` joined from ``trials.parquet``.
+            ``trial_status`` and ``trial_attempts`` joined from ``trials.parquet``; string
+            columns are pandas categoricals.
         trials: ``trials.parquet`` (derived from the metrics when that file is unreadable).
         warnings: every problem met while reading, each naming its file.
         sweep_params: the dotted keys the study varies (seed included).
@@ -85,11 +86,10 @@ def load_study(path_or_uri: str, *, strict: bool = False) -> Study:
     meta = _read_meta(loc)
     warnings: list[str] = []
     files = storage.list_parquet(loc.join("metrics"))
-    if files:
-        table = _check_schema(_read_metrics(loc, files, warnings, strict=strict), warnings)
-    else:
+    table = _read_metrics(loc, files, warnings, strict=strict) if files else None
+    if not files:
         warnings.append(f"no metrics files under {loc.join('metrics').uri}")
-        table = _empty_metrics(meta)
+    table = _empty_metrics(meta) if table is None else _check_schema(table, warnings)
     table, n_dup = _dedup(table, warnings)
     metrics = table.to_pandas()
     trials = _read_trials(loc, metrics, warnings)
@@ -112,8 +112,9 @@ def _read_meta(loc: storage.Location) -> dict:
     return meta
 
 
-def _read_metrics(loc, files: list[str], warnings: list[str], *, strict: bool) -> pa.Table:
-    """All metric files as one table; fast through one dataset scan, per file on any error."""
+def _read_metrics(loc, files: list[str], warnings: list[str], *, strict: bool) -> pa.Table | None:
+    """All metric files as one table (None if none is readable); one dataset scan, or file by
+    file when the scan fails, to name the files at fault."""
     fmt = ds.ParquetFileFormat()
     try:
         factory = ds.FileSystemDatasetFactory(loc.fs, files, fmt, ds.FileSystemFactoryOptions())
@@ -123,7 +124,7 @@ def _read_metrics(loc, files: list[str], warnings: list[str], *, strict: bool) -
         return _read_each(loc, files, warnings, strict=strict)
 
 
-def _read_each(loc, files: list[str], warnings: list[str], *, strict: bool) -> pa.Table:
+def _read_each(loc, files: list[str], warnings: list[str], *, strict: bool) -> pa.Table | None:
     def read(path: str) -> pa.Table | str:
         try:
             with loc.fs.open_input_file(path) as fh:
@@ -139,6 +140,8 @@ def _read_each(loc, files: list[str], warnings: list[str], *, strict: bool) -> p
     for path, reason in bad:
         warnings.append(f"unreadable metrics file skipped: {path} ({reason.splitlines()[0]})")
     good = [(p, r) for p, r in zip(files, results, strict=True) if not isinstance(r, str)]
+    if not good:
+        return None
     try:
         return pa.concat_tables([t for _, t in good], promote_options="permissive")
     except pa.ArrowException as exc:
@@ -195,18 +198,21 @@ def _empty_type(kind: str) -> pa.DataType:
 
 
 def _normalise_types(table: pa.Table) -> pa.Table:
-    """Floats as float64, all-null columns typed as the schema says, strings undictionaried."""
+    """Floats as float64, all-null columns typed as the schema says, strings dictionary-encoded
+    (pandas categoricals: a study repeats a few trial ids, hashes and labels a million times)."""
     for i, f in enumerate(table.schema):
         kind = C.expected_kind(f.name)
-        target = None
-        if pa.types.is_dictionary(f.type):
-            target = f.type.value_type
+        column = table.column(i)
         if kind is not None and (
             pa.types.is_null(f.type) or (kind == "float" and f.type != pa.float64())
         ):
-            target = _empty_type(kind)
-        if target is not None:
-            table = table.set_column(i, f.name, table.column(i).cast(target))
+            column = column.cast(_empty_type(kind))
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = column.dictionary_encode()  # one dictionary shared by every chunk
+        if column is not table.column(i):
+            table = table.set_column(i, f.name, column)
     return table
 
 
@@ -217,8 +223,9 @@ def _dedup(table: pa.Table, warnings: list[str]) -> tuple[pa.Table, int]:
     if n_invalid:
         warnings.append(f"{n_invalid} metrics rows without trial_id or epoch were skipped")
         table = table.filter(valid)
-    table = table.combine_chunks()
-    trial = table["trial_id"].combine_chunks().dictionary_encode()
+    trial = table["trial_id"].combine_chunks()
+    if not pa.types.is_dictionary(trial.type):
+        trial = trial.dictionary_encode()
     names = trial.dictionary.to_numpy(zero_copy_only=False)
     rank = np.empty(len(names), dtype=np.int64)
     rank[np.argsort(names, kind="stable")] = np.arange(len(names))
@@ -258,13 +265,13 @@ def _join_trials(metrics: pd.DataFrame, trials: pd.DataFrame, warnings: list[str
         warnings.append("trials.parquet has no trial_id column; trial status not joined")
         return metrics
     info = trials.drop_duplicates("trial_id", keep="last").set_index("trial_id")
-    ids = metrics["trial_id"]
+    codes, uniques = pd.factorize(metrics["trial_id"])  # join per trial, then spread to rows
     pairs = [("status", "trial_status"), ("attempts", "trial_attempts")]
     pairs += [(c, c) for c in info if "." in c and c not in metrics]
     for src, dst in pairs:
         if src in info:
-            metrics[dst] = ids.map(info[src])
-    orphans = sorted(set(ids.unique()) - set(info.index))
+            metrics[dst] = info[src].reindex(uniques).take(codes).to_numpy()
+    orphans = sorted(set(uniques) - set(info.index))
     if orphans:
         shown = ", ".join(orphans[:5]) + (" …" if len(orphans) > 5 else "")
         warnings.append(f"{len(orphans)} trials have metrics but no row in trials.parquet: {shown}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import html
 import json
+import os
+import tempfile
 from collections.abc import Callable
 
 import pandas as pd
@@ -214,12 +216,15 @@ def export_png(figures: dict[str, go.Figure], png_dir: str) -> list[str]:
         raise PngExportError("PNG export needs kaleido: pip install 'gcnc[png]'") from exc
     base = storage.resolve(png_dir)
     written = []
-    for name, fig in figures.items():
-        try:
-            data = fig.to_image(format="png")
+    with tempfile.TemporaryDirectory(prefix="gcnc-png-") as tmp:
+        paths = [os.path.join(tmp, f"{name}.png") for name in figures]
+        try:  # one browser session for every figure
+            pio.write_images(list(figures.values()), paths, format="png")
         except Exception as exc:  # kaleido reports a missing Chromium in several ways
-            raise PngExportError(f"PNG export failed ({exc}); kaleido needs a Chromium") from exc
-        target = base.join(f"{name}.png")
-        storage.write_bytes(target, data)
-        written.append(target.uri)
+            raise PngExportError(f"PNG export failed, kaleido needs a Chromium: {exc}") from exc
+        for name, path in zip(figures, paths, strict=True):
+            with open(path, "rb") as fh:
+                target = base.join(f"{name}.png")
+                storage.write_bytes(target, fh.read())
+            written.append(target.uri)
     return written

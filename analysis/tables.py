@@ -168,7 +168,9 @@ def format_tables(
 ) -> str:
     """What ``gcnc analyze DIR`` prints: facts, warnings, verdicts, final values, correlations."""
     results = results or compute_results(study, options=options)
-    out = [f"{k:>13}: {v}" for k, v in study_facts(study)]
+    facts = study_facts(study)
+    width = max(len(k) for k, _ in facts)
+    out = [f"{k:>{width}}: {v}" for k, v in facts]
     out += [f"WARNING: {w}" for w in study.warnings]
     sections = [
         ("Verdicts on the paper's claims", verdict_display(results)),

@@ -39,10 +39,13 @@ from trainables.metrics import (
 Row = dict[str, Any]
 
 
-def timed(fn: Callable[[], Any], *, repeats: int, device: torch.device) -> tuple[float, Any]:
-    """Minimum wall time in ms over ``repeats`` calls (after one warm-up), and the last result."""
-    result = fn()
-    best = math.inf
+def timed(
+    fn: Callable[[], Any], *, repeats: int = 1, device: torch.device, warmup: bool = False
+) -> tuple[float, Any]:
+    """Minimum wall time in ms over ``repeats`` calls, and the last result."""
+    if warmup:
+        fn()
+    best, result = math.inf, None
     for _ in range(repeats):
         if device.type == "cuda":
             torch.cuda.synchronize()
@@ -112,29 +115,46 @@ def per_output_loop_gc(fn: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return total
 
 
-def exact_vs_loops(args: argparse.Namespace, device: torch.device) -> list[Row]:
-    """Section 1: exact GC per sample, vectorised vs autograd loops."""
-    fn = embedding_net(args, device)
-    x = torch.randn(args.batch, 3, 32, 32, device=device)
-    vec_ms, vec = timed(lambda: gc_per_sample(fn, x), repeats=args.repeats, device=device)
-    out_ms, out = timed(lambda: per_output_loop_gc(fn, x), repeats=1, device=device)
-    few = x[: args.loop_samples]
-    naive_ms, naive = timed(lambda: naive_per_sample_gc(fn, few), repeats=1, device=device)
-    per = {"vectorised": vec_ms / len(x), "per-output loop": out_ms / len(x)}
-    per["per-sample-output loop"] = naive_ms / len(few)
-    agree = max(
-        float(((out - vec) / vec).abs().max()),
-        float(((naive - vec[: len(few)]) / vec[: len(few)]).abs().max()),
+def mlp_embedding(device: torch.device) -> nn.Module:
+    """A p = 512 MLP embedding of flattened 3×32×32 inputs, 3072-1024-512 with ReLU."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3072, 1024), nn.ReLU(), nn.Linear(1024, 512)).to(
+        device
     )
-    return [
-        {
-            "method": name,
-            "ms/sample": ms,
-            "x slower than vectorised": ms / per["vectorised"],
-            "max rel diff": agree if name != "vectorised" else 0.0,
+
+
+def exact_vs_loops(args: argparse.Namespace, device: torch.device) -> list[Row]:
+    """Section 1: exact GC per sample, vectorised vs autograd loops (same values), on the
+    VGG-like and the MLP embedding."""
+    nets = {"VGG-like": embedding_net(args, device), "MLP": mlp_embedding(device)}
+    x = torch.randn(args.batch, 3, 32, 32, device=device)
+    few = x[: args.loop_samples]
+    rows = []
+    for net_name, fn in nets.items():
+        vec_ms, vec = timed(lambda fn=fn: gc_per_sample(fn, x), repeats=args.repeats, device=device)
+        out_ms, out = timed(
+            lambda fn=fn: per_output_loop_gc(fn, x), repeats=args.repeats, device=device
+        )
+        naive_ms, naive = timed(
+            lambda fn=fn: naive_per_sample_gc(fn, few), repeats=args.repeats, device=device
+        )
+        runs = {
+            "vectorised (exact)": (vec_ms / len(x), vec),
+            "per-output loop": (out_ms / len(x), out),
+            "per-sample-output loop": (naive_ms / len(few), naive),
         }
-        for name, ms in per.items()
-    ]
+        for name, (ms, values) in runs.items():
+            ref = vec[: len(values)]
+            rows.append(
+                {
+                    "net": net_name,
+                    "method": name,
+                    "ms/sample": ms,
+                    "x slower than vectorised": ms / runs["vectorised (exact)"][0],
+                    "max rel diff": float(((values - ref) / ref).abs().max()),
+                }
+            )
+    return rows
 
 
 ESTIMATOR_CASES: list[tuple[str, dict[str, Any]]] = [
@@ -155,28 +175,26 @@ def estimators(args: argparse.Namespace, device: torch.device) -> list[Row]:
     """Section 2: cost and error of each estimator vs exact GC on the p = 512 embedding."""
     fn = embedding_net(args, device)
     x = torch.randn(args.batch, 3, 32, 32, device=device)
-    exact_ms, exact = timed(lambda: gc_per_sample(fn, x).mean(), repeats=1, device=device)
+    exact_ms, exact = timed(
+        lambda: float(gc_per_sample(fn, x).mean()), repeats=args.repeats, device=device
+    )
     rows = [{"estimator": "exact", "ms": exact_ms, "cost vs exact": 1.0, "rms rel err": 0.0}]
     for name, options in ESTIMATOR_CASES:
-        options = {**options, "size": max(1, args.batch // 8)} if name == "batch" else options
+        if name == "batch":
+            options = {"size": max(1, args.batch // 8)}
         gen = torch.Generator(device=device).manual_seed(0)
-        errors, best = [], math.inf
-        for _ in range(args.estimator_draws):
-            ms, est = timed(
-                lambda o=options: gc_per_sample(fn, x, estimator=name, generator=gen, **o).mean(),
-                repeats=0,
-                device=device,
-            )
-            errors.append(float(est / exact - 1))
-            best = min(best, ms)
-        rms = math.sqrt(sum(e * e for e in errors) / len(errors))
+
+        def draw(
+            name: str = name, options: dict[str, Any] = options, gen: torch.Generator = gen
+        ) -> float:
+            return float(gc_per_sample(fn, x, estimator=name, generator=gen, **options).mean())
+
+        draws = [timed(draw, device=device) for _ in range(args.estimator_draws)]
+        best = min(ms for ms, _ in draws)
+        rms = math.sqrt(sum((est / exact - 1) ** 2 for _, est in draws) / len(draws))
+        label = gc_estimator_label(name, options)
         rows.append(
-            {
-                "estimator": gc_estimator_label(name, options),
-                "ms": best,
-                "cost vs exact": best / exact_ms,
-                "rms rel err": rms,
-            }
+            {"estimator": label, "ms": best, "cost vs exact": best / exact_ms, "rms rel err": rms}
         )
     return rows
 
@@ -187,9 +205,11 @@ def fewshot(args: argparse.Namespace, device: torch.device) -> list[Row]:
     labels = torch.arange(20).repeat_interleave(600)
     emb = (torch.randn(len(labels), 512) + 0.3 * torch.randn(20, 512)[labels]).to(device)
     kw = {"ways": 5, "shots": 5, "queries": 15, "episodes": 600, "seed": 0}
-    sample_ms, _ = timed(lambda: sample_episodes(labels, **kw), repeats=args.repeats, device=device)
+    sample_ms, _ = timed(
+        lambda: sample_episodes(labels, **kw), repeats=args.repeats, device=device, warmup=True
+    )
     total_ms, (acc, ci) = timed(
-        lambda: fewshot_ncc(emb, labels, **kw), repeats=args.repeats, device=device
+        lambda: fewshot_ncc(emb, labels, **kw), repeats=args.repeats, device=device, warmup=True
     )
     return [
         {"step": "sample_episodes", "ms": sample_ms, "result": ""},
@@ -202,11 +222,18 @@ def gpu_epoch_and_metrics(args: argparse.Namespace, device: torch.device) -> lis
     (SPEC 4 defaults: exact GC on 4 batches of 128, NC on 200 per class, 600 episodes)."""
     if device.type != "cuda":
         return [{"step": "skipped", "detail": "CUDA not available"}]
+    return epoch_and_metrics(args, device)
+
+
+def epoch_and_metrics(
+    args: argparse.Namespace, device: torch.device, *, config: list[int | str] = VGG13
+) -> list[Row]:
+    """The body of section 4 on any device; a smaller ``config`` and ``args`` make a smoke run."""
     torch.manual_seed(0)
-    n, classes = args.epoch_samples, 10
+    n, classes, p = args.epoch_samples, 10, [c for c in config if c != "M"][-1]
     data = torch.randn(n, 3, 32, 32, device=device)
     labels = torch.randint(0, classes, (n,), device=device)
-    model = vgg(VGG13, num_classes=classes).to(device)
+    model = vgg(config, num_classes=classes).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
 
     def epoch() -> None:
@@ -219,9 +246,9 @@ def gpu_epoch_and_metrics(args: argparse.Namespace, device: torch.device) -> lis
     def metric_pass() -> None:
         model.eval()
         embed = model[0]
-        for batch in data[:512].split(128):
+        for batch in data[: args.gc_samples].split(128):
             gc_per_sample(embed, batch, chunk_size=args.gpu_chunk)
-        stats = ClassStats.empty(classes, 512, device=device)
+        stats = ClassStats.empty(classes, p, device=device)
         with torch.no_grad():
             for batch, y in zip(data[:2000].split(500), labels[:2000].split(500), strict=True):
                 stats.update(embed(batch), y)
@@ -229,16 +256,20 @@ def gpu_epoch_and_metrics(args: argparse.Namespace, device: torch.device) -> lis
         cdnv_from_stats(stats)
         fewshot_ncc(emb, labels[: len(emb)].cpu(), episodes=600)
 
-    epoch_ms, _ = timed(epoch, repeats=1, device=device)
-    metric_ms, _ = timed(metric_pass, repeats=1, device=device)
+    epoch_ms, _ = timed(epoch, device=device)
+    metric_ms, _ = timed(metric_pass, device=device)
+    gc_batches = math.ceil(args.gc_samples / 128)
     return [
-        {"step": f"VGG-13 train epoch ({n} samples, batch 256)", "s": epoch_ms / 1e3},
-        {"step": "metric pass (GC 4x128 exact, NC 2000, 600 episodes)", "s": metric_ms / 1e3},
+        {"step": f"train epoch ({n} samples, batch 256)", "s": epoch_ms / 1e3},
+        {
+            "step": f"metric pass (exact GC {gc_batches}x128, NC 2000, 600 episodes)",
+            "s": metric_ms / 1e3,
+        },
     ]
 
 
 SECTIONS: list[tuple[str, Callable[[argparse.Namespace, torch.device], list[Row]]]] = [
-    ("exact GC: vectorised vs autograd loops (p = 512 VGG-like embedding)", exact_vs_loops),
+    ("exact GC: vectorised vs autograd loops (p = 512 embeddings)", exact_vs_loops),
     ("GC estimators vs exact (p = 512 VGG-like embedding)", estimators),
     ("few-shot: 600 episodes, 5-way 5-shot 15 queries", fewshot),
     ("GPU: VGG-13 epoch and metric pass", gpu_epoch_and_metrics),
@@ -259,20 +290,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, < 3 min on 2 cores")
     parser.add_argument("--gpu", action="store_true", help="run on CUDA and add section 4")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
     quick = args.quick
     args.width = 16
-    args.batch = 16 if quick else 64
-    args.loop_samples = 2 if quick else 4
-    args.repeats = 3 if quick else 5
-    args.estimator_draws = 3 if quick else 10
+    args.batch = 8 if quick else 32
+    args.loop_samples = 1 if quick else 4
+    args.repeats = 2 if quick else 3
+    args.estimator_draws = 2 if quick else 8
     args.epoch_samples = 50_000
+    args.gc_samples = 512  # SPEC 4: GC on 4 batches of 128
     args.gpu_chunk = 32
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cuda = args.gpu and torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")
     print(

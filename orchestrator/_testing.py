@@ -11,8 +11,10 @@ what an uninterrupted one would. ``model.options`` steer it:
 - ``crash_at`` / ``crash_marker``: the first attempt to start epoch ``crash_at`` kills its
   own process (SIGKILL) if the marker file does not exist yet, creating it first; the
   marker path may name ``{lr}`` and ``{seed}`` to give each trial its own.
-- ``log_dir``: each attempt appends ``{lr, seed, start_epoch, pid, ppid}`` to
-  ``<log_dir>/starts.jsonl``.
+- ``barrier``: with ``log_dir``, wait (up to 5 minutes) until this many attempts have
+  started before training, so that many trials provably run at the same time.
+- ``log_dir``: each attempt appends ``{lr, seed, start_epoch, pid, node}`` to
+  ``<log_dir>/starts.jsonl`` (``node``: the PID of the Ray node's raylet, under Ray).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def run(config: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     lr, seed = cfg.train.lr, cfg.train.seed
     state = reporter.restore() or {"epoch": 0, "wall_time_s": 0.0, "fresh": True}
     _log_start(opts, cfg, state["epoch"])
+    _wait_for_peers(opts)
     started = time.perf_counter() - state["wall_time_s"]
     epoch = state["epoch"]
     if state.get("fresh") and cfg.metrics.at_init:
@@ -59,8 +62,12 @@ def run(config: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
         time.sleep(float(opts.get("sleep_s", 0.2)))
         epoch += 1
         if "diverge_lr" in opts and lr >= opts["diverge_lr"] and epoch >= opts.get("diverge_at", 2):
-            row = {"epoch": epoch, "step": epoch * STEPS_PER_EPOCH, "diverged": True,
-                   "wall_time_s": time.perf_counter() - started}
+            row = {
+                "epoch": epoch,
+                "step": epoch * STEPS_PER_EPOCH,
+                "diverged": True,
+                "wall_time_s": time.perf_counter() - started,
+            }
             reporter.report(row, checkpoint={"epoch": epoch, "wall_time_s": row["wall_time_s"]})
             return {"epochs_done": epoch, "diverged": True}
         _report(reporter, epoch, lr, seed, started)
@@ -69,8 +76,13 @@ def run(config: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
 
 def _report(reporter: Reporter, epoch: int, lr: float, seed: int, started: float) -> None:
     wall = time.perf_counter() - started
-    row = {"epoch": epoch, "step": epoch * STEPS_PER_EPOCH, "diverged": False,
-           "wall_time_s": wall, **curve(lr, seed, epoch)}
+    row = {
+        "epoch": epoch,
+        "step": epoch * STEPS_PER_EPOCH,
+        "diverged": False,
+        "wall_time_s": wall,
+        **curve(lr, seed, epoch),
+    }
     reporter.report(row, checkpoint={"epoch": epoch, "wall_time_s": wall})
 
 
@@ -85,10 +97,26 @@ def _maybe_crash(opts: dict[str, Any], epoch: int, *, lr: float, seed: int) -> N
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _wait_for_peers(opts: dict[str, Any], *, timeout_s: float = 300.0) -> None:
+    if "barrier" not in opts or "log_dir" not in opts:
+        return
+    log = Path(opts["log_dir"], "starts.jsonl")
+    deadline = time.monotonic() + timeout_s
+    while len(log.read_text().splitlines()) < int(opts["barrier"]):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"fewer than {opts['barrier']} trials started")
+        time.sleep(0.05)
+
+
 def _log_start(opts: dict[str, Any], cfg: TrialConfig, start_epoch: int) -> None:
     if "log_dir" not in opts:
         return
-    entry = {"lr": cfg.train.lr, "seed": cfg.train.seed, "start_epoch": start_epoch,
-             "pid": os.getpid(), "ppid": os.getppid()}
+    entry = {
+        "lr": cfg.train.lr,
+        "seed": cfg.train.seed,
+        "start_epoch": start_epoch,
+        "pid": os.getpid(),
+        "node": os.environ.get("RAY_RAYLET_PID"),
+    }
     with open(Path(opts["log_dir"], "starts.jsonl"), "a") as fh:
         fh.write(json.dumps(entry) + "\n")

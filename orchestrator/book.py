@@ -104,8 +104,11 @@ class TrialBook:
 
     def result(self, trial_id: str, *, epoch: int | None, diverged: bool) -> None:
         rec = self.trials[trial_id]
-        self._update(trial_id, epochs_done=epoch if epoch is not None else rec.epochs_done,
-                     diverged=rec.diverged or diverged)
+        self._update(
+            trial_id,
+            epochs_done=epoch if epoch is not None else rec.epochs_done,
+            diverged=rec.diverged or diverged,
+        )
 
     def finished(self, trial_id: str) -> None:
         self._update(trial_id, status="done", error=None)
@@ -121,13 +124,17 @@ class TrialBook:
 
     def abandon(self, trial_id: str) -> None:
         """A trial that will never run again (see :class:`Counts`)."""
-        self._update(trial_id, status="error", error=f"{ABANDONED}: its run was killed before "
-                     "the runner recorded it; a replacement trial ran instead")
+        self._update(
+            trial_id,
+            status="error",
+            error=f"{ABANDONED}: its run was killed before "
+            "the runner recorded it; a replacement trial ran instead",
+        )
 
     def counts(self) -> Counts:
         recs = list(self.trials.values())
         by = Counter(rec.status for rec in recs)
-        abandoned = sum(1 for r in recs if r.status == "error" and _is_abandoned(r.error))
+        abandoned = sum(1 for r in recs if r.status == "error" and is_abandoned(r.error))
         diverged = sum(1 for rec in recs if rec.diverged)
         live = len(recs) - abandoned
         pending = by["pending"] + max(0, self.total - live)
@@ -150,15 +157,22 @@ class TrialBook:
         cols = {name: [] for name in kinds}
         for rec in recs:
             row = {
-                "study": self.ctx.study, "trial_id": rec.trial_id, "status": rec.status,
-                "diverged": rec.diverged, "attempts": rec.attempts, "error": rec.error,
+                "study": self.ctx.study,
+                "trial_id": rec.trial_id,
+                "status": rec.status,
+                "diverged": rec.diverged,
+                "attempts": rec.attempts,
+                "error": rec.error,
                 "config": json.dumps(rec.config, sort_keys=True),
-                "epochs_done": rec.epochs_done, "updated_at": rec.updated_at, **rec.params,
+                "epochs_done": rec.epochs_done,
+                "updated_at": rec.updated_at,
+                **rec.params,
             }
             for name, kind in kinds.items():
                 cols[name].append(cell(row.get(name), kind))
         return pa.table({n: pa.array(v, type=ARROW_TYPES[kinds[n]]) for n, v in cols.items()})
 
 
-def _is_abandoned(error: str | None) -> bool:
+def is_abandoned(error: str | None) -> bool:
+    """Whether a trial's error text marks it abandoned (see :class:`Counts`)."""
     return bool(error) and str(error).startswith(ABANDONED)

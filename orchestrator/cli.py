@@ -63,12 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_study_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="apply the file's [smoke] table")
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a key, e.g. train.lr=0.05")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key, e.g. train.lr=0.05",
+    )
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--address", help="a Ray cluster: auto or ray://host:port")
+    parser.add_argument(
+        "--address",
+        help="a Ray cluster: auto, host:port or ray://host:port (default: a private local Ray)",
+    )
     parser.add_argument("--no-report", action="store_true", help="skip the report at the end")
 
 
@@ -112,23 +121,32 @@ def _execute(
 
     job = make_job(study, sdir, info)
     verb = "resuming" if resumed else "running"
-    print(f"{PROG}: {verb} study {study.name}: {trial_count(study)} trials -> {sdir.location}",
-          flush=True)
+    print(
+        f"{PROG}: {verb} study {study.name}: {trial_count(study)} trials -> {sdir.location}",
+        flush=True,
+    )
     view = ProgressView(study.name)
     counts = runner.run_study(study, sdir, job, address=args.address, view=view)
     rows, _ = count_rows(sdir)
-    print(f"{PROG}: {study.name}: {counts.done}/{counts.total} trials done "
-          f"({counts.diverged} diverged), {counts.failed} failed, {counts.pending} not run"
-          + (f", {counts.abandoned} abandoned" if counts.abandoned else "") + "; "
-          f"{rows} rows in {format_duration(view.elapsed_s)} -> {sdir.location}", flush=True)
+    print(
+        f"{PROG}: {study.name}: {counts.done}/{counts.total} trials done "
+        f"({counts.diverged} diverged), {counts.failed} failed, {counts.pending} not run"
+        + (f", {counts.abandoned} abandoned" if counts.abandoned else "")
+        + "; "
+        f"{rows} rows in {format_duration(view.elapsed_s)} -> {sdir.location}",
+        flush=True,
+    )
     if counts.failed or counts.pending:
         print(f"{PROG}: finish it with: {PROG} resume {sdir.location}", flush=True)
     if not args.no_report:
         try:
             _report(sdir.location, output=None)
         except Exception as err:  # the study is complete; a report can be written later
-            print(f"{PROG}: could not write the report ({type(err).__name__}: {err}); "
-                  f"try again with: {PROG} report {sdir.location}", file=sys.stderr)
+            print(
+                f"{PROG}: could not write the report ({type(err).__name__}: {err}); "
+                f"try again with: {PROG} report {sdir.location}",
+                file=sys.stderr,
+            )
     return 0 if counts.done == counts.total else 1
 
 
@@ -149,8 +167,11 @@ def _analysis() -> Any:
     try:
         import analysis
     except ImportError as err:
-        print(f"{PROG}: the analysis package is not available ({err}); the study's Parquet "
-              "files are complete without it", file=sys.stderr)
+        print(
+            f"{PROG}: the analysis package is not available ({err}); the study's Parquet "
+            "files are complete without it",
+            file=sys.stderr,
+        )
         return None
     return analysis
 

@@ -33,7 +33,9 @@ class StudyRun:
         self.job, self.view = job, view
         self.total = trial_count(study)
         self.default_epochs = int(study.train.epochs)
-        self.book = TrialBook(sdir, job.ctx, total=self.total)
+        # trials.parquet is rewritten whole: less often for big studies
+        interval = max(2.0, self.total / 2000)
+        self.book = TrialBook(sdir, job.ctx, total=self.total, min_interval_s=interval)
         self.book.load()
         self.book.interrupted()  # whatever an earlier run left running has not finished
         self.epochs: dict[str, int] = {}

@@ -13,7 +13,7 @@ def format_duration(seconds: float | None) -> str:
     """``1h02m``, ``3m07s``, ``12s``; ``?`` when unknown."""
     if seconds is None or seconds != seconds or seconds < 0:
         return "?"
-    s = int(round(seconds))
+    s = round(seconds)
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     if s >= 60:
@@ -80,7 +80,7 @@ class ProgressView:
         changed = line.split(" · ETA")[0] != self._last_line.split(" · ETA")[0]
         if self._tty:
             self.out.write("\r\033[K" + line)
-        elif force or changed or now - self._last_time >= self.quiet_interval_s:
+        elif changed or now - self._last_time >= self.quiet_interval_s:
             self.out.write(line + "\n")
         else:
             return

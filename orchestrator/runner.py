@@ -15,17 +15,21 @@ import logging
 import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
 import ray
+import torch
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.book import Counts
+from orchestrator.columns import KEY_COLUMNS
 from orchestrator.driver import StudyRun
 from orchestrator.progress import ProgressView
 from orchestrator.space import optuna_space, trial_count
@@ -36,6 +40,7 @@ from orchestrator.trial import TrialJob, run_trial
 STATE_FILE = "state.pt"
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # trials exchange no large objects
 _ACTIVE: StudyRun | None = None  # the run Tune's callback reports to
+_ROW_KEYS = frozenset(KEY_COLUMNS) - {"epoch", "step"}  # a stored row's bookkeeping
 
 
 class TuneReporter:
@@ -45,20 +50,19 @@ class TuneReporter:
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
-        import torch
-
         with checkpoint.as_directory() as folder:
             return torch.load(Path(folder, STATE_FILE), weights_only=False)
 
     def report_result(self, metrics: Mapping[str, Any]) -> None:
         """A result without a checkpoint (a finished trial's last row, given again)."""
-        tune.report({k: v for k, v in metrics.items() if _reportable(v)})
+        tune.report({k: v for k, v in metrics.items() if k not in _ROW_KEYS and _reportable(v)})
 
     def report(self, metrics: Mapping[str, Any], *, checkpoint: Mapping[str, Any]) -> None:
         result = {k: v for k, v in metrics.items() if _reportable(v)}
-        import torch
-
-        with tempfile.TemporaryDirectory(prefix="gcnc-ckpt-") as folder:
+        # In the trial's working directory (inside Ray's session folder), so that a process
+        # killed mid-report leaves nothing behind in the system's temp folder.
+        here = os.getcwd() if os.access(os.getcwd(), os.W_OK) else None
+        with tempfile.TemporaryDirectory(prefix="gcnc-ckpt-", dir=here) as folder:
             torch.save(dict(checkpoint), Path(folder, STATE_FILE))
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
@@ -88,19 +92,27 @@ def _trial_dirname(trial: Any) -> str:
 
 
 class _StudyCallback(tune.Callback):
-    """Forwards Tune's trial events to the active :class:`StudyRun`.
+    """Forwards Tune's trial events to the study's :class:`StudyRun`.
 
-    Tune pickles its callbacks with the experiment; unpickled, this binds to the run in
-    progress, so a resumed experiment reports to the run that resumed it.
+    In the driver process that is the run in progress (also for a callback unpickled from
+    a restored experiment). Where Tune drives the trials from another process (Ray
+    Client), the callback keeps its own records there, in the same study directory.
     """
 
-    def __reduce__(self) -> tuple[Any, tuple[()]]:
-        return (_StudyCallback, ())
+    def __init__(self, study: Study, job: TrialJob) -> None:
+        self._study, self._job = study, job
+        self._own: StudyRun | None = None
 
-    @staticmethod
-    def _run() -> StudyRun:
-        assert _ACTIVE is not None, "a study callback fired outside run_study"
-        return _ACTIVE
+    def __reduce__(self) -> tuple[Any, tuple[Study, TrialJob]]:
+        return (_StudyCallback, (self._study, self._job))
+
+    def _run(self) -> StudyRun:
+        if _ACTIVE is not None:
+            return _ACTIVE
+        if self._own is None:
+            view = ProgressView(self._study.name)
+            self._own = StudyRun(self._study, self._job, self._job.study_dir(), view=view)
+        return self._own
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._run().started(trial.trial_id, trial.config)
@@ -123,7 +135,9 @@ class _StudyCallback(tune.Callback):
         self._run().tick()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self._run().experiment_ended([(t.trial_id, t.config) for t in trials])
+        run = self._run()
+        run.experiment_ended([(t.trial_id, t.config) for t in trials])
+        run.tick(force=True)
 
 
 def _error_text(trial: Any) -> str:
@@ -143,20 +157,52 @@ def ray_session(address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
-    quiet: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    quiet: dict[str, Any] = {"logging_level": logging.WARNING}
+    if not (address or "").startswith("ray://"):  # Ray Client takes fewer options
+        quiet["log_to_driver"] = False
     if address:
         ray.init(address=address, **quiet)
         temp = None
     else:
-        temp = tempfile.mkdtemp(prefix="gcnc-", dir="/tmp" if os.path.isdir("/tmp") else None)
-        ray.init(address="local", _temp_dir=temp, include_dashboard=False,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+        temp = tempfile.mkdtemp(prefix="gcnc-", dir=_short_temp_root())
+        # Ray notes that a new local instance uses token authentication: expected here.
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+        ray.init(
+            address="local",
+            _temp_dir=temp,
+            include_dashboard=False,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            **quiet,
+        )
     try:
         yield
     finally:
         ray.shutdown()
         if temp is not None:
             shutil.rmtree(temp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _sigterm_as_sigint() -> Iterator[None]:
+    """A terminated driver stops like an interrupted one: Tune saves the experiment and the
+    private Ray shuts down, instead of leaving its processes behind."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _short_temp_root() -> str | None:
+    """Where the private Ray's folder goes: ``RAY_TMPDIR``, else ``/tmp`` (Ray's socket
+    paths have a length limit, and the system temp folder can be long)."""
+    for folder in (os.environ.get("RAY_TMPDIR"), "/tmp"):
+        if folder and os.path.isdir(folder):
+            return folder
+    return None
 
 
 def run_study(
@@ -171,12 +217,14 @@ def run_study(
     global _ACTIVE
     _tune_environment(trial_count(study))
     run = StudyRun(study, job, sdir, view=view)
-    with ray_session(address):
+    with ray_session(address), _sigterm_as_sigint():
         _ACTIVE = run
         try:
             _tuner(study, job, sdir).fit()
         finally:
             _ACTIVE = None
+        if ray.util.client.ray.is_connected():  # Tune ran in the cluster and kept the records
+            run = StudyRun(study, job, sdir, view=view)
     return run.finish()
 
 
@@ -201,7 +249,10 @@ def _tuner(study: Study, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
     fs = None if storage.fs.type_name == "local" else storage.fs
     if tune.Tuner.can_restore(sdir.tune, storage_filesystem=fs):
         return tune.Tuner.restore(
-            sdir.tune, trainable, resume_unfinished=True, resume_errored=True,
+            sdir.tune,
+            trainable,
+            resume_unfinished=True,
+            resume_errored=True,
             storage_filesystem=fs,
         )
     search_alg, param_space, num_samples = _search(study, job)
@@ -218,13 +269,14 @@ def _tuner(study: Study, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
         name="tune",
         storage_path=storage.root,
         storage_filesystem=fs,
-        callbacks=[_StudyCallback()],
+        callbacks=[_StudyCallback(study, job)],
         verbose=0,
         failure_config=tune.FailureConfig(max_failures=res.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
     )
-    return tune.Tuner(trainable, param_space=param_space, tune_config=tune_config,
-                      run_config=run_config)
+    return tune.Tuner(
+        trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
+    )
 
 
 def _search(study: Study, job: TrialJob) -> tuple[Any, dict[str, Any], int]:

@@ -117,7 +117,10 @@ def row_table(
         if name not in values and value is not None:
             values[name] = (value, _kind(value) if not isinstance(value, list | dict) else "string")
     return pa.table(
-        {name: pa.array([cell(v, kind)], type=ARROW_TYPES[kind]) for name, (v, kind) in values.items()}
+        {
+            name: pa.array([cell(v, kind)], type=ARROW_TYPES[kind])
+            for name, (v, kind) in values.items()
+        }
     )
 
 
@@ -156,8 +159,9 @@ def _codes(column: pa.ChunkedArray) -> np.ndarray:
 
 
 def concat(tables: Sequence[pa.Table]) -> pa.Table:
-    """Tables of one study, columns matched by name (missing ones become null)."""
-    return pa.concat_tables(tables, promote_options="default")
+    """Tables of one study, columns matched by name (missing ones become null, an integer
+    column meeting a float one becomes float)."""
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 class TrialSink:

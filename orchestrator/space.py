@@ -16,12 +16,11 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from trainables.config import TrialConfig
-from trainables.overrides import set_dotted
-
 from orchestrator import columns
 from orchestrator.errors import StudyError, from_validation
 from orchestrator.spec import Distribution, Study
+from trainables.config import TrialConfig
+from trainables.overrides import set_dotted
 
 TRAINABLES: dict[str, str] = {
     "gcnc": "trainables:run",
@@ -37,16 +36,36 @@ def trial_points(study: Study) -> list[dict[str, Any]] | None:
         return _random_points(study) if search.algorithm == "random" else None
     if sweep is None:
         return [{}]
-    keys = list(sweep.grid)
-    combos = list(itertools.product(*sweep.grid.values()))
+    combos = _grid_points(sweep.all_grids(), base=study.base_config())
     seeds: list[int | None] = list(sweep.seeds) if sweep.seeds is not None else [None]
     points = []
     for seed in seeds:  # all combinations of one seed first: early results cover the grid
         for combo in combos:
-            point = dict(zip(keys, combo, strict=True))
+            point = dict(combo)
             if seed is not None:
                 point["train.seed"] = seed
             points.append(point)
+    return points
+
+
+def _grid_points(
+    grids: list[dict[str, list[Any]]], *, base: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Every combination of each grid, in order; a trial two grids share is kept once.
+
+    Two points are the same trial when they differ from ``base`` in the same way, e.g. the
+    centre config ``{"train.lr": 0.01}`` and ``{"train.batch_size": 256}`` of two
+    one-at-a-time sweeps around lr 0.01, batch 256.
+    """
+    seen: set[Any] = set()
+    points = []
+    for grid in grids:
+        for combo in itertools.product(*grid.values()):
+            point = dict(zip(grid, combo, strict=True))
+            key = _freeze({k: v for k, v in point.items() if not _is_base(base, k, v)})
+            if key not in seen:
+                seen.add(key)
+                points.append(point)
     return points
 
 
@@ -70,8 +89,7 @@ def _random_points(study: Study) -> list[dict[str, Any]]:
     assert search is not None and search.budget is not None
     rng = np.random.default_rng(search.seed)
     return [
-        {key: sample(dist, rng) for key, dist in search.space.items()}
-        for _ in range(search.budget)
+        {key: sample(dist, rng) for key, dist in search.space.items()} for _ in range(search.budget)
     ]
 
 
@@ -154,15 +172,18 @@ def check_study(study: Study) -> None:
 def _check_sweep(study: Study) -> None:
     if study.sweep is None:
         return
-    for key, values in study.sweep.grid.items():
-        field = f"sweep.grid.{key}"
-        if not values:
-            raise StudyError(field, "no values", "list at least one value")
-        if len({_freeze(v) for v in values}) < len(values):
-            raise StudyError(field, f"repeated values in {values}", "list each value once")
+    grids = study.sweep.all_grids()
+    for i, grid in enumerate(grids):
+        prefix = f"sweep.grids[{i}]" if study.sweep.grids else "sweep.grid"
+        for key, values in grid.items():
+            field = f"{prefix}.{key}"
+            if not values:
+                raise StudyError(field, "no values", "list at least one value")
+            if len({_freeze(v) for v in values}) < len(values):
+                raise StudyError(field, f"repeated values in {values}", "list each value once")
     seeds = study.sweep.seeds
     if seeds is not None:
-        if "train.seed" in study.sweep.grid:
+        if "train.seed" in study.sweep.keys():
             raise StudyError("sweep.seeds", "train.seed is also in sweep.grid", "keep one")
         if not seeds or len(set(seeds)) < len(seeds):
             raise StudyError("sweep.seeds", f"{seeds} is empty or repeats a seed", "list seeds")
@@ -173,7 +194,7 @@ def _check_search(study: Study) -> None:
     if search is None:
         return
     if not search.space:
-        raise StudyError("search.space", "empty", 'add e.g. train.lr = {loguniform = [1e-3, 0.1]}')
+        raise StudyError("search.space", "empty", "add e.g. train.lr = {loguniform = [1e-3, 0.1]}")
     if search.algorithm in ("tpe", "grid"):
         for name in ("metric", "mode"):
             if getattr(search, name) is None:
@@ -186,12 +207,17 @@ def _check_search(study: Study) -> None:
     if search.algorithm == "grid":
         for key, dist in search.space.items():
             if dist.kind != "choice":
-                raise StudyError(f"search.space.{key}", "a grid needs {choice = [...]}", "list values")
+                raise StudyError(
+                    f"search.space.{key}", "a grid needs {choice = [...]}", "list values"
+                )
     if search.algorithm in ("tpe", "grid"):
         for key, dist in search.space.items():
             if dist.kind == "choice" and any(isinstance(v, list | dict) for v in dist.choice or ()):
-                raise StudyError(f"search.space.{key}", "Optuna choices must be scalars",
-                                 "use numbers, strings or booleans")
+                raise StudyError(
+                    f"search.space.{key}",
+                    "Optuna choices must be scalars",
+                    "use numbers, strings or booleans",
+                )
 
 
 def _check_scheduler(study: Study) -> None:
@@ -201,10 +227,13 @@ def _check_scheduler(study: Study) -> None:
     metric = sched.metric or (search.metric if search else None)
     mode = sched.mode or (search.mode if search else None)
     if metric is None:
-        raise StudyError("scheduler.metric", "required without a search metric",
-                         'e.g. metric = "test_acc"')
+        raise StudyError(
+            "scheduler.metric", "required without a search metric", 'e.g. metric = "test_acc"'
+        )
     if mode is None:
-        raise StudyError("scheduler.mode", "required without a search mode", 'mode = "max" or "min"')
+        raise StudyError(
+            "scheduler.mode", "required without a search mode", 'mode = "max" or "min"'
+        )
     _check_metric("scheduler.metric", metric)
 
 
@@ -221,9 +250,11 @@ def _points_to_check(study: Study) -> list[dict[str, Any]]:
         if search.algorithm == "random":
             return trial_points(study) or []
         return [{k: v} for k, d in search.space.items() for v in d.edge_values()]
-    if sweep is None or math.prod(len(v) for v in sweep.grid.values()) <= MAX_CHECKED_COMBINATIONS:
+    if sweep is None or sum(
+        math.prod(len(v) for v in g.values()) for g in sweep.all_grids()
+    ) <= MAX_CHECKED_COMBINATIONS:
         return trial_points(study) or []
-    singles = [{k: v} for k, vals in sweep.grid.items() for v in vals]
+    singles = [{k: v} for g in sweep.all_grids() for k, vals in g.items() for v in vals]
     return singles + [{"train.seed": s} for s in sweep.seeds or ()]
 
 
@@ -266,7 +297,8 @@ def _field(study: Study, point: dict[str, Any], key: str) -> str:
         return f"search.space.{owner}{rest}"
     if owner == "train.seed" and study.sweep is not None and study.sweep.seeds is not None:
         return f"sweep.seeds{rest}"
-    return f"sweep.grid.{owner}{rest}"
+    table = "sweep.grids" if study.sweep is not None and study.sweep.grids else "sweep.grid"
+    return f"{table}.{owner}{rest}"
 
 
 def _check_names(study: Study, config: dict[str, Any], point: dict[str, Any]) -> None:
@@ -298,9 +330,22 @@ def _check_fewshot(study: Study, config: dict[str, Any], point: dict[str, Any]) 
     if metrics["fewshot"] and targets is not None and metrics["fewshot_ways"] > len(targets):
         ways = metrics["fewshot_ways"]
         field = _field(study, point, "metrics.fewshot_ways")
-        raise StudyError(field, f"{ways}-way episodes need {ways} target classes, "
-                         f"data.target_classes has {len(targets)}",
-                         "lower metrics.fewshot_ways or list more target classes")
+        raise StudyError(
+            field,
+            f"{ways}-way episodes need {ways} target classes, "
+            f"data.target_classes has {len(targets)}",
+            "lower metrics.fewshot_ways or list more target classes",
+        )
+
+
+def _is_base(base: dict[str, Any], key: str, value: Any) -> bool:
+    """Whether ``base`` already holds ``value`` at the dotted ``key``."""
+    node: Any = base
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return node == value and isinstance(node, bool) == isinstance(value, bool)
 
 
 def _freeze(value: Any) -> Any:

@@ -11,7 +11,7 @@ an optional ``[scheduler]`` (ASHA), ``[resources]`` and a ``[smoke]`` table of o
     [sweep]
     seeds = [0, 1, 2]
     [sweep.grid]
-    train.lr = [0.005, 0.01, 0.05]
+    train.lr = [0.005, 0.01, 0.05]       # or [[sweep.grids]] tables, one grid each
     [smoke]
     train.epochs = 1
     sweep.seeds = [0]
@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import math
 import tomllib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -43,10 +42,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from orchestrator.errors import StudyError, from_validation
 from trainables.config import DataConfig, MetricsConfig, ModelConfig, TrainConfig, TrialConfig
 from trainables.overrides import parse_value, set_dotted
-
-from orchestrator.errors import StudyError, from_validation
 
 DIST_KINDS: tuple[str, ...] = ("choice", "uniform", "loguniform", "integer", "log_integer")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -107,10 +105,32 @@ class Distribution(_Strict):
 
 
 class SweepSpec(_Strict):
-    """A grid: every combination of the listed values, run once per seed."""
+    """Grids: every combination of the listed values, run once per seed.
+
+    ``grid`` is one grid; ``grids`` is a list of grids run side by side (one-at-a-time
+    sweeps around a centre config); a point that two grids share runs once.
+    """
 
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    grids: list[dict[str, list[Any]]] = Field(default_factory=list)
     seeds: list[int] | None = None  # None: the train section's seed
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SweepSpec:
+        if self.grid and self.grids:
+            raise custom_error(
+                "give [sweep.grid] or [[sweep.grids]], not both",
+                "move the [sweep.grid] keys into a [[sweep.grids]] table",
+            )
+        return self
+
+    def all_grids(self) -> list[dict[str, list[Any]]]:
+        """The grids of this sweep (one, possibly empty, when ``grids`` is not given)."""
+        return list(self.grids) if self.grids else [self.grid]
+
+    def keys(self) -> list[str]:
+        """Every dotted key any grid varies, in first-seen order."""
+        return list(dict.fromkeys(k for g in self.all_grids() for k in g))
 
 
 class SearchSpec(_Strict):
@@ -187,8 +207,8 @@ class Study(_Strict):
             return list(self.search.space)
         if self.sweep is None:
             return []
-        keys = list(self.sweep.grid)
-        return keys + ["train.seed"] if self.sweep.seeds is not None else keys
+        keys = self.sweep.keys()
+        return [*keys, "train.seed"] if self.sweep.seeds is not None else keys
 
 
 def spec_hash(spec: dict[str, Any]) -> str:
@@ -209,9 +229,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise StudyError(str(path), f"invalid TOML: {err}", "fix the syntax there") from None
 
 
-def load_study(
-    path: str | Path, *, overrides: Sequence[str] = (), smoke: bool = False
-) -> Study:
+def load_study(path: str | Path, *, overrides: Sequence[str] = (), smoke: bool = False) -> Study:
     """Read, override, validate and check the study file at ``path``.
 
     Args:
@@ -291,9 +309,15 @@ def _canonical_tables(doc: dict[str, Any]) -> None:
     """Flatten ``sweep.grid`` and ``search.space`` to dotted keys (later keys win)."""
     sweep, search = doc.get("sweep"), doc.get("search")
     if isinstance(sweep, dict) and isinstance(sweep.get("grid"), dict):
-        sweep["grid"] = dict(flatten(sweep["grid"], leaf=lambda v: not isinstance(v, dict)))
+        sweep["grid"] = _flat_grid(sweep["grid"])
+    if isinstance(sweep, dict) and isinstance(sweep.get("grids"), list):
+        sweep["grids"] = [_flat_grid(g) if isinstance(g, dict) else g for g in sweep["grids"]]
     if isinstance(search, dict) and isinstance(search.get("space"), dict):
         search["space"] = dict(flatten(search["space"], leaf=_is_distribution))
+
+
+def _flat_grid(grid: dict[str, Any]) -> dict[str, Any]:
+    return dict(flatten(grid, leaf=lambda v: not isinstance(v, dict)))
 
 
 def _is_distribution(value: Any) -> bool:
@@ -308,8 +332,3 @@ def flatten(tree: dict[str, Any], *, leaf: Any, prefix: str = "") -> Iterable[tu
             yield dotted, value
         else:
             yield from flatten(value, leaf=leaf, prefix=f"{dotted}.")
-
-
-def is_finite_number(value: Any) -> bool:
-    """A real number that is not NaN or infinite (booleans are not numbers here)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

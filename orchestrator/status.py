@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from orchestrator.book import is_abandoned
 from orchestrator.sink import read_parquet
 from orchestrator.space import trial_count
 from orchestrator.spec import Study
@@ -28,6 +29,7 @@ class StudyStatus:
     rows: int
     trials_with_rows: int
     errors: dict[str, str]  # trial id -> last error, for trials that failed
+    abandoned: int = 0  # searcher trials replaced after a killed run (see orchestrator.book)
 
 
 def count_rows(sdir: StudyDir) -> tuple[int, int]:
@@ -46,12 +48,14 @@ def read_status(sdir: StudyDir) -> StudyStatus:
     trials: list[dict[str, Any]] = []
     if sdir.storage.is_file(sdir.trials_parquet):
         trials = read_parquet(sdir.storage, sdir.trials_parquet).to_pylist()
-    by_status = Counter(str(t["status"]) for t in trials)
+    abandoned = [t for t in trials if t["status"] == "error" and is_abandoned(t["error"])]
+    live = [t for t in trials if t not in abandoned]
+    by_status = Counter(str(t["status"]) for t in live)
     try:
-        total = max(trial_count(Study.model_validate(info["spec"])), len(trials))
+        total = max(trial_count(Study.model_validate(info["spec"])), len(live))
     except (ValidationError, KeyError, TypeError):
-        total = len(trials)
-    by_status["pending"] += total - len(trials)
+        total = len(live)
+    by_status["pending"] += total - len(live)
     rows, with_rows = count_rows(sdir)
     return StudyStatus(
         name=str(info.get("name")),
@@ -59,10 +63,11 @@ def read_status(sdir: StudyDir) -> StudyStatus:
         spec_hash=str(info.get("spec_hash")),
         total=total,
         by_status=dict(by_status),
-        diverged=sum(1 for t in trials if t["diverged"]),
+        diverged=sum(1 for t in live if t["diverged"]),
         rows=rows,
         trials_with_rows=with_rows,
-        errors={t["trial_id"]: t["error"] for t in trials if t["status"] == "error"},
+        errors={t["trial_id"]: t["error"] for t in live if t["status"] == "error"},
+        abandoned=len(abandoned),
     )
 
 
@@ -72,7 +77,8 @@ def format_status(st: StudyStatus) -> str:
     lines = [
         f"study {st.name} ({st.spec_hash}) at {st.location}",
         f"trials: {st.total} — {get('done', 0)} done, {get('running', 0)} running, "
-        f"{get('error', 0)} failed, {get('pending', 0)} pending; {st.diverged} diverged",
+        f"{get('error', 0)} failed, {get('pending', 0)} pending; {st.diverged} diverged"
+        + (f"; {st.abandoned} abandoned" if st.abandoned else ""),
         f"rows: {st.rows} metrics rows from {st.trials_with_rows} trials",
     ]
     if get("running", 0):

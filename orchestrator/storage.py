@@ -8,6 +8,7 @@ store a single put replaces the object whole.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import uuid
@@ -44,8 +45,11 @@ class Storage:
         try:
             fs, path = pafs.FileSystem.from_uri(location)
         except (pa.ArrowException, ValueError, OSError) as err:
-            raise StudyError(field, f"cannot open {location!r}: {err}",
-                             "give a local path or a URI pyarrow.fs understands") from None
+            raise StudyError(
+                field,
+                f"cannot open {location!r}: {err}",
+                "give a local path or a URI pyarrow.fs understands",
+            ) from None
         return cls(fs, path.rstrip("/") or "/", location.rstrip("/"))
 
     def child(self, *parts: str) -> Storage:
@@ -93,14 +97,14 @@ class Storage:
         selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
         infos = self.fs.get_file_info(selector)
         return sorted(
-            i.path for i in infos
-            if i.type == pafs.FileType.File and i.base_name.endswith(suffix)
+            i.path
+            for i in infos
+            if i.type == pafs.FileType.File
+            and i.base_name.endswith(suffix)
             and not i.base_name.startswith(".")
         )
 
     def delete(self, path: str) -> None:
         """Remove a file; a missing one is fine."""
-        try:
+        with contextlib.suppress(FileNotFoundError, pa.ArrowException, OSError):
             self.fs.delete_file(path)
-        except (FileNotFoundError, pa.ArrowException, OSError):
-            pass

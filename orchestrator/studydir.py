@@ -35,8 +35,11 @@ class StudyDir:
         storage = Storage.open(location, field="STUDY_DIR")
         sdir = cls(storage)
         if not storage.is_file(sdir.study_json):
-            raise StudyError("STUDY_DIR", f"{location} holds no study.json",
-                             "give a directory written by gcnc run")
+            raise StudyError(
+                "STUDY_DIR",
+                f"{location} holds no study.json",
+                "give a directory written by gcnc run",
+            )
         return sdir
 
     @property
@@ -73,8 +76,11 @@ class StudyDir:
         try:
             return json.loads(self.storage.read_bytes(self.study_json))
         except (OSError, ValueError) as err:
-            raise StudyError("study.json", f"cannot read {self.study_json}: {err}",
-                             "restore the file or start a new study") from None
+            raise StudyError(
+                "study.json",
+                f"cannot read {self.study_json}: {err}",
+                "restore the file or start a new study",
+            ) from None
 
     def exists(self) -> bool:
         return self.storage.is_file(self.study_json)
@@ -146,11 +152,17 @@ def _git_commit(folder: Path) -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(folder), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
         dirty = subprocess.run(
             ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -11,14 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from trainables.reporter import Reporter
-
 from orchestrator import columns
 from orchestrator.sink import RowContext, TrialSink, type_name
 from orchestrator.space import TRAINABLES, dotted, trial_config, trial_points
 from orchestrator.spec import Study
 from orchestrator.storage import Storage
 from orchestrator.studydir import StudyDir
+from trainables.reporter import Reporter
 
 Trainable = Callable[[dict[str, Any], Reporter], dict[str, Any]]
 

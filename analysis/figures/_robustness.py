@@ -26,9 +26,12 @@ def _get_robustness_info(study: Study) -> RobustnessInfo:
     measured(study, ["gc", "gc_exact"], figure="robustness figure", need=2)
     cols = ["trial_id", "epoch", "gc_estimator", "gc_exact", "gc"]
     rows = study.metrics[cols].dropna(subset=["gc", "gc_exact"])
-    rows = rows.assign(gc_estimator=rows["gc_estimator"].fillna("unlabelled"))
+    labels = rows["gc_estimator"].astype(object)
+    rows = rows.assign(gc_estimator=labels.where(labels.notna(), "unlabelled"))
     points, summary = {}, []
-    for name, part in sorted(rows.groupby("gc_estimator"), key=lambda kv: _natural(kv[0])):
+    for name, part in sorted(
+        rows.groupby("gc_estimator", observed=True), key=lambda kv: _natural(kv[0])
+    ):
         points[str(name)] = part.drop(columns="gc_estimator").reset_index(drop=True)
         summary.append(_agreement(str(name), part))
     columns = ["estimator", "n", "median_abs_rel_error", "p90_abs_rel_error", "mean_ratio"]

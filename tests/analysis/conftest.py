@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any pytest import mode
+
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
 from analysis import load_study

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
@@ -69,6 +73,17 @@ def test_robustness_info_pairs_estimates_with_exact_gc(tmp_path):
     errors = info.summary["median_abs_rel_error"].to_numpy()
     assert errors[0] > errors[1] > errors[2]  # more probes, closer to the exact GC
     assert sum(len(p) for p in info.points.values()) == study.metrics["gc_exact"].notna().sum()
+
+
+def test_estimates_without_a_label_are_grouped_as_unlabelled(tmp_path):
+    spec = SyntheticSpec(probes=(4,), lrs=(0.01,), seeds=(0, 1), epochs=3, running=0)
+    root = write_synthetic_study(tmp_path / "r", spec)
+    path = os.path.join(root, "metrics", "trial_id=t00000", "compacted.parquet")
+    table = pq.read_table(path)
+    i = table.schema.get_field_index("gc_estimator")
+    pq.write_table(table.set_column(i, "gc_estimator", pa.nulls(table.num_rows, pa.string())), path)
+    info = F._get_robustness_info(load_study(root))
+    assert sorted(info.points) == ["projection(dist=sphere,probes=4)", "unlabelled"]
 
 
 def test_bound_info_counts_where_the_bound_holds(lr_study):

@@ -188,3 +188,14 @@ def test_a_study_without_metrics_loads_empty_with_a_warning(tmp_path):
     study = load_study(str(tmp_path))
     assert study.metrics.empty
     assert any("no metrics files" in w for w in study.warnings)
+
+
+def test_a_study_whose_every_file_is_unreadable_loads_empty_naming_them(tmp_path):
+    spec = SyntheticSpec(lrs=(0.01,), seeds=(0,), running=0, leftovers=0, restarted=0)
+    root = write_synthetic_study(tmp_path / "s", spec)
+    bad = os.path.join(root, "metrics", "trial_id=t00000", "compacted.parquet")
+    with open(bad, "wb") as fh:
+        fh.write(b"PAR1 garbage")
+    study = load_study(root)
+    assert study.metrics.empty
+    assert any(bad in w for w in study.warnings)

@@ -15,6 +15,7 @@ import os
 import select
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -50,17 +51,17 @@ class DevTools:
     def __init__(self, profile: str, *, timeout: float = 60.0) -> None:
         cmd_read, self._cmd_write = os.pipe()
         self._out_read, out_write = os.pipe()
-
-        def wire_fds() -> None:  # the browser reads commands on fd 3 and answers on fd 4
-            os.dup2(cmd_read, 3)
-            os.dup2(out_write, 4)
-
+        # The browser reads commands on fd 3 and answers on fd 4; a tiny exec wrapper wires
+        # them (no preexec_fn, which is unsafe in a threaded process).
+        wire = "import os, sys; a, b = (os.dup(int(fd)) for fd in sys.argv[1:3]); "
+        wire += "os.dup2(a, 3); os.dup2(b, 4); os.set_inheritable(3, True); "
+        wire += "os.set_inheritable(4, True); os.execv(sys.argv[3], sys.argv[3:])"
+        argv = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"]
         self.proc = subprocess.Popen(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
+            [sys.executable, "-c", wire, str(cmd_read), str(out_write), *argv],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            preexec_fn=wire_fds,
-            pass_fds=(3, 4),
+            pass_fds=(cmd_read, out_write),
         )
         os.close(cmd_read)
         os.close(out_write)

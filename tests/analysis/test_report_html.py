@@ -7,9 +7,11 @@ import json
 import os
 import pathlib
 import re
+import shutil
 
 import plotly.offline
 import pytest
+from synthetic_study import SyntheticSpec, write_synthetic_study
 
 from analysis import PngExportError, format_tables, load_study, write_report
 
@@ -56,6 +58,14 @@ def test_a_source_only_study_leaves_transfer_out_with_a_note(source_only_dir, tm
     assert 'id="fig-sweep_train.batch_size_epoch"' in html
 
 
+def test_a_seeds_only_study_draws_all_trials_and_the_bound(tmp_path):
+    spec = SyntheticSpec(lrs=(0.01,), seeds=(0, 1, 2, 3, 4), bound=True, transfer=False, shots=())
+    out = write_report(write_synthetic_study(tmp_path / "e7", spec))
+    html = pathlib.Path(out).read_text(encoding="utf-8")
+    assert 'id="fig-sweep_all_epoch"' in html and 'id="fig-bound"' in html
+    assert "bound ≥ error in 100%" in html
+
+
 def test_a_uri_study_dir_gets_its_report_inside(source_only_dir):
     out = write_report("file://" + source_only_dir)
     assert out == os.path.join(source_only_dir, "report.html")
@@ -88,3 +98,21 @@ def test_terminal_tables_print_the_warnings(tmp_path):
     (tmp_path / "study.json").write_text(json.dumps({"name": "empty", "sweep_params": []}))
     text = format_tables(load_study(str(tmp_path)))
     assert "WARNING: no metrics files" in text
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("kaleido") is None or shutil.which("chromium") is None,
+    reason="needs kaleido (pip install 'gcnc[png]') and Chromium (Debian package 'chromium')",
+)
+def test_png_export_writes_one_image_per_figure(source_only_dir, tmp_path):
+    out = write_report(
+        source_only_dir, output=str(tmp_path / "r.html"), png_dir=str(tmp_path / "png")
+    )
+    html = pathlib.Path(out).read_text(encoding="utf-8")
+    names = re.findall(r'id="fig-([^"]+)"', html)
+    pngs = sorted(p.name for p in (tmp_path / "png").iterdir())
+    assert pngs == sorted(f"{n}.png" for n in names) and len(pngs) >= 4
+    for p in (tmp_path / "png").iterdir():
+        data = p.read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 5_000

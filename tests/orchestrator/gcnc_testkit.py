@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -114,10 +115,8 @@ def reap_session(sid: int, *, timeout_s: float = 30.0) -> None:
         if not pids:
             return
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"processes of session {sid} still alive: {pids}")
         time.sleep(0.2)

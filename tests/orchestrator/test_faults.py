@@ -6,10 +6,13 @@ Every process a test starts runs in its own session and is reaped by that sessio
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,8 +33,17 @@ from orchestrator import cli
 
 pytestmark = pytest.mark.slow
 
-VALUES = ["train.lr", "train.seed", "step", "train_loss", "train_acc", "test_acc", "gc",
-          "nc_cdnv", "diverged"]
+VALUES = [
+    "train.lr",
+    "train.seed",
+    "step",
+    "train_loss",
+    "train_acc",
+    "test_acc",
+    "gc",
+    "nc_cdnv",
+    "diverged",
+]
 
 
 @pytest.fixture
@@ -39,9 +51,15 @@ def spawn(ray_tmpdir) -> Iterator[Callable[..., subprocess.Popen]]:
     """Start a command in a new session; every session is reaped at the end of the test."""
     sessions: list[int] = []
 
-    def start(*args: str) -> subprocess.Popen:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, start_new_session=True)
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            args,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+            env=env,
+        )
         sessions.append(proc.pid)
         return proc
 
@@ -50,8 +68,8 @@ def spawn(ray_tmpdir) -> Iterator[Callable[..., subprocess.Popen]]:
         reap_session(sid)
 
 
-def gcnc(spawn, *args: str) -> subprocess.Popen:
-    return spawn(sys.executable, "-m", "orchestrator", *args)
+def gcnc(spawn, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return spawn(sys.executable, "-m", "orchestrator", *args, env=env)
 
 
 def finish(proc: subprocess.Popen, *, timeout_s: float = 300) -> str:
@@ -64,8 +82,10 @@ def trial_files(study_dir: Path) -> dict[str, list[str]]:
     folder = study_dir / "metrics"
     if not folder.is_dir():
         return {}
-    return {d.name.split("=", 1)[1]: sorted(f.name for f in d.iterdir() if f.suffix == ".parquet")
-            for d in folder.iterdir()}
+    return {
+        d.name.split("=", 1)[1]: sorted(f.name for f in d.iterdir() if f.suffix == ".parquet")
+        for d in folder.iterdir()
+    }
 
 
 def compacted(study_dir: Path) -> set[str]:
@@ -86,16 +106,25 @@ def assert_unchanged(before: pd.DataFrame, after: pd.DataFrame) -> None:
 
 
 def test_a_killed_driver_is_finished_by_resume(spawn, tmp_path):
-    path = sleep_study(tmp_path, "[sweep]\nseeds = [0, 1, 2]\n[sweep.grid]\ntrain.lr = [0.1, 0.5]\n",
-                       epochs=4, sleep_s=0.3)
+    path = sleep_study(
+        tmp_path,
+        "[sweep]\nseeds = [0, 1, 2]\n[sweep.grid]\ntrain.lr = [0.1, 0.5]\n",
+        epochs=4,
+        sleep_s=0.3,
+    )
     study_dir = tmp_path / "runs" / "sleepy"
     driver = gcnc(spawn, "run", str(path), "--storage", str(tmp_path / "runs"), "--no-report")
-    wait_for(lambda: len(compacted(study_dir)) >= 2 and len(trial_files(study_dir)) > 2,
-             timeout_s=240, what="two finished trials and a third started")
+    wait_for(
+        lambda: len(compacted(study_dir)) >= 2 and len(trial_files(study_dir)) > 2,
+        timeout_s=240,
+        what="two finished trials and a third started",
+    )
     kill_driver(driver)
     before, done_before = read_rows(study_dir), compacted(study_dir)
-    stamps = {t: (study_dir / "metrics" / f"trial_id={t}" / "compacted.parquet").stat().st_mtime_ns
-              for t in done_before}
+    stamps = {
+        t: (study_dir / "metrics" / f"trial_id={t}" / "compacted.parquet").stat().st_mtime_ns
+        for t in done_before
+    }
     logged = len(starts(tmp_path))
     assert len(done_before) < 6, "the driver was killed after the study ended"
 
@@ -106,12 +135,17 @@ def test_a_killed_driver_is_finished_by_resume(spawn, tmp_path):
     rows = read_rows(study_dir)
     assert len(rows) == len(raw_rows(study_dir)) == 6 * 5  # exactly one row per key
     assert_unchanged(before, rows)
-    finished = set(trials.loc[trials["trial_id"].isin(done_before), "train.lr"].astype(str)
-                   + "/" + trials.loc[trials["trial_id"].isin(done_before), "train.seed"].astype(str))
+    finished = set(
+        trials.loc[trials["trial_id"].isin(done_before), "train.lr"].astype(str)
+        + "/"
+        + trials.loc[trials["trial_id"].isin(done_before), "train.seed"].astype(str)
+    )
     rerun = {f"{s['lr']}/{s['seed']}" for s in starts(tmp_path)[logged:]}
     assert not finished & rerun, "a finished trial ran again"
     for t, stamp in stamps.items():
-        assert (study_dir / "metrics" / f"trial_id={t}" / "compacted.parquet").stat().st_mtime_ns == stamp
+        assert (
+            study_dir / "metrics" / f"trial_id={t}" / "compacted.parquet"
+        ).stat().st_mtime_ns == stamp
 
 
 def test_a_killed_optuna_study_keeps_its_budget_and_finished_trials(spawn, tmp_path):
@@ -125,8 +159,16 @@ train.lr = {loguniform = [0.01, 1.0]}
 """
     path = sleep_study(tmp_path, extra, epochs=3, sleep_s=0.3)
     study_dir = tmp_path / "runs" / "sleepy"
-    driver = gcnc(spawn, "run", str(path), "--storage", str(tmp_path / "runs"), "--no-report",
-                  "--set", "resources.max_concurrent=1")
+    driver = gcnc(
+        spawn,
+        "run",
+        str(path),
+        "--storage",
+        str(tmp_path / "runs"),
+        "--no-report",
+        "--set",
+        "resources.max_concurrent=1",
+    )
     wait_for(lambda: len(compacted(study_dir)) >= 2, timeout_s=240, what="two finished trials")
     kill_driver(driver)
     before, done_before = read_rows(study_dir), compacted(study_dir)
@@ -152,8 +194,11 @@ def test_a_killed_trial_process_resumes_from_its_checkpoint(ray_cluster, tmp_pat
         wait_for(lambda: starts(tmp_path), timeout_s=120, what="a trial to start")
         victim = starts(tmp_path)[0]
         folder = study_dir / "metrics" / "trial_id=t00000"
-        wait_for(lambda: len(list(folder.glob("epoch=*.parquet"))) >= 3, timeout_s=60,
-                 what="three epochs of the first trial")
+        wait_for(
+            lambda: len(list(folder.glob("epoch=*.parquet"))) >= 3,
+            timeout_s=60,
+            what="three epochs of the first trial",
+        )
         os.kill(victim["pid"], signal.SIGKILL)  # a Ray worker of this test's cluster
 
     killer = threading.Thread(target=kill_first_trial)
@@ -169,18 +214,24 @@ def test_a_killed_trial_process_resumes_from_its_checkpoint(ray_cluster, tmp_pat
 
 def test_a_lost_node_s_trials_finish_elsewhere(ray_cluster, tmp_path):
     nodes = [ray_cluster.add_node(num_cpus=1, object_store_memory=80 * 1024**2) for _ in range(2)]
-    raylets = {n.all_processes["raylet"][0].process.pid: n for n in nodes}
+    raylets = {str(n.all_processes["raylet"][0].process.pid): n for n in nodes}
     path = sleep_study(tmp_path, "[sweep]\nseeds = [0, 1, 2, 3]\n", epochs=6, sleep_s=0.3)
     removed: list[object] = []
 
     def remove_a_busy_node() -> None:
-        wait_for(lambda: any(s["ppid"] in raylets for s in starts(tmp_path)), timeout_s=120,
-                 what="a trial on an added node")
-        ppid = next(s["ppid"] for s in starts(tmp_path) if s["ppid"] in raylets)
-        wait_for(lambda: len(read_rows(tmp_path / "runs" / "sleepy")) >= 8, timeout_s=60,
-                 what="some epochs done")
-        ray_cluster.remove_node(raylets[ppid])
-        removed.append(raylets[ppid])
+        wait_for(
+            lambda: any(s["node"] in raylets for s in starts(tmp_path)),
+            timeout_s=120,
+            what="a trial on an added node",
+        )
+        node = next(s["node"] for s in starts(tmp_path) if s["node"] in raylets)
+        wait_for(
+            lambda: len(read_rows(tmp_path / "runs" / "sleepy")) >= 8,
+            timeout_s=60,
+            what="some epochs done",
+        )
+        ray_cluster.remove_node(raylets[node])
+        removed.append(raylets[node])
 
     remover = threading.Thread(target=remove_a_busy_node)
     remover.start()
@@ -204,23 +255,75 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(spawn, tmp_path):
+@pytest.fixture
+def cluster_tmpdir() -> Iterator[Path]:
+    """A RAY_TMPDIR of one cluster (set up before, removed after ``spawn`` reaps it)."""
+    folder = Path(tempfile.mkdtemp(prefix="gcnc-c", dir="/tmp"))
+    (folder / "ray").mkdir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
+    cluster_tmpdir, spawn, tmp_path
+):
+    # Every process of the cluster, and the driver, share a token (Ray's token auth) and a
+    # private RAY_TMPDIR, where the head leaves its address for ``--address auto``.
+    env = os.environ | {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_TMPDIR": str(cluster_tmpdir),
+    }
     port = _free_port()
-    common = ["--num-cpus", "1", "--object-store-memory", str(80 * 1024**2), "--block",
-              "--disable-usage-stats"]
-    spawn("ray", "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
-          "--include-dashboard", "false", *common)
+    common = [
+        "--num-cpus",
+        "1",
+        "--object-store-memory",
+        str(80 * 1024**2),
+        "--block",
+        "--disable-usage-stats",
+    ]
+    spawn(
+        "ray",
+        "start",
+        "--head",
+        "--node-ip-address",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--include-dashboard",
+        "false",
+        *common,
+        env=env,
+    )
     address = f"127.0.0.1:{port}"
     wait_for(lambda: _connects(address), timeout_s=120, what="the head node")
-    spawn("ray", "start", "--address", address, "--node-ip-address", "127.0.0.1", *common)
-    path = sleep_study(tmp_path, "[sweep]\nseeds = [0, 1, 2]\n[smoke]\ntrain.epochs = 1\n",
-                       epochs=5, sleep_s=0.1)
-    out = finish(gcnc(spawn, "run", str(path), "--smoke", "--address", address,
-                      "--storage", str(tmp_path / "shared"), "--no-report"))
-    assert "sleepy-smoke: 3/3 trials done" in out
+    spawn("ray", "start", "--address", address, "--node-ip-address", "127.0.0.1", *common, env=env)
+    # Each node has one CPU; the barrier holds each trial until both have started.
+    path = sleep_study(
+        tmp_path,
+        "[sweep]\nseeds = [0, 1]\n[smoke]\ntrain.epochs = 1\nmodel.options.barrier = 2\n",
+        epochs=5,
+        sleep_s=0.1,
+    )
+    out = finish(
+        gcnc(
+            spawn,
+            "run",
+            str(path),
+            "--smoke",
+            "--address",
+            "auto",
+            "--storage",
+            str(tmp_path / "shared"),
+            "--no-report",
+            env=env,
+        )
+    )
+    assert "sleepy-smoke: 2/2 trials done" in out
     rows = read_rows(tmp_path / "shared" / "sleepy-smoke")
-    assert len(rows) == 3 * 2
-    assert len({s["ppid"] for s in starts(tmp_path)}) == 2, "trials ran on both nodes"
+    assert len(rows) == 2 * 2
+    assert len({s["node"] for s in starts(tmp_path)}) == 2, "trials ran on both nodes"
 
 
 def _connects(address: str) -> bool:

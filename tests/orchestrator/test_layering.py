@@ -43,8 +43,9 @@ def test_trainables_and_analysis_never_import_ray(package):
     [("trainables", {"orchestrator", "analysis"}), ("analysis", {"orchestrator", "trainables"})],
 )
 def test_imports_flow_one_way(package, forbidden):
-    offenders = {f: names & forbidden for f, names in imported_roots(package).items()
-                 if names & forbidden}
+    offenders = {
+        f: names & forbidden for f, names in imported_roots(package).items() if names & forbidden
+    }
     assert offenders == {}
 
 
@@ -58,15 +59,21 @@ def test_validate_and_status_do_not_load_ray(tmp_path):
         "assert 'ray' not in sys.modules, 'validate imported ray'\n"
         "sys.exit(rc)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"ok: {study}: study s, 2 trials"
 
 
 def test_python_dash_m_orchestrator_is_gcnc():
-    done = subprocess.run([sys.executable, "-m", "orchestrator", "--help"], capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     for command in ("run", "resume", "status", "validate", "report", "analyze"):
         assert command in done.stdout

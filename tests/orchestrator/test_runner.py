@@ -6,21 +6,27 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from gcnc_testkit import raw_rows, read_rows, read_trials, sleep_study, starts
 
 from orchestrator import cli
 
 
-def run(path: Path, storage: Path, *extra: str) -> int:
+def run(path: Path, storage: Path | str, *extra: str) -> int:
     return cli.main(["run", str(path), "--storage", str(storage), "--no-report", *extra])
 
 
 def test_a_grid_runs_every_trial_and_writes_the_study_dir(ray_cluster, tmp_path, capsys):
-    path = sleep_study(tmp_path, "[sweep]\nseeds = [0, 1]\n[sweep.grid]\ntrain.lr = [0.1, 0.5]\n",
-                       epochs=2, sleep_s=0.1)
-    assert run(path, tmp_path / "runs") == 0
+    """Through a ``file://`` URI, the way every ``pyarrow.fs`` storage is addressed."""
+    path = sleep_study(
+        tmp_path,
+        "[sweep]\nseeds = [0, 1]\n[sweep.grid]\ntrain.lr = [0.1, 0.5]\n",
+        epochs=2,
+        sleep_s=0.1,
+    )
+    assert run(path, f"file://{tmp_path}/runs") == 0
     out = capsys.readouterr().out
-    assert "gcnc: running study sleepy: 4 trials" in out
+    assert f"gcnc: running study sleepy: 4 trials -> file://{tmp_path}/runs/sleepy" in out
     assert "sleepy: 4/4 trials done (0 diverged), 0 failed, 0 not run; 12 rows" in out
     study_dir = tmp_path / "runs" / "sleepy"
     info = json.loads((study_dir / "study.json").read_text())
@@ -30,7 +36,11 @@ def test_a_grid_runs_every_trial_and_writes_the_study_dir(ray_cluster, tmp_path,
     assert trials["status"].tolist() == ["done"] * 4 and trials["attempts"].tolist() == [1] * 4
     assert trials["epochs_done"].tolist() == [2] * 4
     assert list(zip(trials["train.lr"], trials["train.seed"], strict=True)) == [
-        (0.1, 0), (0.5, 0), (0.1, 1), (0.5, 1)]
+        (0.1, 0),
+        (0.5, 0),
+        (0.1, 1),
+        (0.5, 1),
+    ]
     for trial_id in trials["trial_id"]:
         files = list((study_dir / "metrics" / f"trial_id={trial_id}").iterdir())
         assert [f.name for f in files] == ["compacted.parquet"]
@@ -38,6 +48,7 @@ def test_a_grid_runs_every_trial_and_writes_the_study_dir(ray_cluster, tmp_path,
     assert (study_dir / "tune").is_dir()
 
 
+@pytest.mark.slow
 def test_crashed_and_diverged_trials(ray_cluster, tmp_path):
     marker = tmp_path / "crashed-{lr}-{seed}"
     extra = f"""
@@ -76,7 +87,7 @@ def test_running_a_finished_study_again_reruns_nothing(ray_cluster, tmp_path, ca
     study_dir = tmp_path / "runs" / "sleepy"
     before, logged = read_rows(study_dir), len(starts(tmp_path))
     capsys.readouterr()
-    assert cli.main(["resume", str(study_dir), "--no-report"]) == 0
+    assert run(path, tmp_path / "runs") == 0  # the same spec: a resume
     assert "gcnc: resuming study sleepy" in capsys.readouterr().out
     assert len(starts(tmp_path)) == logged
     pd.testing.assert_frame_equal(read_rows(study_dir), before)

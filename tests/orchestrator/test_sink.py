@@ -201,4 +201,4 @@ def test_latest_per_key_matches_a_pandas_reference():
 
 
 def test_always_present_params_are_the_schema_s_first_four_and_the_seed():
-    assert ALWAYS_PARAMS == tuple(PARAM_TYPES)
+    assert tuple(PARAM_TYPES) == ALWAYS_PARAMS

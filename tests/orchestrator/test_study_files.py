@@ -85,7 +85,8 @@ MALFORMED = [
     ),
     (
         "tpe-without-budget",
-        '[search]\nmetric = "test_acc"\nmode = "max"\n[search.space]\ntrain.lr = {uniform = [0.01, 0.1]}',
+        '[search]\nmetric = "test_acc"\nmode = "max"\n'
+        "[search.space]\ntrain.lr = {uniform = [0.01, 0.1]}",
         "search.budget",
     ),
     (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
 import torch
@@ -9,13 +11,21 @@ import torch
 from trainables.metrics import cdnv, fewshot_error_bound, ncc_error, ncc_error_bound
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one thread avoids contention on a shared machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def blobs(n_per: int, *, classes: int = 4, dim: int = 5, spread: float = 1.0, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
     centres = 2 * torch.randn(classes, dim, dtype=torch.float64, generator=gen)
     labels = torch.arange(classes).repeat(n_per)
-    return centres[labels] + spread * torch.randn(
-        len(labels), dim, dtype=torch.float64, generator=gen
-    ), labels
+    noise = spread * torch.randn(len(labels), dim, dtype=torch.float64, generator=gen)
+    return centres[labels] + noise, labels
 
 
 def brute_force_ncc_error(train, train_y, test, test_y) -> float:

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
 from torch import nn
 
 from trainables.metrics import geometric_collapse, geometric_collapse_from
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one thread avoids contention on a shared machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def brute_force_geometric_collapse(fn: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> float:
@@ -58,9 +68,12 @@ def test_linear_map_geometric_collapse_uses_the_same_gc_for_every_class() -> Non
     assert geometric_collapse(fn, x, labels) == pytest.approx(want, rel=1e-12)
 
 
-def test_geometric_collapse_from_leaves_out_nan_classes() -> None:
+def test_geometric_collapse_from_leaves_out_classes_with_nan_gc_or_mean() -> None:
     gc = torch.tensor([1.0, math.nan, 3.0, 5.0], dtype=torch.float64)
     means = torch.tensor([[0.0, 0.0], [9.0, 9.0], [1.0, 0.0], [0.0, 2.0]], dtype=torch.float64)
     want = ((1 + 3) / (2 * 1) + (1 + 5) / (2 * 4) + (3 + 5) / (2 * 5)) / 3
+    assert geometric_collapse_from(gc, means) == pytest.approx(want, rel=1e-15)
+    gc[1] = 7.0  # a class measured for GC but without a class mean is left out as well
+    means[1] = math.nan
     assert geometric_collapse_from(gc, means) == pytest.approx(want, rel=1e-15)
     assert math.isnan(geometric_collapse_from(gc[:2], means[:2]))

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import torch
 
 from trainables.metrics import fewshot_ncc, sample_episodes
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one thread avoids contention on a shared machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 ARGS = {"ways": 3, "shots": 2, "queries": 4, "episodes": 50}
 
@@ -61,29 +72,28 @@ def test_accuracy_matches_a_per_episode_loop_and_ignores_the_embedding_for_episo
     assert mean == pytest.approx(np.mean(accs), abs=1e-12)
     assert half == pytest.approx(1.96 * np.std(accs, ddof=1) / math.sqrt(50), rel=1e-10)
     assert fewshot_ncc(2 * emb + 1, labels, seed=7, **ARGS) == (mean, half)
+    assert fewshot_ncc(emb + 1e7, labels, seed=7, **ARGS) == (mean, half)  # far from 0
 
 
 def test_perfectly_separated_classes_give_accuracy_one_with_zero_ci() -> None:
     labels = torch.arange(6).repeat(9)
-    emb = 1e3 * torch.eye(6, dtype=torch.float64)[labels] + 1e-3 * torch.randn(
-        54, 6, dtype=torch.float64
-    )
+    noise = 1e-3 * torch.randn(54, 6, dtype=torch.float64)
+    emb = 1e3 * torch.eye(6, dtype=torch.float64)[labels] + noise
     assert fewshot_ncc(emb, labels, **ARGS) == (1.0, 0.0)
 
 
-def test_episode_samples_are_uniform_over_ordered_support_query_pairs() -> None:
+@pytest.mark.parametrize(("cls", "members"), [(0, range(5)), (1, range(5, 14))])
+def test_episode_samples_are_uniform_over_ordered_support_query_pairs(
+    cls: int, members: range
+) -> None:
     labels = torch.tensor([0] * 5 + [1] * 9)
     support, query = sample_episodes(labels, ways=2, shots=1, queries=1, episodes=4000, seed=0)
-    first_class = (labels[support[:, :, 0]] == 0).nonzero()  # (episode, way) of class 0
-    pairs = torch.stack(
-        [
-            support[first_class[:, 0], first_class[:, 1], 0],
-            query[first_class[:, 0], first_class[:, 1], 0],
-        ],
-        dim=1,
-    )
-    counts = torch.zeros(5, 5).index_put_(tuple(pairs.T), torch.ones(len(pairs)), accumulate=True)
-    assert counts.diagonal().sum() == 0  # support and query never the same sample
-    expected = 4000 / 20
-    off_diagonal = counts[~torch.eye(5, dtype=torch.bool)]
+    e, w = (labels[support[:, :, 0]] == cls).nonzero().T  # the way of class cls, per episode
+    first = members.start
+    pairs = torch.stack([support[e, w, 0], query[e, w, 0]], dim=1) - first
+    n = len(members)
+    counts = torch.zeros(n, n).index_put_(tuple(pairs.T), torch.ones(len(pairs)), accumulate=True)
+    assert counts.diagonal().sum() == 0  # support and query are never the same sample
+    expected = 4000 / (n * (n - 1))
+    off_diagonal = counts[~torch.eye(n, dtype=torch.bool)]
     assert ((off_diagonal - expected).abs() < 5 * expected**0.5).all(), counts

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
 from torch import nn
 
 from trainables.metrics import class_gc, gc_per_sample, geometric_complexity
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one thread avoids contention on a shared machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny_mlp(d: int = 6, p: int = 4, seed: int = 0) -> nn.Module:
@@ -160,3 +170,22 @@ def test_class_gc_averages_per_class_and_marks_empty_classes_nan() -> None:
             assert math.isnan(values[c])
         else:
             assert float(values[c]) == pytest.approx(float(members.mean()), rel=1e-12)
+
+
+def test_train_mode_projection_estimates_the_whole_batch_jacobian_norm() -> None:
+    """With probes independent across samples, sample b's estimate has mean
+    Σ_b' ||∂f(x)_b'/∂x_b||_F² (the couplings through batch statistics included)."""
+    net = tiny_conv_bn().train()
+    x = torch.randn(4, 2, 6, 6, dtype=torch.float64)
+    xr = x.clone().requires_grad_(True)
+    out = net(xr)  # (B, p)
+    rows = [torch.autograd.grad(o, xr, retain_graph=True)[0] for o in out.flatten()]
+    want = torch.stack(rows).square().sum(dim=(0, 2, 3, 4))  # (B,): Σ over b', k
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.stack(
+        [gc_per_sample(net, x, estimator="projection", probes=4, generator=gen) for _ in range(300)]
+    )
+    se = draws.std(dim=0) / len(draws) ** 0.5
+    assert ((draws.mean(dim=0) - want).abs() < 4 * se).all()
+    exact = gc_per_sample(net, x)  # the batch-summed convention differs in train mode
+    assert not torch.allclose(exact, want, rtol=1e-3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -19,6 +20,15 @@ from trainables.metrics import (
     nc3,
     nc4,
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one thread avoids contention on a shared machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def clustered(n_per: int = 12, classes: int = 4, dim: int = 6, seed: int = 0, offset: float = 0.0):
@@ -190,3 +200,8 @@ def test_nc4_matches_a_per_sample_loop() -> None:
     assert nc4(emb, labels, logits) == pytest.approx(np.mean(disagree), abs=1e-15)
     ncc_logits = -torch.cdist(emb, torch.from_numpy(means))  # a classifier that is the NCC
     assert nc4(emb, labels, ncc_logits) == 0.0
+
+
+def test_labels_outside_the_classes_are_rejected() -> None:
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        ClassStats.empty(3, 2).update(torch.zeros(2, 2), torch.tensor([0, 3]))

@@ -17,11 +17,11 @@ def squared_distances(a: Tensor, b: Tensor) -> Tensor:
 def mean_pair_ratio(spread: Tensor, means: Tensor) -> float:
     """Mean over unordered class pairs ``i < j`` of ``(s_i + s_j) / (2 ||μ_i − μ_j||²)``.
 
-    Classes whose ``spread`` is NaN (no samples) are left out; NaN with fewer than two
-    classes. With ``s`` the class variances this is the CDNV, with the class GCs the
-    geometric collapse.
+    Classes whose ``spread`` or mean is NaN (no samples) are left out; NaN with fewer than
+    two classes left. With ``s`` the class variances this is the CDNV, with the class GCs
+    the geometric collapse.
     """
-    keep = ~torch.isnan(spread)
+    keep = ~torch.isnan(spread) & ~torch.isnan(means).any(dim=1)
     s, mu = spread[keep].double(), means[keep].double()
     if len(s) < 2:
         return float("nan")

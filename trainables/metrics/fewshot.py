@@ -10,6 +10,7 @@ and every trial is evaluated on the same episodes (paired comparisons).
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 from torch import Tensor
@@ -68,7 +69,7 @@ def _random_subsets(sizes: Tensor, need: int, *, generator: torch.Generator) -> 
     return chosen.gather(1, order)
 
 
-EPISODE_CHUNK = 32  # episodes per vectorised step: keeps the gathered embeddings in cache
+EPISODE_CHUNK = 16  # episodes per vectorised step: keeps the gathered embeddings in cache
 
 
 def fewshot_ncc(
@@ -94,7 +95,7 @@ def fewshot_ncc(
     )
     acc = torch.cat(
         [
-            _episode_accuracy(embeddings, s, q)
+            _episode_accuracy(embeddings.detach(), s, q)
             for s, q in zip(support.split(EPISODE_CHUNK), query.split(EPISODE_CHUNK), strict=True)
         ]
     )  # (E,)
@@ -104,12 +105,24 @@ def fewshot_ncc(
 
 def _episode_accuracy(embeddings: Tensor, support: Tensor, query: Tensor) -> Tensor:
     """Accuracy of each episode ``(e,)`` from support ``(e, ways, shots)`` and query
-    ``(e, ways, queries)`` indices; a query of way ``w`` is right if centre ``w`` is nearest."""
-    dev = embeddings.device
-    support, query = support.to(dev), query.to(dev)
-    origin = embeddings[support[:, :, 0]].double().mean(dim=(0, 1))  # keeps distances accurate
-    centres = (embeddings[support].double() - origin).mean(dim=2)  # (e, ways, p)
-    points = embeddings[query.flatten(1)].double() - origin  # (e, ways·queries, p)
-    pred = torch.cdist(points, centres).argmin(dim=2)  # (e, ways·queries)
-    truth = torch.arange(query.shape[1], device=dev).repeat_interleave(query.shape[2])
+    ``(e, ways, queries)`` indices; a query of way ``w`` is right if centre ``w`` is nearest.
+
+    The nearest centre minimises ``||c'||² − 2 (q·c' − o·c') = ||q − c||² − ||q − o||²``, with
+    ``c' = c − o`` and ``o`` the mean of some support samples: a large common offset of the
+    embeddings cancels in ``c'`` before any product. Products and sums are in float64.
+    """
+    e, ways, shots = support.shape
+    rows = partial(_rows, embeddings)
+    origin = rows(support[:, :, 0]).mean(dim=0)  # (p,)
+    centres = rows(support).view(e, ways, shots, -1).mean(dim=2) - origin  # (e, ways, p)
+    points = rows(query).view(e, ways * query.shape[2], -1)  # (e, ways·queries, p)
+    dots = torch.bmm(points, centres.transpose(1, 2)) - (centres @ origin)[:, None, :]
+    pred = (centres.square().sum(dim=2)[:, None, :] - 2 * dots).argmin(dim=2)
+    truth = torch.arange(ways, device=pred.device).repeat_interleave(query.shape[2])
     return (pred == truth).double().mean(dim=1)
+
+
+def _rows(embeddings: Tensor, index: Tensor) -> Tensor:
+    """``embeddings[index.flatten()]`` in float64: a fast row gather (``index_select``) in the
+    embeddings' dtype, then the conversion of the few rows gathered."""
+    return embeddings.index_select(0, index.flatten().to(embeddings.device)).double()

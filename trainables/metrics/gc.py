@@ -11,12 +11,19 @@ Conventions:
   **eval mode** before measuring (BatchNorm on running statistics). These functions never
   change the mode.
 - In train mode (the explicit regulariser ``CE + α·GC``), BatchNorm couples the samples and a
-  per-sample Jacobian is not defined. The products are then those of ``Σ_b fn(x)_b``: sample
-  ``b``'s "row ``k``" is ``∂(Σ_b' fn(x)_{b'k}) / ∂x_b``, which includes the couplings, and
-  ``gc_per_sample(..., create_graph=True).mean()`` is differentiable through them. Each call
-  runs one forward pass, so it updates BatchNorm's running statistics once, as a training
-  step's forward pass does.
+  per-sample Jacobian is not defined. Every product is then one of the whole batch (the
+  sum-over-batch trick), so the couplings are included and
+  ``gc_per_sample(..., create_graph=True).mean()`` is differentiable through them. Exact GC
+  gives ``Σ_k ||∂(Σ_b' fn(x)_{b'k}) / ∂x_b||²`` for sample ``b`` (the Jacobian of the
+  batch-summed output); projection, whose probes are independent across samples, estimates
+  ``Σ_b' ||∂fn(x)_{b'} / ∂x_b||_F²`` (row ``b`` of the Frobenius norm of the whole batch
+  Jacobian). Both equal ``||J_b||_F²`` in eval mode; in train mode use one of these two (the
+  other estimators draw per-sample subsets whose cross-sample terms have no such meaning).
+  Each call runs one forward pass, which in train mode updates BatchNorm's running
+  statistics once more.
 - Sums are accumulated in float64; the Jacobian products themselves are in the model's dtype.
+- Autograd is switched on inside, so a caller under ``torch.no_grad()`` is fine; under
+  ``torch.inference_mode()`` it is not (no graph can be built there).
 """
 
 from __future__ import annotations

@@ -111,6 +111,8 @@ class ClassStats:
         h = embeddings.detach().to(self.mean.device, torch.float64)
         labels = labels.to(h.device).long()
         num = self.num_classes
+        if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < num:
+            raise ValueError(f"labels must lie in [0, {num}); got {labels.min()}..{labels.max()}")
         count = torch.bincount(labels, minlength=num)
         order = torch.arange(len(labels), device=h.device)
         first = torch.full((num,), len(labels), device=h.device).scatter_reduce(

@@ -40,7 +40,8 @@ def probes(
 @ESTIMATORS.register("projection")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Projection(GCEstimator):
-    """``(1/P) Σ_i ||v_ibᵀ J_b||²`` over ``P = probes`` output-space probes per sample.
+    """``(1/P) Σ_i ||v_ibᵀ J_b||²`` over ``P = probes`` output-space probes per sample
+    (Hutchinson 1989; normalised probes as in Girard 1989).
 
     One VJP per probe, probes independent across samples. Variance per probe, with
     ``A = J Jᵀ``: gaussian ``2 tr(A²)``; rademacher ``2 (tr(A²) − Σ_k A_kk²)``; sphere
