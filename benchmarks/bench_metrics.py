@@ -1,15 +1,20 @@
 """Benchmark of the metric library (trainables.metrics), printed side by side in one run.
 
     python benchmarks/bench_metrics.py --quick   # CPU, under 3 minutes on 2 cores
-    python benchmarks/bench_metrics.py           # CPU, larger batches and more repeats
+    python benchmarks/bench_metrics.py           # batch 32, more draws: several minutes on CPU
     python benchmarks/bench_metrics.py --gpu     # also the CUDA section, when CUDA is present
 
 Sections:
 1. exact GC, vectorised (one forward, batched VJPs) vs two autograd loops: per sample and
    output (B·p backward passes of one sample) and per output (p passes over the batch);
-2. every GC estimator's cost and relative error against exact GC at p = 512;
+2. every GC estimator's cost (time, and Jacobian products per sample: VJPs, or JVPs for
+   ``mask(mode=cols)``, each costing about two VJPs) and its relative error against exact GC
+   at p = 512 (the root mean square over seeded draws of the batch GC);
 3. 600 five-way five-shot episodes;
-4. (``--gpu``) a VGG-13 epoch on CIFAR-shaped random data and the metric pass after it.
+4. one training epoch of the quickstart study (``studies/quickstart.toml``: digits, the
+   scaled-down VGG-11) against one full evaluation of every metric at its defaults, and the
+   same evaluation with GC by the projection estimator;
+5. (``--gpu``) a VGG-13 epoch on CIFAR-shaped random data and the metric pass after it.
 
 Each section is a function ``(args, device) -> list[dict]`` listed in ``SECTIONS``; add a
 section by writing one more such function. Times are the minimum over repeats (the machine
@@ -19,13 +24,14 @@ may be shared), in milliseconds unless the column says otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from trainables.metrics import (
     ClassStats,
@@ -35,6 +41,7 @@ from trainables.metrics import (
     gc_per_sample,
     sample_episodes,
 )
+from trainables.metrics.estimators import Linearization
 
 Row = dict[str, Any]
 
@@ -171,6 +178,27 @@ ESTIMATOR_CASES: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+@contextlib.contextmanager
+def counting_products() -> Iterator[list[int]]:
+    """Count Jacobian products (one per sample and direction) of every VJP/JVP pass inside:
+    a cost measure that, unlike time, does not depend on what else the machine runs."""
+    count = [0]
+    vjp, jvp = Linearization.vjp, Linearization.jvp
+
+    def counted(product: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        def wrapper(self: Linearization, directions: Tensor) -> Tensor:
+            count[0] += directions.shape[0] * directions.shape[1]
+            return product(self, directions)
+
+        return wrapper
+
+    Linearization.vjp, Linearization.jvp = counted(vjp), counted(jvp)
+    try:
+        yield count
+    finally:
+        Linearization.vjp, Linearization.jvp = vjp, jvp
+
+
 def estimators(args: argparse.Namespace, device: torch.device) -> list[Row]:
     """Section 2: cost and error of each estimator vs exact GC on the p = 512 embedding."""
     fn = embedding_net(args, device)
@@ -178,7 +206,15 @@ def estimators(args: argparse.Namespace, device: torch.device) -> list[Row]:
     exact_ms, exact = timed(
         lambda: float(gc_per_sample(fn, x).mean()), repeats=args.repeats, device=device
     )
-    rows = [{"estimator": "exact", "ms": exact_ms, "cost vs exact": 1.0, "rms rel err": 0.0}]
+    rows = [
+        {
+            "estimator": "exact",
+            "ms": exact_ms,
+            "time vs exact": 1.0,
+            "products/sample": 512.0,
+            "rms rel err": 0.0,
+        }
+    ]
     for name, options in ESTIMATOR_CASES:
         if name == "batch":
             options = {"size": max(1, args.batch // 8)}
@@ -189,12 +225,18 @@ def estimators(args: argparse.Namespace, device: torch.device) -> list[Row]:
         ) -> float:
             return float(gc_per_sample(fn, x, estimator=name, generator=gen, **options).mean())
 
-        draws = [timed(draw, device=device) for _ in range(args.estimator_draws)]
+        with counting_products() as count:
+            draws = [timed(draw, device=device) for _ in range(args.estimator_draws)]
         best = min(ms for ms, _ in draws)
         rms = math.sqrt(sum((est / exact - 1) ** 2 for _, est in draws) / len(draws))
-        label = gc_estimator_label(name, options)
         rows.append(
-            {"estimator": label, "ms": best, "cost vs exact": best / exact_ms, "rms rel err": rms}
+            {
+                "estimator": gc_estimator_label(name, options),
+                "ms": best,
+                "time vs exact": best / exact_ms,
+                "products/sample": count[0] / (len(draws) * args.batch),
+                "rms rel err": rms,
+            }
         )
     return rows
 
@@ -268,10 +310,48 @@ def epoch_and_metrics(
     ]
 
 
+def quickstart_epoch_vs_evaluation(args: argparse.Namespace, device: torch.device) -> list[Row]:
+    """Section 4: the real training loop and evaluation of the quickstart's trial config."""
+    from pathlib import Path
+
+    from orchestrator.spec import load_study
+    from trainables.config import TrialConfig
+    from trainables.data import load_dataset
+    from trainables.train import _Trial
+
+    path = Path(__file__).resolve().parents[1] / "studies" / "quickstart.toml"
+    base = load_study(path).base_config()
+    base["train"]["device"] = device.type
+    rows = []
+    projection = {"gc_estimator": "projection", "gc_options": {"probes": 8, "dist": "sphere"}}
+    for gc in ({}, projection):
+        cfg = TrialConfig.from_dict(base | {"metrics": base["metrics"] | gc})
+        trial = _Trial(cfg, load_dataset(cfg.data).to(device), device)
+        trial.train_epoch()  # warm-up
+        epoch_ms, _ = timed(trial.train_epoch, repeats=args.repeats, device=device)
+        eval_ms, _ = timed(trial.evaluate, repeats=args.repeats, device=device)
+        rows.append(
+            {
+                "GC estimator": gc_estimator_label(
+                    cfg.metrics.gc_estimator, cfg.metrics.gc_options
+                ),
+                "epoch s": epoch_ms / 1e3,
+                "full evaluation s": eval_ms / 1e3,
+                "evaluation / epoch": eval_ms / epoch_ms,
+                "evaluation / epoch at metrics.every": eval_ms / epoch_ms / cfg.metrics.every,
+            }
+        )
+    return rows
+
+
 SECTIONS: list[tuple[str, Callable[[argparse.Namespace, torch.device], list[Row]]]] = [
     ("exact GC: vectorised vs autograd loops (p = 512 embeddings)", exact_vs_loops),
     ("GC estimators vs exact (p = 512 VGG-like embedding)", estimators),
     ("few-shot: 600 episodes, 5-way 5-shot 15 queries", fewshot),
+    (
+        "quickstart: one training epoch vs one full metric evaluation",
+        quickstart_epoch_vs_evaluation,
+    ),
     ("GPU: VGG-13 epoch and metric pass", gpu_epoch_and_metrics),
 ]
 
@@ -295,9 +375,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     quick = args.quick
     args.width = 16
     args.batch = 8 if quick else 32
-    args.loop_samples = 1 if quick else 4
-    args.repeats = 2 if quick else 3
-    args.estimator_draws = 2 if quick else 8
+    args.loop_samples = 1 if quick else 2
+    args.repeats = 2
+    args.estimator_draws = 2 if quick else 5
     args.epoch_samples = 50_000
     args.gc_samples = 512  # SPEC 4: GC on 4 batches of 128
     args.gpu_chunk = 32

@@ -91,6 +91,26 @@ def run_pool(
     configs: list[dict[str, Any]], *, concurrency: int, threads: int
 ) -> tuple[float, float]:
     """Wall seconds of the pool, and seconds from its start to the first row."""
+    # Like Ray does for its workers: every thread pool of a trial (torch, OpenMP, BLAS) gets
+    # the trial's CPUs, set before the worker imports anything.
+    threads_env = {
+        k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    }
+    saved = {k: os.environ.get(k) for k in threads_env}
+    os.environ.update(threads_env)
+    try:
+        return _timed_pool(configs, concurrency=concurrency, threads=threads)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _timed_pool(
+    configs: list[dict[str, Any]], *, concurrency: int, threads: int
+) -> tuple[float, float]:
     start = time.time()
     ctx = mp.get_context("spawn")  # fresh interpreters, like Ray's workers
     with ProcessPoolExecutor(

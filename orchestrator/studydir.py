@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from orchestrator.errors import StudyError
 from orchestrator.spec import Study, spec_hash
 from orchestrator.storage import Storage
@@ -112,7 +114,14 @@ def open_study_dir(sdir: StudyDir, study: Study) -> tuple[dict[str, Any], bool]:
     """
     info = study_info(study)
     if not sdir.exists():
-        sdir.storage.write_bytes(sdir.study_json, json.dumps(info, indent=2).encode())
+        try:
+            sdir.storage.write_bytes(sdir.study_json, json.dumps(info, indent=2).encode())
+        except (OSError, pa.ArrowException) as err:
+            raise StudyError(
+                "--storage",
+                f"cannot write {sdir.study_json}: {err}",
+                "give a writable local path or URI",
+            ) from None
         return info, False
     stored = sdir.read_info()
     if stored.get("spec_hash") != info["spec_hash"]:

@@ -191,8 +191,9 @@ def test_a_killed_trial_process_resumes_from_its_checkpoint(ray_cluster, tmp_pat
     study_dir = tmp_path / "runs" / "sleepy"
 
     def kill_first_trial() -> None:
-        wait_for(lambda: starts(tmp_path), timeout_s=120, what="a trial to start")
-        victim = starts(tmp_path)[0]
+        first = lambda: [s for s in starts(tmp_path) if s["seed"] == 0]  # noqa: E731 (t00000)
+        wait_for(first, timeout_s=120, what="the first trial to start")
+        victim = first()[0]
         folder = study_dir / "metrics" / "trial_id=t00000"
         wait_for(
             lambda: len(list(folder.glob("epoch=*.parquet"))) >= 3,

@@ -119,3 +119,12 @@ def test_a_path_without_study_json_is_not_a_study_dir(tmp_path):
     with pytest.raises(StudyError) as caught:
         StudyDir.at(str(tmp_path))
     assert caught.value.field == "STUDY_DIR"
+
+
+def test_an_unwritable_storage_is_bad_input(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a file where the storage folder should be
+    path = write_study(tmp_path, GRID, filename="grid.toml")
+    with pytest.raises(StudyError) as caught:
+        open_study_dir(StudyDir.of(str(blocker), "grid"), load_study(path))
+    assert caught.value.field == "--storage"

@@ -1,0 +1,86 @@
+"""Every study file validates, documents itself, and runs end to end in its smoke form."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator import cli
+from orchestrator.space import trial_count
+from orchestrator.spec import load_study
+from trainables.data.mnist import DEBIAN_FASHION_MNIST
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDIES = sorted(ROOT.glob("studies/**/*.toml"))
+PAPER = {f"e{i:02d}" for i in range(1, 11)}
+
+
+def _fabricate():
+    path = ROOT / "tests" / "trainables" / "fabricate.py"
+    spec = importlib.util.spec_from_file_location("gcnc_fabricate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_there_is_a_quickstart_and_one_file_per_experiment_of_the_paper():
+    names = {p.name for p in STUDIES}
+    assert "quickstart.toml" in names
+    assert {n[:3] for n in names if n.startswith("e")} == PAPER
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_every_study_validates_in_full_and_smoke_form(path, capsys):
+    assert cli.main(["validate", str(path)]) == 0
+    full, smoke = load_study(path), load_study(path, smoke=True)
+    assert trial_count(full) >= 2 and 1 <= trial_count(smoke) <= 4
+    assert smoke.train.epochs <= 2 and smoke.resources.gpus_per_trial == 0
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_every_study_opens_with_what_it_shows_and_how_to_launch_it(path):
+    header = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line)
+    text = "\n".join(header)
+    assert len(header) >= 5, f"{path.name}: no header comment"
+    assert f"gcnc run studies/{path.relative_to(ROOT / 'studies')}" in text
+    if path.stem != "quickstart":
+        assert "--address" in text and "GPU-hour" in text
+
+
+def test_the_quickstart_sweeps_lr_batch_and_l2_with_three_seeds_and_transfer():
+    study = load_study(ROOT / "studies" / "quickstart.toml")
+    assert {"train.lr", "train.batch_size", "train.l2"} <= set(study.sweep_params())
+    assert len(study.sweep.seeds) >= 3
+    assert study.data.name == "digits" and study.data.target_classes
+    assert study.model.name.startswith("vgg")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
+def test_smoke_run_end_to_end_with_the_report(path, ray_cluster, tmp_path):
+    extra = []
+    if path.stem.startswith("e04") and not DEBIAN_FASHION_MNIST.is_dir():
+        # no real Fashion-MNIST on this machine: fabricated files in the real IDX format
+        _fabricate().mnist(tmp_path / "data" / "FashionMNIST" / "raw", per_class=12, gz=True)
+        extra = ["--set", f"data.data_root={tmp_path / 'data'}"]
+    storage = tmp_path / "runs"
+    assert cli.main(["run", str(path), "--smoke", "--storage", str(storage), *extra]) == 0
+    (study_dir,) = [p for p in storage.iterdir() if p.is_dir()]
+    info = json.loads((study_dir / "study.json").read_text())
+    trials = pd.read_parquet(study_dir / "trials.parquet")
+    assert (trials["status"] == "done").all() and len(trials) == trial_count(
+        load_study(path, smoke=True))
+    rows = pd.read_parquet(study_dir / "metrics")
+    assert len(rows) >= len(trials) * 2  # at initialisation and after the epoch
+    assert rows["train_loss"].notna().all()
+    assert info["name"].endswith("-smoke")
+    report = (study_dir / "report.html").read_text()
+    assert "plotly" in report.lower() and info["name"] in report
