@@ -88,7 +88,12 @@ class StudyRun:
             return  # grid ids are fixed: the runner proposes every point again
         ids = {self.job.trial_id(config, runner_id) for runner_id, config in known}
         for rec in list(self.book.trials.values()):
-            if rec.status in ("pending", "running") and rec.trial_id not in ids:
+            if rec.status not in ("pending", "running") or rec.trial_id in ids:
+                continue
+            sink = self.job.sink(rec.trial_id, rec.config)
+            if sink.finished_row() is not None:
+                self.book.finished(rec.trial_id)  # it ended; only its record was lost
+            else:
                 self.book.abandon(rec.trial_id)
 
     def work(self) -> tuple[float, float]:

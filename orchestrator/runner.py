@@ -40,6 +40,7 @@ from orchestrator.trial import TrialJob, run_trial
 STATE_FILE = "state.pt"
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # trials exchange no large objects
 _ACTIVE: StudyRun | None = None  # the run Tune's callback reports to
+_USER_SNAPSHOT_PERIOD = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")
 _ROW_KEYS = frozenset(KEY_COLUMNS) - {"epoch", "step"}  # a stored row's bookkeeping
 
 
@@ -215,7 +216,7 @@ def run_study(
 ) -> Counts:
     """Run (or resume) every trial of ``study`` in ``sdir``; returns the final counts."""
     global _ACTIVE
-    _tune_environment(trial_count(study))
+    _tune_environment(study)
     run = StudyRun(study, job, sdir, view=view)
     with ray_session(address), _sigterm_as_sigint():
         _ACTIVE = run
@@ -228,15 +229,27 @@ def run_study(
     return run.finish()
 
 
-def _tune_environment(n_trials: int) -> None:
+def _tune_environment(study: Study) -> None:
     """Tune settings for this driver (an explicit environment variable wins)."""
     os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # diverged rows lack metrics
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our Parquet is the record
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Tune prints nothing
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # Snapshot the experiment often, so a killed driver loses little; larger studies less often.
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", str(max(2, min(30, n_trials // 200))))
+    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _USER_SNAPSHOT_PERIOD or str(_snapshot_period(study))
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
+
+
+def _snapshot_period(study: Study) -> float:
+    """Seconds between snapshots of the Tune experiment (its state is rewritten whole).
+
+    A grid's trials are fixed, so a killed driver only loses progress, which checkpoints
+    bound: every few seconds will do. A searcher's trial proposed after the last snapshot
+    is forgotten (then abandoned): snapshot nearly every step while the study is small.
+    """
+    n = trial_count(study)
+    if study.search is not None and study.search.algorithm != "random":
+        return max(0.1, min(30.0, n / 100))
+    return max(2.0, min(30.0, n / 200))
 
 
 def _tuner(study: Study, job: TrialJob, sdir: StudyDir) -> tune.Tuner:

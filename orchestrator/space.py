@@ -183,7 +183,7 @@ def _check_sweep(study: Study) -> None:
                 raise StudyError(field, f"repeated values in {values}", "list each value once")
     seeds = study.sweep.seeds
     if seeds is not None:
-        if "train.seed" in study.sweep.keys():
+        if "train.seed" in study.sweep.varied_keys():
             raise StudyError("sweep.seeds", "train.seed is also in sweep.grid", "keep one")
         if not seeds or len(set(seeds)) < len(seeds):
             raise StudyError("sweep.seeds", f"{seeds} is empty or repeats a seed", "list seeds")
@@ -250,9 +250,11 @@ def _points_to_check(study: Study) -> list[dict[str, Any]]:
         if search.algorithm == "random":
             return trial_points(study) or []
         return [{k: v} for k, d in search.space.items() for v in d.edge_values()]
-    if sweep is None or sum(
-        math.prod(len(v) for v in g.values()) for g in sweep.all_grids()
-    ) <= MAX_CHECKED_COMBINATIONS:
+    if (
+        sweep is None
+        or sum(math.prod(len(v) for v in g.values()) for g in sweep.all_grids())
+        <= MAX_CHECKED_COMBINATIONS
+    ):
         return trial_points(study) or []
     singles = [{k: v} for g in sweep.all_grids() for k, vals in g.items() for v in vals]
     return singles + [{"train.seed": s} for s in sweep.seeds or ()]

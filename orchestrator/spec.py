@@ -16,6 +16,25 @@ an optional ``[scheduler]`` (ASHA), ``[resources]`` and a ``[smoke]`` table of o
     train.epochs = 1
     sweep.seeds = [0]
 
+A search instead of a sweep, with early stopping and resources::
+
+    [search]
+    algorithm = "tpe"                    # "tpe", "random", or "grid" (choices only)
+    metric = "fewshot_acc_5shot"
+    mode = "max"
+    budget = 40                          # trials
+    [search.space]
+    train.lr = {loguniform = [1e-3, 0.3]}
+    train.batch_size = {choice = [32, 64, 128, 256]}
+    model.width = {integer = [16, 64]}   # also uniform, log_integer
+    [scheduler]                          # ASHA by epoch; metric and mode default to the search's
+    grace_period = 5
+    [resources]
+    cpus_per_trial = 2
+    gpus_per_trial = 0.25                # a fraction shares a GPU; above 1, whole numbers
+    max_concurrent = 8                   # 0: as many as the resources allow
+    max_failures = 2                     # restarts of a trial from its last checkpoint
+
 Loading applies ``[smoke]`` (with ``smoke=True``) and then ``--set key=value`` overrides
 to the document, validates it, and checks every trial's resolved config
 (:mod:`orchestrator.space`), so bad input fails before anything is written.
@@ -128,7 +147,7 @@ class SweepSpec(_Strict):
         """The grids of this sweep (one, possibly empty, when ``grids`` is not given)."""
         return list(self.grids) if self.grids else [self.grid]
 
-    def keys(self) -> list[str]:
+    def varied_keys(self) -> list[str]:
         """Every dotted key any grid varies, in first-seen order."""
         return list(dict.fromkeys(k for g in self.all_grids() for k in g))
 
@@ -207,7 +226,7 @@ class Study(_Strict):
             return list(self.search.space)
         if self.sweep is None:
             return []
-        keys = self.sweep.keys()
+        keys = self.sweep.varied_keys()
         return [*keys, "train.seed"] if self.sweep.seeds is not None else keys
 
 

@@ -14,8 +14,16 @@ from trainables.config import TrialConfig
 from trainables.overrides import apply_overrides
 from trainables.train import run
 
-SHOWN = ("train_loss", "train_acc", "test_acc", "gc", "geo_collapse", "nc_cdnv",
-         "target_nc_cdnv", "fewshot_acc_5shot")
+SHOWN = (
+    "train_loss",
+    "train_acc",
+    "test_acc",
+    "gc",
+    "geo_collapse",
+    "nc_cdnv",
+    "target_nc_cdnv",
+    "fewshot_acc_5shot",
+)
 
 
 class PrintingReporter:
@@ -41,8 +49,14 @@ def _fmt(value: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainables", description=__doc__)
-    parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override a config key, e.g. train.lr=0.05")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. train.lr=0.05",
+    )
     parser.add_argument("--json", metavar="FILE", help="write every reported row to FILE")
     args = parser.parse_args(argv)
     try:
@@ -52,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     reporter = PrintingReporter()
     summary = run(config, reporter)
-    print(f"done: {summary['epochs_done']} epochs, {summary['steps']} steps"
-          + (", DIVERGED" if summary["diverged"] else ""))
+    print(
+        f"done: {summary['epochs_done']} epochs, {summary['steps']} steps"
+        + (", DIVERGED" if summary["diverged"] else "")
+    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"config": config, "rows": reporter.rows}, fh, indent=1)

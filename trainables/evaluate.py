@@ -156,8 +156,12 @@ def _gc_metrics(
 def _gc_per_sample(fn, x, cfg, estimator, options, gen) -> torch.Tensor:
     """Per-sample GC in chunks of ``gc_batch_size`` (float64, on CPU)."""
     parts = [
-        M.gc_per_sample(fn, x[s : s + cfg.gc_batch_size], estimator=estimator, generator=gen,
-                        **options).detach().double().cpu()
+        M.gc_per_sample(
+            fn, x[s : s + cfg.gc_batch_size], estimator=estimator, generator=gen, **options
+        )
+        .detach()
+        .double()
+        .cpu()
         for s in range(0, len(x), cfg.gc_batch_size)
     ]
     return torch.cat(parts)  # (n,)
@@ -166,8 +170,9 @@ def _gc_per_sample(fn, x, cfg, estimator, options, gen) -> torch.Tensor:
 def _class_means(values: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Mean of ``values`` (N, ...) per class; NaN rows for absent classes."""
     labels = labels.to(values.device)
-    out = torch.full((num_classes, *values.shape[1:]), math.nan, dtype=values.dtype,
-                     device=values.device)
+    out = torch.full(
+        (num_classes, *values.shape[1:]), math.nan, dtype=values.dtype, device=values.device
+    )
     for c in range(num_classes):
         mask = labels == c
         if mask.any():

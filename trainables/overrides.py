@@ -9,7 +9,7 @@ from typing import Any
 
 
 def parse_value(text: str) -> Any:
-    """Read ``text`` as a TOML value (``0.1``, ``true``, ``[1, 2]``, ``"x"``); bare words are strings."""
+    """Read ``text`` as a TOML value (``0.1``, ``true``, ``[1, 2]``); bare words are strings."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

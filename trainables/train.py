@@ -47,11 +47,18 @@ def run(config: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
         reporter.report(trial.evaluate(), checkpoint=trial.state())
     while trial.epoch < cfg.train.epochs and not trial.diverged:
         trial.train_epoch()
-        if trial.diverged or trial.epoch % cfg.metrics.every == 0 \
-                or trial.epoch == cfg.train.epochs:
+        if (
+            trial.diverged
+            or trial.epoch % cfg.metrics.every == 0
+            or trial.epoch == cfg.train.epochs
+        ):
             reporter.report(trial.evaluate(), checkpoint=trial.state())
-    return {"epochs_done": trial.epoch, "steps": trial.step, "diverged": trial.diverged,
-            "last": trial.last_row}
+    return {
+        "epochs_done": trial.epoch,
+        "steps": trial.step,
+        "diverged": trial.diverged,
+        "last": trial.last_row,
+    }
 
 
 def pick_device(name: str) -> torch.device:
@@ -120,19 +127,25 @@ class _Trial:
         if tc.l2 > 0:
             loss = loss + 0.5 * tc.l2 * sum(p.pow(2).sum() for p in self.model.parameters())
         if tc.gc_reg.alpha > 0:
-            gc = M.gc_per_sample(self.model.embed, xb, estimator=tc.gc_reg.estimator,
-                                 create_graph=True, generator=self.rng, **tc.gc_reg.options)
+            gc = M.gc_per_sample(
+                self.model.embed,
+                xb,
+                estimator=tc.gc_reg.estimator,
+                create_graph=True,
+                generator=self.rng,
+                **tc.gc_reg.options,
+            )
             loss = loss + tc.gc_reg.alpha * gc.mean()
         return loss
 
     def evaluate(self) -> dict[str, Any]:
         """The schema row for the current epoch; metrics are null after a divergence."""
-        row: dict[str, Any] = {"epoch": self.epoch, "step": self.step,
-                               "diverged": self.diverged}
+        row: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "diverged": self.diverged}
         if not self.diverged:
             try:
-                row |= evaluate(self.model, self.data, self.plan, self.cfg.metrics,
-                                epoch=self.epoch)
+                row |= evaluate(
+                    self.model, self.data, self.plan, self.cfg.metrics, epoch=self.epoch
+                )
             except NonFiniteError:
                 self.diverged = row["diverged"] = True
         row["wall_time_s"] = self.elapsed_before + time.perf_counter() - self.started
@@ -157,8 +170,10 @@ class _Trial:
 
     def load(self, state: dict[str, Any]) -> None:
         if state.get("version") != CHECKPOINT_VERSION:
-            raise ValueError(f"checkpoint version {state.get('version')!r} is not "
-                             f"{CHECKPOINT_VERSION}; start the trial afresh")
+            raise ValueError(
+                f"checkpoint version {state.get('version')!r} is not "
+                f"{CHECKPOINT_VERSION}; start the trial afresh"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

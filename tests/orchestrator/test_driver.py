@@ -134,3 +134,26 @@ def test_without_the_analysis_package_the_report_is_skipped_with_a_message(
     monkeypatch.setitem(sys.modules, "analysis", None)  # import analysis raises ImportError
     assert cli.main(["report", location]) == 1
     assert "the analysis package is not available" in capsys.readouterr().err
+
+
+def test_a_searcher_trial_the_runner_forgot_is_abandoned_unless_it_finished(tmp_path):
+    extra = (
+        '[search]\nmetric = "test_acc"\nmode = "max"\nbudget = 2\n'
+        "[search.space]\ntrain.lr = {loguniform = [0.01, 1.0]}\n"
+    )
+    study = load_study(sleep_study(tmp_path, extra, epochs=2, sleep_s=0.0))
+    sdir = StudyDir.of(str(tmp_path / "runs"), study.name)
+    info, _ = open_study_dir(sdir, study)
+    job = make_job(study, sdir, info)
+    run = StudyRun(study, job, sdir)
+    for runner_id, lr in (("aa", 0.1), ("bb", 0.2), ("cc", 0.3)):
+        run.started(runner_id, {"train.lr": lr})
+    run_trial(job, {"train.lr": 0.1}, "taa", MemoryReporter())  # finished, then forgotten
+    with pytest.raises(TrialInterrupted):
+        run_trial(job, {"train.lr": 0.2}, "tbb", MemoryReporter(stop_after=1))
+    run.experiment_ended([("cc", {"train.lr": 0.3})])  # the runner knows only "cc"
+    statuses = {t: r.status for t, r in run.book.trials.items()}
+    assert statuses == {"taa": "done", "tbb": "error", "tcc": "running"}
+    assert run.book.trials["tbb"].error.startswith("abandoned")
+    counts = run.book.counts()
+    assert (counts.done, counts.failed, counts.abandoned, counts.running) == (1, 0, 1, 1)

@@ -276,30 +276,13 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
         "RAY_TMPDIR": str(cluster_tmpdir),
     }
     port = _free_port()
-    common = [
-        "--num-cpus",
-        "1",
-        "--object-store-memory",
-        str(80 * 1024**2),
-        "--block",
-        "--disable-usage-stats",
-    ]
-    spawn(
-        "ray",
-        "start",
-        "--head",
-        "--node-ip-address",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--include-dashboard",
-        "false",
-        *common,
-        env=env,
-    )
+    common = ["--num-cpus", "1", "--object-store-memory", str(80 * 1024**2), "--block",
+              "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]  # fmt: skip
+    head = ["--head", "--port", str(port), "--include-dashboard", "false"]
+    spawn("ray", "start", *head, *common, *_agent_ports(), env=env)
     address = f"127.0.0.1:{port}"
     wait_for(lambda: _connects(address), timeout_s=120, what="the head node")
-    spawn("ray", "start", "--address", address, "--node-ip-address", "127.0.0.1", *common, env=env)
+    spawn("ray", "start", "--address", address, *common, *_agent_ports(), env=env)
     # Each node has one CPU; the barrier holds each trial until both have started.
     path = sleep_study(
         tmp_path,
@@ -325,6 +308,14 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
     rows = read_rows(tmp_path / "shared" / "sleepy-smoke")
     assert len(rows) == 2 * 2
     assert len({s["node"] for s in starts(tmp_path)}) == 2, "trials ran on both nodes"
+
+
+def _agent_ports() -> list[str]:
+    """Free ports for a node's agents: their defaults are fixed, and the session's own
+    cluster already holds them."""
+    names = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+             "--runtime-env-agent-port", "--metrics-export-port")  # fmt: skip
+    return [arg for name in names for arg in (name, str(_free_port()))]
 
 
 def _connects(address: str) -> bool:

@@ -128,3 +128,15 @@ def test_an_unwritable_storage_is_bad_input(tmp_path):
     with pytest.raises(StudyError) as caught:
         open_study_dir(StudyDir.of(str(blocker), "grid"), load_study(path))
     assert caught.value.field == "--storage"
+
+
+def test_the_examples_in_the_spec_docstring_are_valid_study_files(tmp_path):
+    import textwrap
+
+    import orchestrator.spec as spec_module
+
+    blocks = [b.split("\n\n", 1)[0] for b in spec_module.__doc__.split("::\n\n")[1:]]
+    assert len(blocks) == 2
+    for i, block in enumerate(blocks):
+        study = load_study(write_study(tmp_path, textwrap.dedent(block), filename=f"ex{i}.toml"))
+        assert study.sweep is not None or study.search is not None

@@ -75,7 +75,7 @@ def test_every_evaluation_reports_every_schema_metric():
     assert [r["epoch"] for r in reporter.rows] == [0, 1, 2, 3]
     assert summary["epochs_done"] == 3 and not summary["diverged"]
     for row in reporter.rows:
-        assert SCHEMA_METRICS <= set(row), SCHEMA_METRICS - set(row)
+        assert set(row) >= SCHEMA_METRICS, SCHEMA_METRICS - set(row)
         numeric = {k: v for k, v in row.items() if isinstance(v, float)}
         assert all(math.isfinite(v) for v in numeric.values()), numeric
     n_train = len(load_dataset(TrialConfig.from_dict(tiny_config()).data).train_y)

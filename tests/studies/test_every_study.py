@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import analysis
 from orchestrator import cli
 from orchestrator.space import trial_count
 from orchestrator.spec import load_study
@@ -39,6 +40,7 @@ def test_every_study_validates_in_full_and_smoke_form(path, capsys):
     full, smoke = load_study(path), load_study(path, smoke=True)
     assert trial_count(full) >= 2 and 1 <= trial_count(smoke) <= 4
     assert smoke.train.epochs <= 2 and smoke.resources.gpus_per_trial == 0
+    assert smoke.resources.cpus_per_trial <= 1  # fits a 2-core CI machine
 
 
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
@@ -77,10 +79,13 @@ def test_smoke_run_end_to_end_with_the_report(path, ray_cluster, tmp_path):
     info = json.loads((study_dir / "study.json").read_text())
     trials = pd.read_parquet(study_dir / "trials.parquet")
     assert (trials["status"] == "done").all() and len(trials) == trial_count(
-        load_study(path, smoke=True))
-    rows = pd.read_parquet(study_dir / "metrics")
+        load_study(path, smoke=True)
+    )
+    loaded = analysis.load_study(str(study_dir))
+    rows = loaded.metrics
+    assert not loaded.warnings
     assert len(rows) >= len(trials) * 2  # at initialisation and after the epoch
-    assert rows["train_loss"].notna().all()
+    assert rows["train_loss"].notna().all() and rows["gc"].notna().all()
     assert info["name"].endswith("-smoke")
     report = (study_dir / "report.html").read_text()
     assert "plotly" in report.lower() and info["name"] in report
