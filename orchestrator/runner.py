@@ -14,6 +14,7 @@ import contextlib
 import logging
 import math
 import os
+import posixpath
 import shutil
 import signal
 import tempfile
@@ -260,15 +261,16 @@ def _tuner(study: Study, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
     )
     storage = sdir.storage
     fs = None if storage.fs.type_name == "local" else storage.fs
-    if tune.Tuner.can_restore(sdir.tune, storage_filesystem=fs):
+    search_alg, param_space, num_samples = _search(study, job)
+    if _restorable(sdir):
         return tune.Tuner.restore(
             sdir.tune,
             trainable,
             resume_unfinished=True,
             resume_errored=True,
+            param_space=param_space,
             storage_filesystem=fs,
         )
-    search_alg, param_space, num_samples = _search(study, job)
     tune_config = tune.TuneConfig(
         search_alg=search_alg,
         scheduler=_scheduler(study, job),
@@ -290,6 +292,15 @@ def _tuner(study: Study, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
     return tune.Tuner(
         trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
     )
+
+
+def _restorable(sdir: StudyDir) -> bool:
+    """Whether Tune saved the experiment's state (a driver killed before its first
+    snapshot leaves only ``tuner.pkl``; such a study starts its experiment afresh, and its
+    trials find the rows they already wrote)."""
+    names = [posixpath.basename(p) for p in sdir.storage.files(sdir.tune, suffix=".json")]
+    has_state = any(n.startswith("experiment_state-") for n in names)
+    return has_state and sdir.storage.is_file(posixpath.join(sdir.tune, "tuner.pkl"))
 
 
 def _search(study: Study, job: TrialJob) -> tuple[Any, dict[str, Any], int]:

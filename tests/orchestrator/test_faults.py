@@ -5,6 +5,7 @@ Every process a test starts runs in its own session and is reaped by that sessio
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -47,19 +48,20 @@ VALUES = [
 
 
 @pytest.fixture
-def spawn(ray_tmpdir) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start a command in a new session; every session is reaped at the end of the test."""
+def spawn(ray_tmpdir, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start a command in a new session; every session is reaped at the end of the test.
+
+    With ``log=True`` its output goes to a file in ``tmp_path`` (a daemon's pipe that
+    nobody reads would fill and stall it), else to a pipe for ``communicate``.
+    """
     sessions: list[int] = []
 
-    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            args,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-            env=env,
-        )
+    def start(*args: str, env: dict[str, str] | None = None, log: bool = False) -> subprocess.Popen:
+        with contextlib.ExitStack() as stack:  # the child keeps its own copy of a log file
+            out = (stack.enter_context(open(tmp_path / f"spawned-{len(sessions)}.log", "w"))
+                   if log else subprocess.PIPE)  # fmt: skip
+            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True, env=env)  # fmt: skip
         sessions.append(proc.pid)
         return proc
 
@@ -269,7 +271,8 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
     cluster_tmpdir, spawn, tmp_path
 ):
     # Every process of the cluster, and the driver, share a token (Ray's token auth) and a
-    # private RAY_TMPDIR, where the head leaves its address for ``--address auto``.
+    # private RAY_TMPDIR. The address is explicit: ``auto`` would be ambiguous here, with
+    # the session's own cluster running too.
     env = os.environ | {
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(32),
@@ -279,10 +282,10 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
     common = ["--num-cpus", "1", "--object-store-memory", str(80 * 1024**2), "--block",
               "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]  # fmt: skip
     head = ["--head", "--port", str(port), "--include-dashboard", "false"]
-    spawn("ray", "start", *head, *common, *_agent_ports(), env=env)
+    spawn("ray", "start", *head, *common, *_agent_ports(), env=env, log=True)
     address = f"127.0.0.1:{port}"
     wait_for(lambda: _connects(address), timeout_s=120, what="the head node")
-    spawn("ray", "start", "--address", address, *common, *_agent_ports(), env=env)
+    spawn("ray", "start", "--address", address, *common, *_agent_ports(), env=env, log=True)
     # Each node has one CPU; the barrier holds each trial until both have started.
     path = sleep_study(
         tmp_path,
@@ -297,7 +300,7 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
             str(path),
             "--smoke",
             "--address",
-            "auto",
+            address,
             "--storage",
             str(tmp_path / "shared"),
             "--no-report",
