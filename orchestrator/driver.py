@@ -7,6 +7,7 @@ the config it gave the trial, the result); this keeps ``trials.parquet`` and the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.book import Counts, TrialBook
@@ -15,6 +16,17 @@ from orchestrator.space import trial_count
 from orchestrator.spec import Study
 from orchestrator.studydir import StudyDir
 from orchestrator.trial import TrialJob
+
+
+@dataclass(frozen=True)
+class RunnerTrial:
+    """A trial as the runner holds it: its id and config, ``state`` one of ``pending``,
+    ``running``, ``done``, ``error``, and its last result."""
+
+    runner_id: str
+    config: Mapping[str, Any]
+    state: str
+    last_result: Mapping[str, Any]
 
 
 class StudyRun:
@@ -80,13 +92,31 @@ class StudyRun:
     ) -> None:
         self.book.failed(self.trial_id(runner_id, tune_config), error, retrying=retrying)
 
-    def experiment_ended(self, known: list[tuple[str, Mapping[str, Any]]]) -> None:
-        """The runner's experiment ended knowing the trials ``known`` (runner id, config);
-        a searcher's trial it does not know was proposed after its last snapshot of a
-        killed run and is abandoned."""
+    def adopt(self, trials: list[RunnerTrial]) -> None:
+        """Take the runner's word on trials it holds as ended: a resumed run starts them no
+        more, so no event would correct what an earlier, killed run last wrote of them."""
+        for trial in trials:
+            if trial.state not in ("done", "error"):
+                continue
+            trial_id = self.trial_id(trial.runner_id, trial.config)
+            rec = self.book.trials[trial_id]
+            epoch, diverged = trial.last_result.get("epoch"), trial.last_result.get("diverged")
+            if rec.status != trial.state:
+                self.book.result(trial_id, epoch=epoch, diverged=bool(diverged))
+            if trial.state == "done" and rec.status != "done":
+                self.book.finished(trial_id)
+                self.job.sink(trial_id, rec.config).compact()
+            elif trial.state == "error" and rec.status != "error":
+                self.book.failed(trial_id, rec.error or "failed (before a resume)", retrying=False)
+
+    def experiment_ended(self, trials: list[RunnerTrial]) -> None:
+        """The runner's experiment ended with ``trials``. A searcher's trial it does not know
+        was proposed after its last snapshot of a killed run: it is abandoned (or done, if
+        it finished before the kill)."""
+        self.adopt(trials)
         if self.job.points is not None:
             return  # grid ids are fixed: the runner proposes every point again
-        ids = {self.job.trial_id(config, runner_id) for runner_id, config in known}
+        ids = {self.job.trial_id(t.config, t.runner_id) for t in trials}
         for rec in list(self.book.trials.values()):
             if rec.status not in ("pending", "running") or rec.trial_id in ids:
                 continue

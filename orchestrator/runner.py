@@ -31,7 +31,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.book import Counts
 from orchestrator.columns import KEY_COLUMNS
-from orchestrator.driver import StudyRun
+from orchestrator.driver import RunnerTrial, StudyRun
 from orchestrator.progress import ProgressView
 from orchestrator.space import optuna_space, trial_count
 from orchestrator.spec import Study
@@ -41,7 +41,6 @@ from orchestrator.trial import TrialJob, run_trial
 STATE_FILE = "state.pt"
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # trials exchange no large objects
 _ACTIVE: StudyRun | None = None  # the run Tune's callback reports to
-_USER_SNAPSHOT_PERIOD = os.environ.get("TUNE_GLOBAL_CHECKPOINT_S")
 _ROW_KEYS = frozenset(KEY_COLUMNS) - {"epoch", "step"}  # a stored row's bookkeeping
 
 
@@ -104,6 +103,7 @@ class _StudyCallback(tune.Callback):
     def __init__(self, study: Study, job: TrialJob) -> None:
         self._study, self._job = study, job
         self._own: StudyRun | None = None
+        self._adopted = False
 
     def __reduce__(self) -> tuple[Any, tuple[Study, TrialJob]]:
         return (_StudyCallback, (self._study, self._job))
@@ -133,13 +133,28 @@ class _StudyCallback(tune.Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._run().errored(trial.trial_id, trial.config, _error_text(trial), retrying=False)
 
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if not self._adopted:  # once, before the first trial event of this run
+            self._adopted = True
+            self._run().adopt([_runner_trial(t) for t in trials])
+
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._run().tick()
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         run = self._run()
-        run.experiment_ended([(t.trial_id, t.config) for t in trials])
+        run.experiment_ended([_runner_trial(t) for t in trials])
         run.tick(force=True)
+
+
+_STATES = {"PENDING": "pending", "RUNNING": "running", "PAUSED": "pending",
+           "TERMINATED": "done", "ERROR": "error"}  # fmt: skip
+
+
+def _runner_trial(trial: Any) -> RunnerTrial:
+    return RunnerTrial(
+        trial.trial_id, trial.config, _STATES.get(trial.status, "pending"), trial.last_result or {}
+    )
 
 
 def _error_text(trial: Any) -> str:
@@ -217,9 +232,8 @@ def run_study(
 ) -> Counts:
     """Run (or resume) every trial of ``study`` in ``sdir``; returns the final counts."""
     global _ACTIVE
-    _tune_environment(study)
     run = StudyRun(study, job, sdir, view=view)
-    with ray_session(address), _sigterm_as_sigint():
+    with _tune_environment(study), ray_session(address), _sigterm_as_sigint():
         _ACTIVE = run
         try:
             _tuner(study, job, sdir).fit()
@@ -230,14 +244,26 @@ def run_study(
     return run.finish()
 
 
-def _tune_environment(study: Study) -> None:
-    """Tune settings for this driver (an explicit environment variable wins)."""
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")  # diverged rows lack metrics
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # our Parquet is the record
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: Tune prints nothing
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = _USER_SNAPSHOT_PERIOD or str(_snapshot_period(study))
+@contextlib.contextmanager
+def _tune_environment(study: Study) -> Iterator[None]:
+    """Tune settings for this run, read from the environment (a user's own setting wins);
+    the environment is restored afterwards."""
+    settings = {
+        "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",  # rows after a divergence lack metrics
+        "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # our Parquet is the record
+        "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: Tune prints nothing
+        "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+        "TUNE_GLOBAL_CHECKPOINT_S": str(_snapshot_period(study)),
+    }
+    saved = {key: os.environ.get(key) for key in settings}
+    os.environ.update({k: v for k, v in settings.items() if saved[k] is None})
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
 
 
 def _snapshot_period(study: Study) -> float:
@@ -261,16 +287,16 @@ def _tuner(study: Study, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
     )
     storage = sdir.storage
     fs = None if storage.fs.type_name == "local" else storage.fs
-    search_alg, param_space, num_samples = _search(study, job)
     if _restorable(sdir):
         return tune.Tuner.restore(
             sdir.tune,
             trainable,
             resume_unfinished=True,
             resume_errored=True,
-            param_space=param_space,
+            param_space=_param_space(job),
             storage_filesystem=fs,
         )
+    search_alg, num_samples = _search(study, job)
     tune_config = tune.TuneConfig(
         search_alg=search_alg,
         scheduler=_scheduler(study, job),
@@ -290,7 +316,7 @@ def _tuner(study: Study, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
     )
     return tune.Tuner(
-        trainable, param_space=param_space, tune_config=tune_config, run_config=run_config
+        trainable, param_space=_param_space(job), tune_config=tune_config, run_config=run_config
     )
 
 
@@ -303,10 +329,17 @@ def _restorable(sdir: StudyDir) -> bool:
     return has_state and sdir.storage.is_file(posixpath.join(sdir.tune, "tuner.pkl"))
 
 
-def _search(study: Study, job: TrialJob) -> tuple[Any, dict[str, Any], int]:
-    """Tune's search algorithm (None: its grid generator), param space and trial count."""
+def _param_space(job: TrialJob) -> dict[str, Any]:
+    """Tune's param space: the index of each point, or nothing (a searcher's own space)."""
+    if job.points is None:
+        return {}
+    return {"point": tune.grid_search(list(range(len(job.points))))}
+
+
+def _search(study: Study, job: TrialJob) -> tuple[Any, int]:
+    """Tune's search algorithm (None: its grid generator) and number of samples."""
     if job.points is not None:
-        return None, {"point": tune.grid_search(list(range(len(job.points))))}, 1
+        return None, 1
     search = study.search
     assert search is not None
     space = optuna_space(study)
@@ -316,7 +349,7 @@ def _search(study: Study, job: TrialJob) -> tuple[Any, dict[str, Any], int]:
     else:
         sampler = optuna.samplers.TPESampler(seed=search.seed)
     searcher = _OptunaSearch(space=space, metric=search.metric, mode=search.mode, sampler=sampler)
-    return searcher, {}, trial_count(study)
+    return searcher, trial_count(study)
 
 
 def _scheduler(study: Study, job: TrialJob) -> Any:
