@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
 from torch import nn
 
 from trainables.metrics import geometric_collapse, geometric_collapse_from
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids contention on a shared machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def brute_force_geometric_collapse(fn: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> float:

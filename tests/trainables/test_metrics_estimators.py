@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,16 +11,6 @@ from torch import nn
 from trainables.metrics import ESTIMATORS, gc_estimator_label, gc_per_sample, make_estimator
 from trainables.metrics.estimators import Linearization
 from trainables.registry import UnknownNameError
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids contention on a shared machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 DRAWS = 400
 
