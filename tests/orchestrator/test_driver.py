@@ -10,7 +10,7 @@ from gcnc_testkit import read_trials, sleep_study
 
 from orchestrator import cli
 from orchestrator.book import Counts
-from orchestrator.driver import StudyRun
+from orchestrator.driver import RunnerTrial, StudyRun
 from orchestrator.progress import ProgressView, eta_seconds, format_duration, status_line
 from orchestrator.spec import load_study
 from orchestrator.studydir import StudyDir, open_study_dir
@@ -151,9 +151,29 @@ def test_a_searcher_trial_the_runner_forgot_is_abandoned_unless_it_finished(tmp_
     run_trial(job, {"train.lr": 0.1}, "taa", MemoryReporter())  # finished, then forgotten
     with pytest.raises(TrialInterrupted):
         run_trial(job, {"train.lr": 0.2}, "tbb", MemoryReporter(stop_after=1))
-    run.experiment_ended([("cc", {"train.lr": 0.3})])  # the runner knows only "cc"
+    run.experiment_ended([RunnerTrial("cc", {"train.lr": 0.3}, "running", {})])  # knows only cc
     statuses = {t: r.status for t, r in run.book.trials.items()}
     assert statuses == {"taa": "done", "tbb": "error", "tcc": "running"}
     assert run.book.trials["tbb"].error.startswith("abandoned")
     counts = run.book.counts()
     assert (counts.done, counts.failed, counts.abandoned, counts.running) == (1, 0, 1, 1)
+
+
+def test_trials_the_runner_restored_as_ended_are_recorded_as_such(setup):
+    study, sdir, job = setup
+    killed = StudyRun(study, job, sdir)  # a run killed before it recorded two endings
+    for index in (0, 1):
+        killed.started(f"r{index}", {"point": index})
+        killed.result(f"r{index}", {"point": index}, {"epoch": 1, "diverged": False})
+    run_trial(job, job.points[0], "t00000", MemoryReporter())
+    killed.tick(force=True)
+    resumed = StudyRun(study, job, sdir)
+    resumed.adopt(
+        [
+            RunnerTrial("r0", {"point": 0}, "done", {"epoch": 2, "diverged": False}),
+            RunnerTrial("r1", {"point": 1}, "error", {"epoch": 1}),
+            RunnerTrial("r2", {"point": 2}, "pending", {}),
+        ]
+    )
+    statuses = {t: (r.status, r.epochs_done) for t, r in resumed.book.trials.items()}
+    assert statuses == {"t00000": ("done", 2), "t00001": ("error", 1), "t00002": ("pending", None)}
