@@ -10,6 +10,21 @@ from collections.abc import Iterator
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Point ``XDG_CACHE_HOME`` at a folder of this session, so that no test reads files an
+    earlier run left in the user's cache (say, decompressed Fashion-MNIST) or writes there.
+    Set before Ray starts, so trial workers see it too."""
+    folder = str(tmp_path_factory.mktemp("xdg-cache"))
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = folder
+    yield folder
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture(scope="session")
 def ray_tmpdir() -> Iterator[str]:
     """A short private folder for every Ray instance of the session (sockets, logs, the

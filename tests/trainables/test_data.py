@@ -243,6 +243,7 @@ def test_fashion_mnist_prefers_data_root_over_the_debian_files(tmp_path, debian_
 
 def test_fashion_mnist_without_any_files_names_both_places(tmp_path, monkeypatch):
     monkeypatch.setattr(mnist_module, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
     with pytest.raises(FileNotFoundError, match=r"fashion_mnist.*FashionMNIST/raw.*absent"):
         load_dataset(DataConfig(name="fashion_mnist", data_root=str(tmp_path)))
 
