@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -89,3 +90,8 @@ def test_smoke_run_end_to_end_with_the_report(path, ray_cluster, tmp_path):
     assert info["name"].endswith("-smoke")
     report = (study_dir / "report.html").read_text()
     assert "plotly" in report.lower() and info["name"] in report
+    if path.stem.startswith("e04") and DEBIAN_FASHION_MNIST.is_dir():
+        # the trials read Debian's real images: 60,000 of 28×28 decompressed into the cache
+        # (the session's private XDG_CACHE_HOME, which the Ray workers inherit)
+        cached = Path(os.environ["XDG_CACHE_HOME"]) / "gcnc" / "datasets" / "FashionMNIST"
+        assert (cached / "raw" / "train-images-idx3-ubyte").stat().st_size == 16 + 60_000 * 784
