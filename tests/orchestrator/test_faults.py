@@ -267,25 +267,33 @@ def cluster_tmpdir() -> Iterator[Path]:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.mark.parametrize("client", [False, True], ids=["gcs-address", "ray-client"])
 def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
-    cluster_tmpdir, spawn, tmp_path
+    client, cluster_tmpdir, spawn, tmp_path
 ):
     # Every process of the cluster, and the driver, share a token (Ray's token auth) and a
     # private RAY_TMPDIR. The address is explicit: ``auto`` would be ambiguous here, with
-    # the session's own cluster running too.
+    # the session's own cluster running too. With ``ray://`` the driver connects through
+    # the head's Ray Client server, as from a laptop outside the cluster.
+    if client:
+        pytest.importorskip("grpc", reason="ray:// needs Ray Client (pip install 'gcnc[client]')")
     env = os.environ | {
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(32),
         "RAY_TMPDIR": str(cluster_tmpdir),
     }
-    port = _free_port()
+    port, client_port = _free_port(), _free_port()
     common = ["--num-cpus", "1", "--object-store-memory", str(80 * 1024**2), "--block",
               "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]  # fmt: skip
-    head = ["--head", "--port", str(port), "--include-dashboard", "false"]
+    head = ["--head", "--port", str(port), "--include-dashboard", "false",
+            "--ray-client-server-port", str(client_port)]  # fmt: skip
     spawn("ray", "start", *head, *common, *_agent_ports(), env=env, log=True)
     address = f"127.0.0.1:{port}"
     wait_for(lambda: _connects(address), timeout_s=120, what="the head node")
     spawn("ray", "start", "--address", address, *common, *_agent_ports(), env=env, log=True)
+    if client:
+        wait_for(lambda: _connects(f"127.0.0.1:{client_port}"), timeout_s=120, what="Ray Client")
+        address = f"ray://127.0.0.1:{client_port}"
     # Each node has one CPU; the barrier holds each trial until both have started.
     path = sleep_study(
         tmp_path,
@@ -311,6 +319,8 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
     rows = read_rows(tmp_path / "shared" / "sleepy-smoke")
     assert len(rows) == 2 * 2
     assert len({s["node"] for s in starts(tmp_path)}) == 2, "trials ran on both nodes"
+    trials = read_trials(tmp_path / "shared" / "sleepy-smoke")
+    assert (trials["status"] == "done").all() and len(trials) == 2
 
 
 def _agent_ports() -> list[str]:
