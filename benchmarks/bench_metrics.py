@@ -5,8 +5,12 @@
     python benchmarks/bench_metrics.py --gpu     # also the CUDA section, when CUDA is present
 
 Sections:
-1. exact GC, vectorised (one forward, batched VJPs) vs two autograd loops: per sample and
-   output (B·p backward passes of one sample) and per output (p passes over the batch);
+1. exact GC, vectorised (one forward, batched VJPs) vs two other vectorised forms (``torch.func``
+   ``vmap(vjp)``; the batch replicated once per output direction, one forward and backward
+   per chunk) and two autograd loops: per sample and output (B·p backward passes of one
+   sample) and per output (p passes over the batch); with the arithmetic rate of each (the
+   FLOPs of the p Jacobian rows per sample, counted once) against the device's matrix-product
+   rate, a practical bound on any vectorised form;
 2. every GC estimator's cost (time, and Jacobian products per sample: VJPs, or JVPs for
    ``mask(mode=cols)``, each costing about two VJPs) and its relative error against exact GC
    at p = 512 (the root mean square over seeded draws of the batch GC);
@@ -18,7 +22,9 @@ Sections:
 
 Each section is a function ``(args, device) -> list[dict]`` listed in ``SECTIONS``; add a
 section by writing one more such function. Times are the minimum over repeats (the machine
-may be shared), in milliseconds unless the column says otherwise.
+may be shared), in milliseconds unless the column says otherwise. On a busy machine
+``--threads 1`` gives steadier numbers: two threads on two shared cores wait for each other
+at every kernel, which slows the loops of many small kernels most.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from trainables.metrics import (
     ClassStats,
@@ -130,37 +137,103 @@ def mlp_embedding(device: torch.device) -> nn.Module:
     )
 
 
+def func_vmap_gc(fn: nn.Module, x: Tensor, *, chunk_size: int = 32) -> Tensor:
+    """``torch.func``: one forward, ``vmap`` of the VJP over chunks of output directions,
+    which folds each chunk into the batch of every kernel. ``torch.func`` differentiates at
+    its own level, so no graph to the parameters is kept (``no_grad``)."""
+    with torch.no_grad():
+        return _func_vmap_gc(fn, x, chunk_size=chunk_size)
+
+
+def _func_vmap_gc(fn: nn.Module, x: Tensor, *, chunk_size: int) -> Tensor:
+    y, vjp_fn = torch.func.vjp(fn, x)
+    eye = torch.eye(y.shape[1], dtype=y.dtype, device=y.device)
+    total = torch.zeros(len(x), dtype=torch.float64, device=x.device)
+    for rows in eye.split(chunk_size):
+        (g,) = torch.func.vmap(vjp_fn)(rows[:, None, :].expand(-1, len(x), -1))  # (K, B, ...)
+        total = total + g.flatten(2).square().sum(dim=(0, 2), dtype=torch.float64)
+    return total
+
+
+def replicated_batch_gc(fn: nn.Module, x: Tensor, *, chunk_size: int = 32) -> Tensor:
+    """The batch repeated once per output direction of a chunk (eval mode: samples are
+    independent), one forward and one backward of ``Σ_k out_k[:, k]`` per chunk."""
+    with torch.no_grad():
+        p = fn(x[:1]).shape[1]
+    total = torch.zeros(len(x), dtype=torch.float64, device=x.device)
+    for start in range(0, p, chunk_size):
+        k = min(chunk_size, p - start)
+        xr = x.repeat(k, *([1] * (x.dim() - 1))).requires_grad_(True)  # (K·B, ...)
+        out = fn(xr).view(k, len(x), p)[:, :, start : start + k]  # (K, B, K)
+        (g,) = torch.autograd.grad(out.diagonal(dim1=0, dim2=2).sum(), xr)
+        total = total + g.view(k, len(x), -1).square().sum(dim=(0, 2), dtype=torch.float64)
+    return total
+
+
+def row_gflop(fn: nn.Module, x: Tensor) -> float:
+    """GFLOP of the p Jacobian rows of one sample: one single-sample VJP's count, times p."""
+    xb = x[:1].clone().requires_grad_(True)
+    out = fn(xb)
+    with FlopCounterMode(display=False) as counter:
+        torch.autograd.grad(out[0, 0], xb)
+    return counter.get_total_flops() * out.shape[1] / 1e9
+
+
+def matmul_gflops(device: torch.device, *, n: int = 1024, repeats: int = 5) -> float:
+    """The float32 matrix-product rate of the device (an upper bound for the conv kernels)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    ms, _ = timed(lambda: a @ b, repeats=repeats, device=device, warmup=True)
+    return 2 * n**3 / (ms / 1e3) / 1e9
+
+
 def exact_vs_loops(args: argparse.Namespace, device: torch.device) -> list[Row]:
-    """Section 1: exact GC per sample, vectorised vs autograd loops (same values), on the
-    VGG-like and the MLP embedding."""
+    """Section 1: exact GC per sample, vectorised vs other vectorised forms and autograd loops
+    (same values), on the VGG-like and the MLP embedding."""
     nets = {"VGG-like": embedding_net(args, device), "MLP": mlp_embedding(device)}
     x = torch.randn(args.batch, 3, 32, 32, device=device)
     few = x[: args.loop_samples]
+    methods: dict[str, tuple[Callable[[nn.Module, Tensor], Tensor], Tensor]] = {
+        "vectorised (exact)": (gc_per_sample, x),
+        "torch.func vmap(vjp)": (func_vmap_gc, x),
+        "replicated batch": (replicated_batch_gc, x),
+        "per-output loop": (per_output_loop_gc, x),
+        "per-sample-output loop": (naive_per_sample_gc, few),
+    }
     rows = []
     for net_name, fn in nets.items():
-        vec_ms, vec = timed(lambda fn=fn: gc_per_sample(fn, x), repeats=args.repeats, device=device)
-        out_ms, out = timed(
-            lambda fn=fn: per_output_loop_gc(fn, x), repeats=args.repeats, device=device
-        )
-        naive_ms, naive = timed(
-            lambda fn=fn: naive_per_sample_gc(fn, few), repeats=args.repeats, device=device
-        )
-        runs = {
-            "vectorised (exact)": (vec_ms / len(x), vec),
-            "per-output loop": (out_ms / len(x), out),
-            "per-sample-output loop": (naive_ms / len(few), naive),
-        }
+        gflop = row_gflop(fn, x)
+        runs = {}
+        for name, (method, inputs) in methods.items():
+            ms, values = timed(
+                lambda fn=fn, method=method, inputs=inputs: method(fn, inputs),
+                repeats=args.repeats,
+                device=device,
+            )
+            runs[name] = (ms / len(inputs), values)
+        base_ms, ref = runs["vectorised (exact)"]
         for name, (ms, values) in runs.items():
-            ref = vec[: len(values)]
             rows.append(
                 {
                     "net": net_name,
                     "method": name,
                     "ms/sample": ms,
-                    "x slower than vectorised": ms / runs["vectorised (exact)"][0],
-                    "max rel diff": float(((values - ref) / ref).abs().max()),
+                    "x slower than vectorised": ms / base_ms,
+                    "GFLOP/s": gflop / (ms / 1e3),
+                    "max rel diff": float(
+                        ((values - ref[: len(values)]) / ref[: len(values)]).abs().max()
+                    ),
                 }
             )
+    rows.append(
+        {
+            "net": "-",
+            "method": "float32 matmul 1024³ (device bound)",
+            "ms/sample": math.nan,
+            "x slower than vectorised": math.nan,
+            "GFLOP/s": matmul_gflops(device),
+            "max rel diff": math.nan,
+        }
+    )
     return rows
 
 
@@ -345,7 +418,7 @@ def quickstart_epoch_vs_evaluation(args: argparse.Namespace, device: torch.devic
 
 
 SECTIONS: list[tuple[str, Callable[[argparse.Namespace, torch.device], list[Row]]]] = [
-    ("exact GC: vectorised vs autograd loops (p = 512 embeddings)", exact_vs_loops),
+    ("exact GC: vectorised vs other forms and autograd loops (p = 512)", exact_vs_loops),
     ("GC estimators vs exact (p = 512 VGG-like embedding)", estimators),
     ("few-shot: 600 episodes, 5-way 5-shot 15 queries", fewshot),
     (
