@@ -37,22 +37,42 @@ def summarize(
     """Mean, std and CI of each metric per group, in long form.
 
     Returns:
-        Columns ``*by, metric, n, mean, std, ci_low, ci_high``; nulls are left out of ``n``.
+        Columns ``*by, metric, n, mean, std, ci_low, ci_high``, groups sorted, each group's
+        metrics in the order given; nulls are left out of ``n``.
     """
     by, metrics = list(by), list(metrics)
     cols = [*by, "metric", "n", "mean", "std", "ci_low", "ci_high"]
     if frame.empty or not metrics:
         return pd.DataFrame(columns=cols)
-    grouped = frame.groupby(by, sort=True, dropna=False, observed=True)[metrics]
-    parts = {k: getattr(grouped, k)().stack() for k in ("count", "mean", "std")}
-    out = pd.DataFrame({"n": parts["count"], "mean": parts["mean"], "std": parts["std"]})
-    out.index = out.index.set_names([*by, "metric"])
-    out = out.reset_index()
-    out["n"] = out["n"].astype(int)
+    grouped = frame.groupby(by, sort=True, dropna=False, observed=True)
+    codes = grouped.ngroup().to_numpy()
+    keys = grouped.size().index  # group g's keys, in the order of ngroup
+    n, mean, std = (np.empty((len(keys), len(metrics))) for _ in range(3))
+    for j, metric in enumerate(metrics):
+        n[:, j], mean[:, j], std[:, j] = _group_stats(frame[metric], codes, len(keys))
+    out = keys.repeat(len(metrics)).to_frame(index=False)
+    out["metric"] = np.tile(np.asarray(metrics, dtype=object), len(keys))
+    out["n"] = n.ravel().astype(int)
+    out["mean"], out["std"] = mean.ravel(), std.ravel()
     out["ci_low"], out["ci_high"] = t_interval(
         out["mean"], out["std"], out["n"], confidence=confidence
     )
     return out[cols]
+
+
+def _group_stats(
+    values: pd.Series, codes: np.ndarray, n_groups: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count of non-null values, mean and sample std (two passes) per group code."""
+    v = values.to_numpy(dtype=float, na_value=np.nan)
+    missing = np.isnan(v)
+    c, v = (codes[~missing], v[~missing]) if missing.any() else (codes, v)
+    n = np.bincount(c, minlength=n_groups).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(c, weights=v, minlength=n_groups) / n
+        dev = v - mean[c]
+        var = np.bincount(c, weights=dev * dev, minlength=n_groups) / (n - 1)
+    return n, mean, np.where(n > 1, np.sqrt(var), np.nan)
 
 
 def final_rows(study: Study, *, finished_only: bool = True) -> pd.DataFrame:
@@ -101,7 +121,8 @@ def sweep_slice(frame: pd.DataFrame, param: str, others: Sequence[str]) -> tuple
     others = [o for o in others if o != param and o in frame]
     if not others:
         return frame, ""
-    combos = frame[[*others, param]].drop_duplicates()
+    trials = frame.drop_duplicates("trial_id") if "trial_id" in frame else frame  # params
+    combos = trials[[*others, param]].drop_duplicates()
     spread = combos.groupby(others, dropna=False, observed=True)[param].nunique()
     informative = spread[spread > 1]
     if len(informative) == 1:

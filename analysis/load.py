@@ -1,14 +1,18 @@
 """Read a study directory (docs/schema.md) into tidy pandas frames.
 
-Every ``*.parquet`` under ``metrics/`` is read through ``pyarrow.dataset``, checked against
-the schema, and deduplicated on ``(trial_id, epoch)`` keeping the row with the latest
-``written_at``. A file that cannot be read is named in ``Study.warnings`` (or raises, with
-``strict=True``); nothing is dropped in silence.
+Every ``*.parquet`` under ``metrics/`` is read whole (a few at once, string columns decoded
+as dictionaries), checked against the schema, and deduplicated on ``(trial_id, epoch)``
+keeping the row with the latest ``written_at``. A file that cannot be read is named in
+``Study.warnings`` (or raises, with ``strict=True``); nothing is dropped in silence.
+
+The cost is about a millisecond per file plus the rows: the orchestrator merges finished
+trials into large part files, so a study's files number a few per running trial.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -17,11 +21,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from analysis import columns as C
 from analysis import storage
+
+_READERS = min(8, os.cpu_count() or 1)  # files read at once (reading releases the GIL)
+_MAX_SLICES = 10_000  # a row order in more stretches than this is taken, not sliced
+_DECODE_AS_DICTIONARY = 4096  # rows from which a file's strings are decoded as dictionaries
 
 
 class StudyError(ValueError):
@@ -35,8 +42,13 @@ class Study:
     Attributes:
         meta: ``study.json`` as a dict.
         metrics: one row per ``(trial_id, epoch)``, sorted by trial then epoch, with the trial's
-            ``trial_status`` and ``trial_attempts`` joined from ``trials.parquet``; string
-            columns are pandas categoricals.
+            ``trial_status`` and ``trial_attempts`` joined from ``trials.parquet``. String
+            columns (``trial_id``, ``study``, hashes, labels, ``trial_status``) are pandas
+            categoricals, decoded straight from Parquet's dictionaries. That is a saving, in
+            memory more than in time: on the 1M-row benchmark the frame takes about 250 MB,
+            against 350 MB with pyarrow-backed strings and 650 MB with Python strings (the
+            pandas 2 default); loading and the aggregations differ by under 0.1 s. Group by
+            them with ``observed=True``.
         trials: ``trials.parquet`` (derived from the metrics when that file is unreadable).
         warnings: every problem met while reading, each naming its file.
         sweep_params: the dotted keys the study varies (seed included).
@@ -91,7 +103,8 @@ def load_study(path_or_uri: str, *, strict: bool = False) -> Study:
         warnings.append(f"no metrics files under {loc.join('metrics').uri}")
     table = _empty_metrics(meta) if table is None else _check_schema(table, warnings)
     table, n_dup = _dedup(table, warnings)
-    metrics = table.to_pandas()
+    metrics = table.to_pandas(self_destruct=True)  # frees each column once converted
+    del table  # unusable now
     trials = _read_trials(loc, metrics, warnings)
     metrics = _join_trials(metrics, trials, warnings)
     _check_provenance(metrics, meta, warnings)
@@ -113,27 +126,11 @@ def _read_meta(loc: storage.Location) -> dict:
 
 
 def _read_metrics(loc, files: list[str], warnings: list[str], *, strict: bool) -> pa.Table | None:
-    """All metric files as one table (None if none is readable); one dataset scan, or file by
-    file when the scan fails, to name the files at fault."""
-    fmt = ds.ParquetFileFormat()
-    try:
-        factory = ds.FileSystemDatasetFactory(loc.fs, files, fmt, ds.FileSystemFactoryOptions())
-        schema = factory.inspect(fragments=None, promote_options="permissive")
-        return factory.finish(schema).to_table()
-    except (OSError, pa.ArrowException):
-        return _read_each(loc, files, warnings, strict=strict)
-
-
-def _read_each(loc, files: list[str], warnings: list[str], *, strict: bool) -> pa.Table | None:
-    def read(path: str) -> pa.Table | str:
-        try:
-            with loc.fs.open_input_file(path) as fh:
-                return pq.ParquetFile(fh).read()
-        except (OSError, pa.ArrowException) as exc:
-            return f"{type(exc).__name__}: {exc}"
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(read, files))
+    """All metric files as one table (None if none is readable), string columns as
+    dictionaries; an unreadable file is named, and so are two files whose column types
+    disagree."""
+    with ThreadPoolExecutor(max_workers=_READERS) as pool:
+        results = list(pool.map(lambda path: _read_file(loc.fs, path), files))
     bad = [(p, r) for p, r in zip(files, results, strict=True) if isinstance(r, str)]
     if bad and strict:
         raise StudyError(f"unreadable metrics files: {', '.join(p for p, _ in bad)}")
@@ -142,10 +139,47 @@ def _read_each(loc, files: list[str], warnings: list[str], *, strict: bool) -> p
     good = [(p, r) for p, r in zip(files, results, strict=True) if not isinstance(r, str)]
     if not good:
         return None
+    small = [(p, t) for p, t in good if t.num_rows < _DECODE_AS_DICTIONARY]
+    tables = [t for _, t in good if t.num_rows >= _DECODE_AS_DICTIONARY]
+    if small:  # their strings were read plainly: encoded here, once for them all
+        tables.append(_encode(_concat([t for _, t in small], small)))
+    return _concat(tables, good)
+
+
+def _concat(tables: list[pa.Table], files: list[tuple[str, pa.Table]]) -> pa.Table:
+    """The tables, columns matched by name; if their types disagree, two of the ``files``
+    (path, table) that disagree are named."""
     try:
-        return pa.concat_tables([t for _, t in good], promote_options="permissive")
+        return pa.concat_tables(tables, promote_options="permissive")
     except pa.ArrowException as exc:
-        raise StudyError(f"metrics files disagree on column types: {_conflict(good)}") from exc
+        raise StudyError(f"metrics files disagree on column types: {_conflict(files)}") from exc
+
+
+def _read_file(fs, path: str) -> pa.Table | str:
+    """One file, or why it cannot be read. A large file's string columns are decoded as
+    dictionaries; a small file's plainly (they are encoded after, all small files at once)."""
+    try:
+        with fs.open_input_file(path) as fh:
+            file = pq.ParquetFile(fh)
+            if file.metadata.num_rows >= _DECODE_AS_DICTIONARY:
+                strings = [c.path for c in file.metadata.schema if c.logical_type.type == "STRING"]
+                file = pq.ParquetFile(fh, metadata=file.metadata, read_dictionary=strings)
+            return file.read(use_threads=False).replace_schema_metadata(None)
+    except (OSError, pa.ArrowException) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _encode(table: pa.Table) -> pa.Table:
+    """String columns as dictionaries of ``string``, as ``read_dictionary`` decodes them."""
+    for i, f in enumerate(table.schema):
+        if _is_text(f.type):
+            column = table.column(i).cast(pa.string()).dictionary_encode()
+            table = table.set_column(i, f.name, column)
+    return table
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def _conflict(tables: list[tuple[str, pa.Table]]) -> str:
@@ -153,11 +187,13 @@ def _conflict(tables: list[tuple[str, pa.Table]]) -> str:
     first: dict[str, tuple[str, pa.DataType]] = {}
     for path, table in tables:
         for f in table.schema:
-            if pa.types.is_null(f.type):
+            typ = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+            typ = pa.string() if _is_text(typ) else typ
+            if pa.types.is_null(typ):
                 continue
-            seen = first.setdefault(f.name, (path, f.type))
-            if seen[1] != f.type and not (_numeric(seen[1]) and _numeric(f.type)):
-                return f"column {f.name!r} is {seen[1]} in {seen[0]} but {f.type} in {path}"
+            seen = first.setdefault(f.name, (path, typ))
+            if seen[1] != typ and not (_numeric(seen[1]) and _numeric(typ)):
+                return f"column {f.name!r} is {seen[1]} in {seen[0]} but {typ} in {path}"
     return "unknown column"
 
 
@@ -199,7 +235,8 @@ def _empty_type(kind: str) -> pa.DataType:
 
 def _normalise_types(table: pa.Table) -> pa.Table:
     """Floats as float64, all-null columns typed as the schema says, strings dictionary-encoded
-    (pandas categoricals: a study repeats a few trial ids, hashes and labels a million times)."""
+    with one dictionary per column (files were read that way; pandas gets categoricals)."""
+    table = table.unify_dictionaries()
     for i, f in enumerate(table.schema):
         kind = C.expected_kind(f.name)
         column = table.column(i)
@@ -207,22 +244,44 @@ def _normalise_types(table: pa.Table) -> pa.Table:
             pa.types.is_null(f.type) or (kind == "float" and f.type != pa.float64())
         ):
             column = column.cast(_empty_type(kind))
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            column = column.dictionary_encode()  # one dictionary shared by every chunk
+        if _is_text(column.type):
+            column = column.dictionary_encode()
         if column is not table.column(i):
             table = table.set_column(i, f.name, column)
     return table
 
 
 def _dedup(table: pa.Table, warnings: list[str]) -> tuple[pa.Table, int]:
-    """One row per (trial_id, epoch): the latest ``written_at``; sorted by trial, then epoch."""
+    """One row per (trial_id, epoch): the latest ``written_at`` (on a tie, the row read
+    last); sorted by trial, then epoch."""
     valid = pc.and_(pc.is_valid(table["trial_id"]), pc.is_valid(table["epoch"]))
     n_invalid = table.num_rows - pc.sum(valid).as_py() if table.num_rows else 0
     if n_invalid:
         warnings.append(f"{n_invalid} metrics rows without trial_id or epoch were skipped")
         table = table.filter(valid)
+    if table.num_rows == 0:
+        return table, 0
+    key = _sort_key(table)
+    ordered = bool(np.all(key[1:] >= key[:-1]))
+    order = np.arange(len(key)) if ordered else np.argsort(key, kind="stable")
+    keep = _latest(key[order], _written(table)[order])
+    n_dup = int(len(keep) - keep.sum())
+    return _rows(table, order[keep]), n_dup
+
+
+def _rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
+    """``table.take(rows)``, as slices (no copy) where ``rows`` runs through few stretches."""
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1] + 1])
+    if len(starts) > _MAX_SLICES:
+        return table.take(pa.array(rows))
+    ends = np.r_[starts[1:], len(rows)]
+    return pa.concat_tables(
+        [table.slice(rows[a], b - a) for a, b in zip(starts, ends, strict=True)]
+    )
+
+
+def _sort_key(table: pa.Table) -> np.ndarray:
+    """One int64 per row that sorts like ``(trial_id, epoch)``."""
     trial = table["trial_id"].combine_chunks()
     if not pa.types.is_dictionary(trial.type):
         trial = trial.dictionary_encode()
@@ -230,13 +289,33 @@ def _dedup(table: pa.Table, warnings: list[str]) -> tuple[pa.Table, int]:
     rank = np.empty(len(names), dtype=np.int64)
     rank[np.argsort(names, kind="stable")] = np.arange(len(names))
     codes = rank[trial.indices.to_numpy()]
-    epoch = table["epoch"].to_numpy()
+    epoch = table["epoch"].to_numpy().astype(np.int64)
+    low, span = int(epoch.min()), int(epoch.max()) - int(epoch.min()) + 1
+    if span * len(names) >= 2**62:  # no room in one int64: rank the distinct pairs
+        _, key = np.unique(np.stack([codes, epoch]), axis=1, return_inverse=True)
+        return key.ravel().astype(np.int64)
+    return codes * span + (epoch - low)
+
+
+def _written(table: pa.Table) -> np.ndarray:
     written = pc.cast(table["written_at"], pa.int64()).fill_null(np.iinfo(np.int64).min)
-    order = np.lexsort((written.to_numpy(), epoch, codes))
-    key_c, key_e = codes[order], epoch[order]
-    last = np.ones(len(order), dtype=bool)
-    last[:-1] = (key_c[1:] != key_c[:-1]) | (key_e[1:] != key_e[:-1])
-    return table.take(order[last]), int(len(order) - last.sum())
+    return written.to_numpy()
+
+
+def _latest(key: np.ndarray, written: np.ndarray) -> np.ndarray:
+    """Which rows of a key-sorted run to keep: in each key, the latest ``written`` (the last
+    of equals)."""
+    keep = np.ones(len(key), dtype=bool)
+    same = key[1:] == key[:-1]
+    if not same.any():
+        return keep
+    in_group = np.zeros(len(key), dtype=bool)
+    in_group[1:] |= same
+    in_group[:-1] |= same
+    pos = np.flatnonzero(in_group)
+    pos = pos[np.lexsort((written[pos], key[pos]))]  # stable: equal times stay in order
+    keep[pos] = np.r_[key[pos][1:] != key[pos][:-1], True]  # the last of each key
+    return keep
 
 
 def _read_trials(loc, metrics: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
@@ -266,16 +345,26 @@ def _join_trials(metrics: pd.DataFrame, trials: pd.DataFrame, warnings: list[str
         return metrics
     info = trials.drop_duplicates("trial_id", keep="last").set_index("trial_id")
     codes, uniques = pd.factorize(metrics["trial_id"])  # join per trial, then spread to rows
+    uniques = np.asarray(uniques, dtype=object)
     pairs = [("status", "trial_status"), ("attempts", "trial_attempts")]
     pairs += [(c, c) for c in info if "." in c and c not in metrics]
     for src, dst in pairs:
         if src in info:
-            metrics[dst] = info[src].reindex(uniques).take(codes).to_numpy()
+            metrics[dst] = _spread(info[src].reindex(uniques), codes)
     orphans = sorted(set(uniques) - set(info.index))
     if orphans:
         shown = ", ".join(orphans[:5]) + (" …" if len(orphans) > 5 else "")
         warnings.append(f"{len(orphans)} trials have metrics but no row in trials.parquet: {shown}")
     return metrics
+
+
+def _spread(per_trial: pd.Series, codes: np.ndarray) -> pd.Categorical | np.ndarray:
+    """A value per trial repeated on each of its rows (``codes``: each row's trial); text
+    as a categorical."""
+    if pd.api.types.is_numeric_dtype(per_trial.dtype):  # bool included
+        return per_trial.to_numpy()[codes]
+    values = pd.Categorical(per_trial)
+    return pd.Categorical.from_codes(values.codes[codes], dtype=values.dtype)
 
 
 def _check_provenance(metrics: pd.DataFrame, meta: dict, warnings: list[str]) -> None:

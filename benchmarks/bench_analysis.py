@@ -3,10 +3,12 @@
     python benchmarks/bench_analysis.py                 # 1,000 and 10,000 trials × 100 epochs
     python benchmarks/bench_analysis.py --sizes 1000    # only the 1,000-trial study
 
-Synthetic studies are laid out as the metrics sink writes them (one compacted file per
-finished trial, per-epoch files for running trials, stale leftovers and restarted trials'
-superseded rows) and cached under ``$GCNC_BENCH_CACHE`` (default
-``/tmp/gcnc-bench-analysis``), since writing 10,000 trial files takes a while.
+Synthetic studies are written by the metrics sink's own code with the driver's own
+thresholds (tests/analysis/synthetic_study.py): finished trials merged into part files,
+the last few still compacted, running trials' rolled-up and per-epoch files, a merge and
+a compaction that stopped before removing their inputs, and restarted trials' superseded
+rows. They are cached under ``$GCNC_BENCH_CACHE`` (default ``/tmp/gcnc-bench-analysis``),
+keyed by :data:`LAYOUT`, since writing 10,000 trials takes a while.
 
 Targets: load + aggregate of the 1M-row study ≤ 2 s; the 1,000-trial report ≤ 15 s and
 ≤ 20 MB. Each line prints the measured value and its ratio to the target (≤ 1 meets it).
@@ -21,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -32,10 +35,13 @@ from synthetic_study import SyntheticSpec, write_synthetic_study  # noqa: E402
 
 from analysis import aggregate, load_study, write_report  # noqa: E402
 from analysis import columns as C  # noqa: E402
+from orchestrator.parts import MERGE_TRIALS, PART_ROWS  # noqa: E402
+from orchestrator.sink import ROLL_EVERY  # noqa: E402
 
 CACHE = os.environ.get(
     "GCNC_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "gcnc-bench-analysis")
 )
+LAYOUT = "parts-v1"  # bump when the sink's layout or the synthetic study changes
 LRS = tuple(round(0.005 * 1.4**i, 6) for i in range(10))
 BATCHES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 L2S = tuple(i * 1e-4 for i in range(10))
@@ -54,17 +60,21 @@ def spec_for(n_trials: int) -> SyntheticSpec:
         l2s=L2S if big else (0.0,),
         seeds=tuple(range(10)),
         epochs=99,
-        running=50 if big else 20,  # uncompacted: per-epoch files
-        leftovers=20 if big else 10,
-        restarted=20 if big else 10,
+        running=50 if big else 20,  # rolled-up and per-epoch files
+        restarted=10 if big else 5,  # of the running ones: superseded rows
+        leftovers=5 if big else 3,  # finished, their compaction stopped midway
         diverged=5,
+        merge_every=MERGE_TRIALS,
+        roll_every=ROLL_EVERY,
+        part_rows=PART_ROWS,
+        replayed=1,  # a replay shorter than a roll-up: the superseded rows stay
     )
 
 
 def cached_study(n_trials: int) -> str:
     """The study directory for ``n_trials``, written once and reused."""
     spec = spec_for(n_trials)
-    path = os.path.join(CACHE, f"trials={n_trials}")
+    path = os.path.join(CACHE, f"{LAYOUT}-trials={n_trials}")
     marker = os.path.join(path, ".complete")
     if os.path.exists(marker):
         return path
@@ -75,6 +85,16 @@ def cached_study(n_trials: int) -> str:
         json.dump({"seconds": time.perf_counter() - start}, fh)
     print(f"wrote {path} in {time.perf_counter() - start:.1f} s")
     return path
+
+
+def layout(path: str) -> str:
+    """How many metrics files of each kind the study holds."""
+    kinds: Counter[str] = Counter()
+    for _, _, files in os.walk(os.path.join(path, "metrics")):
+        for name in files:
+            part = name.startswith("part-")
+            kinds["part" if part else name.split("=")[0].removesuffix(".parquet")] += 1
+    return ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
 
 
 def one_file_copy(path: str) -> str:
@@ -143,7 +163,7 @@ def main() -> None:
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, cache: {CACHE}")
     for n in [int(s) for s in args.sizes.split(",")]:
         path = cached_study(n)
-        print(f"{n:,} trials × 100 epochs")
+        print(f"{n:,} trials × 100 epochs; files: {layout(path)}")
         best = bench_load(path, args.repeat)
         if n == 10_000:
             print(f"  load+aggregate (1M rows): {best:.2f} s, ratio {best / TARGET_LOAD_S:.2f}")

@@ -1,6 +1,7 @@
 """Overhead of ``gcnc run`` against a plain process pool running the same trials.
 
     python benchmarks/bench_orchestrator.py --trials 4 --concurrency 2 --trial-seconds 30
+    python benchmarks/bench_orchestrator.py --trials 4 8 12   # 2, 4 and 6 waves of trials
 
 Both sides run the same N trials of the real trainable (``trainables.run`` on the bundled
 digits, a small MLP, light metrics; seeds 0..N-1) with the same concurrency and the same
@@ -9,8 +10,11 @@ with an in-memory reporter (no Parquet, no checkpoints on disk); the gcnc side i
 ``gcnc run`` command, timed from launch to exit (Python start-up, an embedded Ray, Tune,
 Parquet rows, checkpoints, compaction; the report is skipped). Printed for each pair (pool
 then gcnc, alternating, so that a drift in the machine's load hits both): the walls, the
-start-up time of each (launch to first evaluation row) and the overhead ratio (gcnc wall /
-pool wall); then the median ratio. The target is a ratio <= 1.10 for trials of 30 s or more.
+start-up time of each (launch to first evaluation row), the overhead ratio (gcnc wall /
+pool wall) and the difference of the walls; then, for each trial count, the median ratio and
+difference. The target is a ratio <= 1.10 for trials of 30 s or more. Most of the
+difference is a fixed cost (start-up and shut-down), so the ratio falls as waves of trials
+(trials / concurrency) are added: give several counts to see by how much.
 """
 
 from __future__ import annotations
@@ -200,7 +204,9 @@ def run_gcnc(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument(
+        "--trials", type=int, nargs="+", default=[4], help="trial counts, each measured apart"
+    )
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--trial-seconds", type=float, default=30.0)
     parser.add_argument(
@@ -215,40 +221,59 @@ def main(argv: list[str] | None = None) -> None:
     per_epoch = calibrate_epoch_seconds(threads)
     epochs = max(1, round(args.trial_seconds / per_epoch))
     every = max(1, epochs // args.evaluations)
-    configs = trial_configs(args.trials, epochs, every=every)
     print(
-        f"{args.trials} trials x {epochs} epochs (~{epochs * per_epoch:.0f} s each, "
+        f"trials of {epochs} epochs (~{epochs * per_epoch:.0f} s each, "
         f"{per_epoch * 1e3:.1f} ms per epoch), evaluated every {every} epochs, "
         f"{args.concurrency} at a time, {threads} threads each",
         flush=True,
     )
-    ratios = []
-    for repeat in range(args.repeats):
-        pool_wall, pool_first = run_pool(configs, concurrency=args.concurrency, threads=threads)
-        folder = Path(tempfile.mkdtemp(prefix="gcnc-bench-orch-"))
-        try:
-            gcnc_wall, gcnc_first = run_gcnc(
-                args.trials,
-                epochs,
-                every=every,
-                concurrency=args.concurrency,
-                threads=threads,
-                folder=folder,
-            )
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-        ratios.append(gcnc_wall / pool_wall)
+    summary = []
+    for n in args.trials:
+        waves = math.ceil(n / args.concurrency)
+        print(f"{n} trials ({_waves(waves)}):", flush=True)
+        pairs = [
+            _pair(n, epochs, every=every, concurrency=args.concurrency, threads=threads, label=i)
+            for i in range(1, args.repeats + 1)
+        ]
+        ratio = _median([gcnc / pool for pool, gcnc in pairs])
+        extra = _median([gcnc - pool for pool, gcnc in pairs])
+        summary.append((n, waves, ratio, extra))
+    for n, waves, ratio, extra in summary:
         print(
-            f"[{repeat + 1}] process pool {pool_wall:7.1f} s (first row {pool_first:5.1f} s) | "
-            f"gcnc run {gcnc_wall:7.1f} s (first row {gcnc_first:5.1f} s) | "
-            f"ratio {ratios[-1]:.3f}",
-            flush=True,
+            f"{n} trials ({_waves(waves)}): overhead ratio (gcnc / pool), median of "
+            f"{args.repeats}: {ratio:.3f}, {extra:+.1f} s (target <= 1.10 for trials >= 30 s)"
         )
-    ratios.sort()
+
+
+def _pair(
+    n: int, epochs: int, *, every: int, concurrency: int, threads: int, label: int
+) -> tuple[float, float]:
+    """One pool run then one ``gcnc run`` of the same ``n`` trials; their walls."""
+    configs = trial_configs(n, epochs, every=every)
+    pool_wall, pool_first = run_pool(configs, concurrency=concurrency, threads=threads)
+    folder = Path(tempfile.mkdtemp(prefix="gcnc-bench-orch-"))
+    try:
+        gcnc_wall, gcnc_first = run_gcnc(
+            n, epochs, every=every, concurrency=concurrency, threads=threads, folder=folder
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     print(
-        f"overhead ratio (gcnc / pool), median of {len(ratios)}: {ratios[len(ratios) // 2]:.3f} "
-        "(target <= 1.10 for trials >= 30 s)"
+        f"[{label}] process pool {pool_wall:7.1f} s (first row {pool_first:5.1f} s) | "
+        f"gcnc run {gcnc_wall:7.1f} s (first row {gcnc_first:5.1f} s) | "
+        f"ratio {gcnc_wall / pool_wall:.3f}, {gcnc_wall - pool_wall:+.1f} s",
+        flush=True,
     )
+    return pool_wall, gcnc_wall
+
+
+def _waves(count: int) -> str:
+    return f"{count} wave{'' if count == 1 else 's'}"
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 if __name__ == "__main__":

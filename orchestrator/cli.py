@@ -7,6 +7,7 @@ before anything is written. Ray is imported only by ``run`` and ``resume``.
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -82,26 +83,36 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``gcnc`` command; returns the exit status."""
+    """Entry point of the ``gcnc`` command; returns the exit status.
+
+    Without ``argv`` it is the program (``sys.argv``), and the process ends on return: every
+    object left is frozen, which spares the exit the garbage collector's passes over all
+    that torch, Ray and pandas made (a second or more).
+    """
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
     except StudyError as err:
         print(f"{PROG}: error: {err.line()}", file=sys.stderr)
         return 2
+    finally:
+        if argv is None:
+            gc.freeze()
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     study = load_study(args.study, overrides=args.overrides, smoke=args.smoke)
     sdir = StudyDir.of(args.storage, study.name)
-    info, existed = open_study_dir(sdir, study)
-    return _execute(study, sdir, info, args=args, resumed=existed)
+    # An existing study dir with another spec is refused now; a new one is written once
+    # the cluster has been found to hold the study's trials.
+    info = open_study_dir(sdir, study)[0] if sdir.exists() else None
+    return _execute(study, sdir, info, args=args)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     sdir = StudyDir.at(args.study_dir)
     info = sdir.read_info()
-    return _execute(stored_study(info), sdir, info, args=args, resumed=True)
+    return _execute(stored_study(info), sdir, info, args=args)
 
 
 def stored_study(info: dict[str, Any]) -> Study:
@@ -115,18 +126,22 @@ def stored_study(info: dict[str, Any]) -> Study:
 
 
 def _execute(
-    study: Study, sdir: StudyDir, info: dict[str, Any], *, args: argparse.Namespace, resumed: bool
+    study: Study, sdir: StudyDir, info: dict[str, Any] | None, *, args: argparse.Namespace
 ) -> int:
+    """Run ``study`` in ``sdir``, whose ``study.json`` holds ``info`` (None: not written yet)."""
     from orchestrator import runner  # imports ray
 
-    job = make_job(study, sdir, info)
-    verb = "resuming" if resumed else "running"
+    verb = "running" if info is None else "resuming"
     print(
         f"{PROG}: {verb} study {study.name}: {trial_count(study)} trials -> {sdir.location}",
         flush=True,
     )
     view = ProgressView(study.name)
-    counts = runner.run_study(study, sdir, job, address=args.address, view=view)
+    with runner.session(study, address=args.address, stored=info is not None):
+        if info is None:
+            info, _ = open_study_dir(sdir, study)
+        job = make_job(study, sdir, info)
+        counts = runner.run_study(study, sdir, job, view=view)
     rows, _ = count_rows(sdir)
     print(
         f"{PROG}: {study.name}: {counts.done}/{counts.total} trials done "

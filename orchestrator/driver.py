@@ -1,16 +1,21 @@
 """The driver's side of a running study, runner-agnostic: trial events in, records out.
 
 The Ray runner forwards Tune's trial events here as plain values (the runner's trial id,
-the config it gave the trial, the result); this keeps ``trials.parquet`` and the live view.
+the config it gave the trial, the result); this keeps ``trials.parquet`` and the live view,
+and merges finished trials' rows into part files (:mod:`orchestrator.parts`).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow as pa
+
 from orchestrator.book import Counts, TrialBook
+from orchestrator.parts import MERGE_TRIALS, merge_finished
 from orchestrator.progress import ProgressView
 from orchestrator.space import trial_count
 from orchestrator.spec import Study
@@ -42,7 +47,7 @@ class StudyRun:
     def __init__(
         self, study: Study, job: TrialJob, sdir: StudyDir, *, view: ProgressView | None = None
     ) -> None:
-        self.job, self.view = job, view
+        self.job, self.sdir, self.view = job, sdir, view
         self.total = trial_count(study)
         self.default_epochs = int(study.train.epochs)
         # trials.parquet is rewritten whole: less often for big studies
@@ -51,6 +56,7 @@ class StudyRun:
         self.book.load()
         self.book.interrupted()  # whatever an earlier run left running has not finished
         self.epochs: dict[str, int] = {}
+        self.ended_since_merge = 0
         for index, point in enumerate(job.points or ()):
             self._declare(job.trial_id({"point": index}, ""), point)
         self.book.flush(force=True)
@@ -86,6 +92,26 @@ class StudyRun:
         trial_id = self.trial_id(runner_id, tune_config)
         self.book.finished(trial_id)
         self.job.sink(trial_id, self.job.config(self.job.point(tune_config))).compact()
+        self._ended()
+
+    def _ended(self) -> None:
+        """Count a trial compacted; merge once :data:`MERGE_TRIALS` have been."""
+        self.ended_since_merge += 1
+        if self.ended_since_merge >= MERGE_TRIALS:
+            self.merge(min_trials=MERGE_TRIALS)
+
+    def merge(self, *, min_trials: int = 1) -> int:
+        """Merge finished trials' rows into part files; returns the trials merged.
+
+        A merge that fails (say, storage that went away) leaves the rows where they were,
+        readable; it is said on stderr and the run goes on.
+        """
+        self.ended_since_merge = 0
+        try:
+            return merge_finished(self.sdir, min_trials=min_trials)
+        except (OSError, pa.ArrowException) as err:
+            print(f"gcnc: finished trials' rows stay unmerged for now: {err}", file=sys.stderr)
+            return 0
 
     def errored(
         self, runner_id: str, tune_config: Mapping[str, Any], error: str, *, retrying: bool
@@ -106,6 +132,7 @@ class StudyRun:
             if trial.state == "done" and rec.status != "done":
                 self.book.finished(trial_id)
                 self.job.sink(trial_id, rec.config).compact()
+                self._ended()
             elif trial.state == "error" and rec.status != "error":
                 self.book.failed(trial_id, rec.error or "failed (before a resume)", retrying=False)
 
@@ -145,7 +172,9 @@ class StudyRun:
             self.view.update(self.book.counts(), work_done=done, work_left=left, force=force)
 
     def finish(self) -> Counts:
-        """Close the run: trials still running become pending; returns the final counts."""
+        """Close the run: every finished trial's rows are merged, trials still running become
+        pending; returns the final counts."""
+        self.merge()
         self.book.interrupted()
         self.tick(force=True)
         if self.view is not None:

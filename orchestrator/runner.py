@@ -30,6 +30,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.book import Counts
+from orchestrator.capacity import check_capacity
 from orchestrator.columns import KEY_COLUMNS
 from orchestrator.driver import RunnerTrial, StudyRun
 from orchestrator.progress import ProgressView
@@ -189,6 +190,10 @@ def ray_session(address: str | None) -> Iterator[None]:
             _temp_dir=temp,
             include_dashboard=False,
             object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            # Ray starts idle workers for a new driver, but Tune's trial actors carry a
+            # runtime env and never use them: they would only take CPU from the trials'
+            # start-up.
+            _system_config={"prestart_worker_first_driver": False},
             **quiet,
         )
     try:
@@ -222,26 +227,46 @@ def _short_temp_root() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def session(study: Study, *, address: str | None = None, stored: bool = False) -> Iterator[None]:
+    """Ray (see :func:`ray_session`) and Tune's settings for running ``study``.
+
+    A study whose trials no node of the cluster can hold is refused as soon as Ray is up,
+    before the caller writes anything: Tune would wait for such a node forever.
+
+    Args:
+        study: the study to run.
+        address: a Ray cluster, or None for a private local Ray.
+        stored: whether the study's spec is already stored (its resources are fixed).
+
+    Raises:
+        StudyError: a trial's resources exceed every node's.
+    """
+    with _tune_environment(study), ray_session(address), _sigterm_as_sigint():
+        check_capacity(study.resources, _node_resources(), stored=stored)
+        yield
+
+
 def run_study(
-    study: Study,
-    sdir: StudyDir,
-    job: TrialJob,
-    *,
-    address: str | None = None,
-    view: ProgressView | None = None,
+    study: Study, sdir: StudyDir, job: TrialJob, *, view: ProgressView | None = None
 ) -> Counts:
-    """Run (or resume) every trial of ``study`` in ``sdir``; returns the final counts."""
+    """Run (or resume) every trial of ``study`` in ``sdir`` inside :func:`session`;
+    returns the final counts."""
     global _ACTIVE
     run = StudyRun(study, job, sdir, view=view)
-    with _tune_environment(study), ray_session(address), _sigterm_as_sigint():
-        _ACTIVE = run
-        try:
-            _tuner(study, job, sdir).fit()
-        finally:
-            _ACTIVE = None
-        if ray.util.client.ray.is_connected():  # Tune ran in the cluster and kept the records
-            run = StudyRun(study, job, sdir, view=view)
+    _ACTIVE = run
+    try:
+        _tuner(study, job, sdir).fit()
+    finally:
+        _ACTIVE = None
+    if ray.util.client.ray.is_connected():  # Tune ran in the cluster and kept the records
+        run = StudyRun(study, job, sdir, view=view)
     return run.finish()
+
+
+def _node_resources() -> list[dict[str, float]]:
+    """The total resources of each live node of the cluster."""
+    return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
 
 
 @contextlib.contextmanager

@@ -1,17 +1,19 @@
-"""The metrics sink: one Parquet file per (trial, epoch), compacted when the trial ends.
+"""The metrics sink: a file per evaluation, rolled up as a trial runs, merged when it ends.
 
 A trial writes ``metrics/trial_id=<id>/epoch=<00000>.parquet`` for every evaluation,
 atomically, before its checkpoint is reported; a trial restarted from an earlier checkpoint
-replays the epochs after it and replaces those files, so a key is never duplicated. When
-the trial ends its rows go into one ``compacted.parquet`` (written atomically, then the
-per-epoch files are removed), so a finished study is read from one file per trial.
-A reader keeps, for each ``(trial_id, epoch)``, the row with the latest ``written_at``.
+replays the epochs after it and replaces those files. Every :data:`ROLL_EVERY` writes the
+trial's per-epoch files are rolled up into its ``rolled.parquet`` (written first, then the
+per-epoch files removed), and when the trial ends all its rows go into ``compacted.parquet``
+the same way. The driver then merges finished trials into shared part files
+(:mod:`orchestrator.parts`). A row keeps its ``written_at`` through all of this, and a
+reader keeps, for each ``(trial_id, epoch)``, the row with the latest ``written_at``: a copy
+left by a step that stopped midway is identical, and a replayed epoch's newer row wins.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import math
 import posixpath
@@ -19,13 +21,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from orchestrator import columns
-from orchestrator.storage import Storage
+from orchestrator.parquet import concat, latest_per_key, read_parquet, row_count, to_bytes
+from orchestrator.parts import COMPACTED, merged_rows, retrying
 from orchestrator.studydir import StudyDir
+
+ROLL_EVERY = 4  # per-epoch files a running trial leaves before they are rolled up
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "double": pa.float64(),
@@ -124,102 +127,102 @@ def row_table(
     )
 
 
-def to_bytes(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    return sink.getvalue()
-
-
-def read_parquet(storage: Storage, path: str) -> pa.Table:
-    """One Parquet file, read whole and synchronously (no dataset discovery, no threads)."""
-    with storage.fs.open_input_file(path) as source:
-        return pq.ParquetFile(source).read(use_threads=False)
-
-
-def latest_per_key(table: pa.Table, keys: Sequence[str] = ("trial_id", "epoch")) -> pa.Table:
-    """For each key, the row with the latest ``written_at``; sorted by the key."""
-    if table.num_rows == 0:
-        return table
-    written = table.column("written_at").cast(pa.int64()).to_numpy(zero_copy_only=False)
-    codes = [_codes(table.column(k)) for k in keys]
-    order = np.lexsort((-written, *reversed(codes)))
-    stacked = np.stack([c[order] for c in codes])
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (stacked[:, 1:] != stacked[:, :-1]).any(axis=0)
-    return table.take(pa.array(order[first]))
-
-
-def _codes(column: pa.ChunkedArray) -> np.ndarray:
-    """Integer codes that sort like the column's values."""
-    if pa.types.is_integer(column.type):
-        return column.fill_null(-1).to_numpy()
-    values = column.to_pylist()
-    ranks = {v: i for i, v in enumerate(sorted(set(values), key=lambda v: (v is None, v)))}
-    return np.array([ranks[v] for v in values])
-
-
-def concat(tables: Sequence[pa.Table]) -> pa.Table:
-    """Tables of one study, columns matched by name (missing ones become null, an integer
-    column meeting a float one becomes float)."""
-    return pa.concat_tables(tables, promote_options="permissive")
-
-
 class TrialSink:
-    """Writes, compacts and reads back the metrics rows of one trial.
+    """Writes, rolls up, compacts and reads back the metrics rows of one trial.
 
     Args:
         sdir: the study directory.
         ctx: the study's row context.
         trial_id: the trial.
         params: the trial's hyperparameter values, by dotted key.
+        roll_every: per-epoch files written before they are rolled up.
     """
 
     def __init__(
-        self, sdir: StudyDir, ctx: RowContext, trial_id: str, params: Mapping[str, Any]
+        self,
+        sdir: StudyDir,
+        ctx: RowContext,
+        trial_id: str,
+        params: Mapping[str, Any],
+        *,
+        roll_every: int = ROLL_EVERY,
     ) -> None:
         self.sdir, self.ctx, self.trial_id = sdir, ctx, trial_id
         self.params = {k: params.get(k) for k in ctx.param_types}
+        self.roll_every = roll_every
+        self._unrolled = 0  # per-epoch files this sink wrote since its last roll-up
 
     def write(self, metrics: Mapping[str, Any]) -> None:
         """Write one evaluation's row; a row of the same epoch is replaced."""
-        table = row_table(self.ctx, self.trial_id, self.params, metrics)
-        path = self.sdir.epoch_file(self.trial_id, int(metrics["epoch"]))
-        self.sdir.storage.write_bytes(path, to_bytes(table))
+        self.write_row(row_table(self.ctx, self.trial_id, self.params, metrics))
+
+    def write_row(self, row: pa.Table) -> None:
+        """Write a one-row table as the trial's per-epoch file, rolling the per-epoch files
+        up after every ``roll_every`` writes."""
+        epoch = int(row.column("epoch")[0].as_py())
+        path = self.sdir.epoch_file(self.trial_id, epoch)
+        self.sdir.storage.write_bytes(path, to_bytes(row))
+        self._unrolled += 1
+        if self._unrolled >= self.roll_every:
+            self.roll()
 
     def _files(self) -> list[str]:
         return self.sdir.storage.files(self.sdir.trial_folder(self.trial_id), suffix=".parquet")
 
-    def _read(self, files: Sequence[str]) -> pa.Table | None:
+    def _read(self, files: Sequence[str], merged: pa.Table | None = None) -> pa.Table | None:
         tables = [read_parquet(self.sdir.storage, f) for f in files]
+        tables += [merged] if merged is not None else []
         return latest_per_key(concat(tables), ("epoch",)) if tables else None
 
     def rows(self) -> pa.Table | None:
-        """The trial's rows, one per epoch, or None if there are none."""
-        return self._read(self._files())
+        """The trial's rows, one per epoch (merged ones included), or None if there are none."""
+        files = self._files()  # before the parts: a merge writes its part, then removes these
+        return self._read(files, merged_rows(self.sdir, self.trial_id))
 
-    def compact(self) -> int:
-        """Merge every row into ``compacted.parquet`` and remove the per-epoch files.
-
-        Returns:
-            The number of rows of the trial.
-        """
-        files = self._files()
+    def _gather(self, files: Sequence[str], target: str) -> int:
+        """Write the rows of ``files`` into ``target``, then remove the others; returns the
+        rows written."""
+        if list(files) == [target]:  # gathered already
+            return row_count(self.sdir.storage, target)
         table = self._read(files)
         if table is None:
             return 0
-        epoch_files = [f for f in files if posixpath.basename(f).startswith("epoch=")]
-        if epoch_files:
-            compacted = self.sdir.compacted_file(self.trial_id)
-            self.sdir.storage.write_bytes(compacted, to_bytes(table))
-            for path in epoch_files:
+        self.sdir.storage.write_bytes(target, to_bytes(table))
+        for path in files:
+            if path != target:
                 self.sdir.storage.delete(path)
         return table.num_rows
 
+    def roll(self) -> None:
+        """Roll the per-epoch files up into ``rolled.parquet`` (written first, then they are
+        removed); a later file of an epoch, from a replay, still wins over the rolled row."""
+        self._unrolled = 0
+        files = [f for f in self._files() if posixpath.basename(f) != COMPACTED]
+        if any(posixpath.basename(f).startswith("epoch=") for f in files):
+            self._gather(files, self.sdir.rolled_file(self.trial_id))
+
+    def compact(self) -> int:
+        """Gather the trial folder's rows into ``compacted.parquet``, the other files removed.
+
+        Returns:
+            The number of rows in the trial folder.
+        """
+        return self._gather(self._files(), self.sdir.compacted_file(self.trial_id))
+
     def finished_row(self) -> dict[str, Any] | None:
-        """The last row of a trial that already ended with these params, else None."""
-        if not self.sdir.storage.is_file(self.sdir.compacted_file(self.trial_id)):
+        """The last row of a trial that already ended with these params, else None.
+
+        A trial ended when its folder holds ``compacted.parquet`` or a part holds its rows;
+        a merge that moves them meanwhile is waited out by looking again.
+        """
+        return retrying(self._finished_row)
+
+    def _finished_row(self) -> dict[str, Any] | None:
+        files = self._files()  # before the parts: a merge writes its part, then removes these
+        merged = merged_rows(self.sdir, self.trial_id)
+        if merged is None and self.sdir.compacted_file(self.trial_id) not in files:
             return None
-        table = self.rows()
+        table = self._read(files, merged)
         if table is None or not self._same_params(table):
             return None
         return table.slice(table.num_rows - 1).to_pylist()[0]
@@ -235,6 +238,16 @@ class TrialSink:
         return all(row.get(k) == cell(v, kinds[k]) for k, v in self.params.items())
 
     def clear(self) -> None:
-        """Remove every row of this trial."""
+        """Remove every row of this trial.
+
+        Raises:
+            RuntimeError: a part holds rows of the trial; parts are only ever merged, so
+                the trial id cannot be given to other params.
+        """
+        if merged_rows(self.sdir, self.trial_id) is not None:
+            raise RuntimeError(
+                f"trial {self.trial_id} already has merged rows of other params in "
+                f"{self.sdir.metrics}; a trial id is not reused once its trial has ended"
+            )
         for path in self._files():
             self.sdir.storage.delete(path)

@@ -6,11 +6,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from orchestrator.book import is_abandoned
-from orchestrator.sink import read_parquet
+from orchestrator.parquet import concat, read_parquet
 from orchestrator.space import trial_count
 from orchestrator.spec import Study
 from orchestrator.studydir import StudyDir
@@ -34,12 +35,15 @@ class StudyStatus:
 
 def count_rows(sdir: StudyDir) -> tuple[int, int]:
     """Distinct ``(trial_id, epoch)`` keys under ``metrics/``, and trials with any row."""
-    keys: set[tuple[str, int]] = set()
+    tables = []
     for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
         with sdir.storage.fs.open_input_file(path) as source:
-            table = pq.ParquetFile(source).read(columns=["trial_id", "epoch"], use_threads=False)
-        keys.update(zip(table["trial_id"].to_pylist(), table["epoch"].to_pylist(), strict=True))
-    return len(keys), len({t for t, _ in keys})
+            file = pq.ParquetFile(source)
+            tables.append(file.read(columns=["trial_id", "epoch"], use_threads=False))
+    if not tables:
+        return 0, 0
+    keys = concat(tables).group_by(["trial_id", "epoch"]).aggregate([])
+    return keys.num_rows, len(pc.unique(keys["trial_id"]))
 
 
 def read_status(sdir: StudyDir) -> StudyStatus:

@@ -92,9 +92,10 @@ class Storage:
         with self.fs.open_input_stream(path) as stream:
             return stream.read()
 
-    def files(self, folder: str, *, suffix: str = "") -> list[str]:
-        """Every file below ``folder`` (recursively) whose name ends with ``suffix``, sorted."""
-        selector = pafs.FileSelector(folder, recursive=True, allow_not_found=True)
+    def files(self, folder: str, *, suffix: str = "", recursive: bool = True) -> list[str]:
+        """Every file below ``folder`` (or only in it) whose name ends with ``suffix``, sorted;
+        hidden (``.``-prefixed) files are left out."""
+        selector = pafs.FileSelector(folder, recursive=recursive, allow_not_found=True)
         infos = self.fs.get_file_info(selector)
         return sorted(
             i.path
@@ -108,3 +109,13 @@ class Storage:
         """Remove a file; a missing one is fine."""
         with contextlib.suppress(FileNotFoundError, pa.ArrowException, OSError):
             self.fs.delete_file(path)
+
+    def remove_empty_folder(self, folder: str) -> None:
+        """Remove ``folder`` if nothing is left in it (a folder with a file stays)."""
+        if self.fs.type_name == "local":
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # refuses, as wanted, a folder that holds a file
+            return
+        with contextlib.suppress(pa.ArrowException, OSError):
+            if not self.fs.get_file_info(pafs.FileSelector(folder, recursive=True)):
+                self.fs.delete_dir(folder)  # on an object store: a folder marker, if any

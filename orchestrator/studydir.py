@@ -66,8 +66,14 @@ class StudyDir:
     def epoch_file(self, trial_id: str, epoch: int) -> str:
         return self.storage.path("metrics", f"trial_id={trial_id}", f"epoch={epoch:05d}.parquet")
 
+    def rolled_file(self, trial_id: str) -> str:
+        return self.storage.path("metrics", f"trial_id={trial_id}", "rolled.parquet")
+
     def compacted_file(self, trial_id: str) -> str:
         return self.storage.path("metrics", f"trial_id={trial_id}", "compacted.parquet")
+
+    def part_file(self, name: str) -> str:
+        return self.storage.path("metrics", f"part-{name}.parquet")
 
     @property
     def tune(self) -> str:

@@ -1,27 +1,42 @@
-"""Write a synthetic study directory laid out exactly as docs/schema.md says.
+"""Write a synthetic study directory laid out as the orchestrator's metrics sink writes it.
 
 The curves follow the paper's claims (SPEC 1, 4) with a tunable sign and strength:
 GC, geometric collapse and NC fall with a larger learning rate, a smaller batch, a stronger
 L2 and a stronger GC regulariser; target NC follows source GC and few-shot accuracy moves
-the other way. Seeds add multiplicative noise. The directory also holds what a real run
-leaves behind: uncompacted per-epoch files of running trials, a stale per-epoch file next to
-a compacted one, a compacted file with a restarted trial's superseded rows (older
-``written_at``), a diverged trial, and null columns for everything the study did not measure.
+the other way. Seeds add multiplicative noise.
 
-Stale rows carry ``STALE`` values, so a reader that keeps one of them is easy to catch.
+The files are written by the sink's own code (:mod:`orchestrator.sink`,
+:mod:`orchestrator.parts`), so the layout is the one docs/schema.md describes: finished
+trials merged into part files every ``merge_every`` trials, the last few still in their
+``compacted.parquet``, and running trials' rows in ``rolled.parquet`` plus per-epoch files.
+It also holds what a real run leaves behind: a merge that stopped before removing its inputs
+(the same rows twice), restarted trials whose first attempt's superseded rows (older
+``written_at``) stay in ``rolled.parquet`` beside the replay's newer per-epoch files, a
+compaction of such a trial that stopped before removing its other files, a diverged trial,
+and null columns for everything the study did not measure.
+
+Superseded rows carry ``STALE`` values, so a reader that keeps one of them is easy to catch.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from orchestrator.parquet import to_bytes
+from orchestrator.parts import PART_ROWS, merge_finished
+from orchestrator.sink import ROLL_EVERY, RowContext, TrialSink
+from orchestrator.storage import Storage
+from orchestrator.studydir import StudyDir
 
 STALE = 1.0e6
 HYPER_KEYS = ("train.lr", "train.batch_size", "train.l2", "train.gc_reg.alpha", "train.seed")
@@ -52,10 +67,15 @@ class SyntheticSpec:
     transfer: bool = True
     shots: tuple[int, ...] = (1, 5)
     bound: bool = False
-    running: int = 1  # trials still running: per-epoch files only, fewer epochs
-    leftovers: int = 1  # compacted trials that keep a stale per-epoch file
-    restarted: int = 1  # compacted trials holding superseded rows of a first attempt
+    running: int = 1  # trials still running (half their epochs): rolled and per-epoch files
+    restarted: int = 1  # running trials restarted from a checkpoint after a roll-up
+    leftovers: int = 1  # the last finished trials: restarted, and their compaction stopped
+    stopped_merge: bool = True  # the last merge stopped before removing its inputs
     diverged: int = 0  # trials at the highest lr whose loss goes non-finite midway
+    merge_every: int = 3  # the driver merges finished trials once this many wait
+    roll_every: int = ROLL_EVERY  # a running trial rolls its per-epoch files up this often
+    part_rows: int = PART_ROWS
+    replayed: int = 2  # epochs before its stop that a restarted trial replays
     rng_seed: int = 0
     extra_spec: dict = field(default_factory=dict)
 
@@ -275,30 +295,88 @@ def _estimator_labels(spec, configs, trial) -> list[str]:
 
 
 def _write_metrics(root, spec, rows, meta, configs) -> None:
+    """Every trial's rows through the sink, in the order a run would write them."""
+    sdir = StudyDir(Storage.open(root))
+    ctx = _row_context(spec, meta)
     n_t = len(configs)
-    running = set(range(n_t - spec.running, n_t))
-    leftovers = set(range(spec.leftovers))
-    restarted = set(range(spec.leftovers, spec.leftovers + spec.restarted))
+    running = list(range(n_t - spec.running, n_t))
+    restarted = set(running[: spec.restarted])
+    finished = list(range(n_t - spec.running))
+    late = finished[len(finished) - spec.leftovers :] if spec.leftovers else []
+    normal = [t for t in finished if t not in late]
+    last_merge = len(normal) - len(normal) % spec.merge_every
     table = _metrics_table(spec, rows, meta, configs, np.ones(len(rows["trial"]), dtype=bool))
     bounds = np.searchsorted(rows["trial"], np.arange(n_t + 1))
-    trial_rows = []
-    for t, cfg in enumerate(configs):
-        part = table.slice(bounds[t], bounds[t + 1] - bounds[t])
-        folder = os.path.join(root, "metrics", f"trial_id={cfg['trial_id']}")
-        os.makedirs(folder, exist_ok=True)
-        if t in running:
-            part = part.slice(0, max(1, part.num_rows // 2))
-            for e in range(part.num_rows):
-                pq.write_table(part.slice(e, 1), os.path.join(folder, f"epoch={e:05d}.parquet"))
-        else:
-            if t in restarted:
-                part = pa.concat_tables([_stale(part.slice(2, 3), seconds=-500), part])
-            pq.write_table(part, os.path.join(folder, "compacted.parquet"))
-            if t in leftovers:
-                stale = _stale(part.slice(1, 1), seconds=-1)
-                pq.write_table(stale, os.path.join(folder, "epoch=00001.parquet"))
-        trial_rows.append(_trial_row(spec, cfg, part, t in running, t in restarted))
+    parts = [table.slice(bounds[t], bounds[t + 1] - bounds[t]) for t in range(n_t)]
+    for t in running:  # half-way through
+        parts[t] = parts[t].slice(0, max(1, parts[t].num_rows // 2))
+
+    merge = functools.partial(
+        merge_finished, sdir, min_trials=spec.merge_every, part_rows=spec.part_rows
+    )
+    for done, t in enumerate(normal, start=1):  # compacted, merged every merge_every trials
+        sdir.storage.write_bytes(sdir.compacted_file(configs[t]["trial_id"]), to_bytes(parts[t]))
+        if done % spec.merge_every == 0:
+            if spec.stopped_merge and done == last_merge:
+                _stopped(sdir, merge)
+            else:
+                merge()
+    for t in late:  # restarted, then their compaction stopped before removing other files
+        _stopped(sdir, _restarted(sdir, ctx, spec, configs[t], parts[t]).compact)
+    for t in running:
+        if t in restarted:
+            _restarted(sdir, ctx, spec, configs[t], parts[t])
+            continue
+        sink = _sink(sdir, ctx, spec, configs[t])
+        for e in range(parts[t].num_rows):
+            sink.write_row(parts[t].slice(e, 1))
+    trial_rows = [
+        _trial_row(spec, cfg, parts[t], t in running, t in restarted or t in late)
+        for t, cfg in enumerate(configs)
+    ]
     _write_trials(root, spec, trial_rows)
+
+
+def _row_context(spec: SyntheticSpec, meta: dict) -> RowContext:
+    kinds = {pa.float64(): "double", pa.int64(): "int64"}
+    params = {name: kinds[typ] for name, typ in _hyper_fields(spec)}
+    return RowContext(spec.name, meta["spec_hash"], meta["code_version"], params, spec.shots)
+
+
+def _sink(sdir: StudyDir, ctx: RowContext, spec: SyntheticSpec, cfg: dict) -> TrialSink:
+    params = {k: v for k, v in cfg.items() if k != "trial_id"}
+    return TrialSink(sdir, ctx, cfg["trial_id"], params, roll_every=spec.roll_every)
+
+
+def _restarted(sdir, ctx, spec: SyntheticSpec, cfg: dict, part: pa.Table) -> TrialSink:
+    """A trial stopped right after a roll-up and restarted ``replayed`` epochs back.
+
+    The first attempt's rows of the replayed epochs are ``STALE`` and older; they stay in
+    ``rolled.parquet`` beside the replay's per-epoch files while the replay is too short to
+    be rolled up in turn. Returns the second attempt's sink.
+    """
+    n, k = part.num_rows, spec.roll_every
+    stopped_at = (n // k) * k or n
+    checkpoint = max(0, stopped_at - spec.replayed)
+    first = _sink(sdir, ctx, spec, cfg)
+    for e in range(stopped_at):
+        row = part.slice(e, 1)
+        first.write_row(_stale(row, seconds=-500) if e >= checkpoint else row)
+    second = _sink(sdir, ctx, spec, cfg)
+    for e in range(checkpoint, n):
+        second.write_row(part.slice(e, 1))
+    return second
+
+
+def _stopped(sdir: StudyDir, step: Callable[[], object]) -> None:
+    """Run ``step`` as if stopped right after its writes: the files it removed come back."""
+    storage = sdir.storage
+    before = {path: storage.read_bytes(path) for path in storage.files(sdir.metrics)}
+    step()
+    after = set(storage.files(sdir.metrics))
+    for path, data in before.items():
+        if path not in after:
+            storage.write_bytes(path, data)
 
 
 def _stale(part: pa.Table, *, seconds: int) -> pa.Table:

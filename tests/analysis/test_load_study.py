@@ -15,6 +15,9 @@ from synthetic_study import STALE, SyntheticSpec, write_synthetic_study
 
 from analysis import StudyError, load_study
 
+# Finished trials only, none left over: t00000-t00007 merged into one part, t00008 compacted.
+TIDY = SyntheticSpec(running=0, leftovers=0, restarted=0, stopped_merge=False, merge_every=4)
+
 
 def _raw_rows(study_dir: str) -> pd.DataFrame:
     """Every row of every metrics file, read independently of the loader."""
@@ -33,16 +36,24 @@ def test_one_row_per_key_holding_the_latest_write(lr_study_dir, lr_study):
     assert got.index.equals(want.index)
     np.testing.assert_array_equal(got["gc"].to_numpy(), want["gc"].to_numpy())
     assert (got["written_at"] == want["written_at"]).all()
-    assert lr_study.n_duplicates == len(raw) - len(want) == 4  # 1 leftover + 3 restarted rows
+    assert lr_study.n_duplicates == len(raw) - len(want) > 0
+    assert (raw["gc"] == STALE).sum() == 2  # a restarted trial's superseded rows
     assert not (lr_study.metrics[["gc", "nc_cdnv", "train_loss"]] == STALE).any().any()
 
 
-def test_a_later_per_epoch_file_wins_over_the_compacted_row(tmp_path):
-    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(leftovers=0, restarted=0, running=0))
-    folder = os.path.join(root, "metrics", "trial_id=t00002")
-    row = pq.read_table(os.path.join(folder, "compacted.parquet")).slice(4, 1).to_pandas()
+def _part(root: str) -> str:
+    (name,) = [f for f in os.listdir(os.path.join(root, "metrics")) if f.startswith("part-")]
+    return os.path.join(root, "metrics", name)
+
+
+def test_a_later_per_epoch_file_wins_over_the_merged_row(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    merged = pq.read_table(_part(root)).to_pandas()
+    row = merged[(merged["trial_id"] == "t00002") & (merged["epoch"] == 4)].copy()
     row["gc"] = 123.0
     row["written_at"] = row["written_at"] + pd.Timedelta(hours=1)
+    folder = os.path.join(root, "metrics", "trial_id=t00002")
+    os.makedirs(folder)
     pq.write_table(
         pa.Table.from_pandas(row, preserve_index=False), os.path.join(folder, "epoch=00004.parquet")
     )
@@ -78,38 +89,48 @@ def test_sweep_params_come_from_study_json(lr_study):
 
 
 def test_a_truncated_file_is_named_in_a_warning_and_the_rest_loads(tmp_path):
-    root = write_synthetic_study(tmp_path / "s", SyntheticSpec())
-    bad = os.path.join(root, "metrics", "trial_id=t00003", "compacted.parquet")
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    bad = os.path.join(root, "metrics", "trial_id=t00008", "compacted.parquet")
     with open(bad, "r+b") as fh:
         fh.truncate(os.path.getsize(bad) // 2)
     study = load_study(root)
     assert any(bad in w and "unreadable" in w for w in study.warnings)
-    assert "t00003" not in set(study.metrics["trial_id"])
+    assert "t00008" not in set(study.metrics["trial_id"])
     assert study.metrics["trial_id"].nunique() == 8
 
 
+def test_a_truncated_part_is_named_and_its_trials_are_missing(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    bad = _part(root)
+    with open(bad, "r+b") as fh:
+        fh.truncate(os.path.getsize(bad) - 100)
+    study = load_study(root)
+    assert any(bad in w and "unreadable" in w for w in study.warnings)
+    assert set(study.metrics["trial_id"]) == {"t00008"}
+
+
 def test_strict_loading_raises_on_an_unreadable_file(tmp_path):
-    root = write_synthetic_study(tmp_path / "s", SyntheticSpec())
-    bad = os.path.join(root, "metrics", "trial_id=t00001", "compacted.parquet")
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    bad = _part(root)
     with open(bad, "wb") as fh:
         fh.write(b"not parquet")
-    with pytest.raises(StudyError, match="t00001"):
+    with pytest.raises(StudyError, match=os.path.basename(bad)):
         load_study(root, strict=True)
 
 
 def test_files_with_different_columns_are_unified(tmp_path):
-    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
-    path = os.path.join(root, "metrics", "trial_id=t00000", "compacted.parquet")
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    path = os.path.join(root, "metrics", "trial_id=t00008", "compacted.parquet")
     table = pq.read_table(path)
     pq.write_table(table.drop_columns(["fewshot_acc_5shot", "fewshot_ci_5shot"]), path)
     study = load_study(root)
     rows = study.metrics.set_index("trial_id")
-    assert rows.loc["t00000", "fewshot_acc_5shot"].isna().all()
+    assert rows.loc["t00008", "fewshot_acc_5shot"].isna().all()
     assert rows.loc["t00001", "fewshot_acc_5shot"].notna().all()
 
 
 def test_a_missing_fixed_column_reads_as_not_measured_with_a_warning(tmp_path):
-    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
+    root = write_synthetic_study(tmp_path / "s", TIDY)
     for folder, _, files in os.walk(os.path.join(root, "metrics")):
         for f in files:
             path = os.path.join(folder, f)
@@ -120,7 +141,7 @@ def test_a_missing_fixed_column_reads_as_not_measured_with_a_warning(tmp_path):
 
 
 def test_a_missing_required_column_is_an_error_naming_it(tmp_path):
-    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
+    root = write_synthetic_study(tmp_path / "s", TIDY)
     for folder, _, files in os.walk(os.path.join(root, "metrics")):
         for f in files:
             path = os.path.join(folder, f)
@@ -130,7 +151,7 @@ def test_a_missing_required_column_is_an_error_naming_it(tmp_path):
 
 
 def test_a_column_of_the_wrong_type_is_an_error(tmp_path):
-    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
+    root = write_synthetic_study(tmp_path / "s", TIDY)
     for folder, _, files in os.walk(os.path.join(root, "metrics")):
         for f in files:
             path = os.path.join(folder, f)
@@ -142,12 +163,12 @@ def test_a_column_of_the_wrong_type_is_an_error(tmp_path):
 
 
 def test_files_disagreeing_on_a_type_are_named(tmp_path):
-    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
-    path = os.path.join(root, "metrics", "trial_id=t00004", "compacted.parquet")
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    path = os.path.join(root, "metrics", "trial_id=t00008", "compacted.parquet")
     t = pq.read_table(path)
     i = t.schema.get_field_index("nc1")
     pq.write_table(t.set_column(i, "nc1", t["nc1"].cast(pa.string())), path)
-    with pytest.raises(StudyError, match="t00004"):
+    with pytest.raises(StudyError, match="t00008"):
         load_study(root)
 
 
@@ -170,8 +191,8 @@ def test_missing_trials_file_is_warned_and_trials_derived(tmp_path):
 
 
 def test_metrics_of_an_unknown_trial_and_another_spec_hash_are_warned(tmp_path):
-    root = write_synthetic_study(tmp_path / "s", SyntheticSpec(running=0, leftovers=0, restarted=0))
-    src = os.path.join(root, "metrics", "trial_id=t00000")
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    src = os.path.join(root, "metrics", "trial_id=t00008")
     dst = os.path.join(root, "metrics", "trial_id=zz")
     shutil.copytree(src, dst)
     path = os.path.join(dst, "compacted.parquet")

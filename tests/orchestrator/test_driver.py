@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import sys
+from pathlib import Path
 
 import pytest
-from gcnc_testkit import read_trials, sleep_study
+from gcnc_testkit import raw_rows, read_rows, read_trials, sleep_study, starts
 
-from orchestrator import cli
+from orchestrator import cli, driver
 from orchestrator.book import Counts
 from orchestrator.driver import RunnerTrial, StudyRun
+from orchestrator.parts import list_parts
 from orchestrator.progress import ProgressView, eta_seconds, format_duration, status_line
 from orchestrator.spec import load_study
 from orchestrator.studydir import StudyDir, open_study_dir
@@ -116,6 +118,30 @@ def _finished_study(setup) -> str:
         run.completed(f"r{index}", {"point": index})
     run.finish()
     return sdir.location
+
+
+def test_finished_trials_are_merged_every_few_trials_and_at_the_end(
+    setup, tmp_path, monkeypatch, capsys
+):
+    study, sdir, job = setup
+    monkeypatch.setattr(driver, "MERGE_TRIALS", 2)
+    run = StudyRun(study, job, sdir)
+    for index, point in enumerate(job.points):
+        run.started(f"r{index}", {"point": index})
+        run_trial(job, point, f"t{index:05d}", MemoryReporter())
+        run.completed(f"r{index}", {"point": index})
+        merged = {t for p in list_parts(sdir) for t in p.trials}
+        assert merged == ({"t00000", "t00001"} if index >= 1 else set())
+    run.finish()
+    assert {t for p in list_parts(sdir) for t in p.trials} == {"t00000", "t00001", "t00002"}
+    assert [p.name for p in Path(sdir.metrics).iterdir() if p.is_dir()] == []
+    assert len(read_rows(sdir.location)) == len(raw_rows(sdir.location)) == 3 * 3
+    assert cli.main(["status", sdir.location]) == 0
+    assert "rows: 9 metrics rows from 3 trials" in capsys.readouterr().out
+    again = StudyRun(study, job, sdir)  # a resumed run: finished trials stay finished
+    again.started("r0", {"point": 0})
+    run_trial(job, job.points[0], "t00000", MemoryReporter())
+    assert len(starts(tmp_path)) == 3  # one attempt per trial, none after the merge
 
 
 def test_report_and_analyze_hand_the_study_dir_to_analysis(setup, tmp_path, capsys):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ast
+import gc
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from orchestrator import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,3 +80,42 @@ def test_python_dash_m_orchestrator_is_gcnc():
     assert done.returncode == 0, done.stderr
     for command in ("run", "resume", "status", "validate", "report", "analyze"):
         assert command in done.stdout
+
+
+def test_reading_trial_configs_does_not_load_torch():
+    """Validation's config models and ``gcnc status`` need no torch; the trainable does."""
+    code = (
+        "import sys\n"
+        "import trainables\n"
+        "from orchestrator import cli\n"
+        "trainables.TrialConfig.from_dict({})\n"
+        "assert 'torch' not in sys.modules, 'reading a config imported torch'\n"
+        "assert callable(trainables.run) and 'torch' in sys.modules\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_only_the_program_freezes_its_objects_before_exit(tmp_path):
+    """``main()`` as the program (no argv) freezes what is left for a quick exit; a call
+    from other code (argv given) leaves the garbage collector as it was."""
+    study = tmp_path / "s.toml"
+    study.write_text('trainable = "testing.sleep"\n')
+    before = gc.get_freeze_count()
+    assert cli.main(["validate", str(study)]) == 0
+    assert gc.get_freeze_count() == before
+    code = (
+        "import gc, sys\n"
+        "from orchestrator.cli import main\n"
+        f"sys.argv = ['gcnc', 'validate', {str(study)!r}]\n"
+        "rc = main()\n"
+        "print(gc.get_freeze_count() > 0)\n"
+        "sys.exit(rc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "True"

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from gcnc_testkit import read_rows
+from gcnc_testkit import raw_rows, read_rows
 
 from orchestrator.book import TrialBook
 from orchestrator.columns import ALWAYS_PARAMS
@@ -162,6 +162,40 @@ def test_compaction_merges_into_one_file_and_keeps_the_latest_rows(sink):
     assert sink.compact() == 4
     assert [p.name for p in folder.iterdir()] == ["compacted.parquet"]
     assert read_rows(sink.sdir.location)["train_loss"].tolist() == [0.0, 1.0, 9.0, 3.0]
+
+
+def test_a_running_trial_rolls_its_per_epoch_files_up(tmp_path):
+    sink = TrialSink(StudyDir.of(str(tmp_path), "s"), ctx(), "t00001", PARAMS, roll_every=4)
+    for epoch in range(10):
+        sink.write({"epoch": epoch, "step": epoch, "train_loss": float(epoch)})
+    folder = Path(sink.sdir.trial_folder("t00001"))
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "epoch=00008.parquet",
+        "epoch=00009.parquet",
+        "rolled.parquet",
+    ]
+    assert read_rows(sink.sdir.location)["train_loss"].tolist() == [float(e) for e in range(10)]
+    assert sink.rows().num_rows == 10
+
+
+def test_a_replay_after_a_roll_up_wins_and_is_rolled_up_in_turn(tmp_path):
+    sdir = StudyDir.of(str(tmp_path), "s")
+    first = TrialSink(sdir, ctx(), "t00001", PARAMS, roll_every=4)
+    for epoch in range(6):
+        first.write({"epoch": epoch, "step": epoch, "train_loss": 1.0})
+    again = TrialSink(sdir, ctx(), "t00001", PARAMS, roll_every=4)  # restarted at epoch 1
+    for epoch in range(2, 4):
+        again.write({"epoch": epoch, "step": epoch, "train_loss": 2.0})
+    assert read_rows(sdir.location)["train_loss"].tolist() == [1.0, 1.0, 2.0, 2.0, 1.0, 1.0]
+    assert len(raw_rows(sdir.location)) == 8  # epochs 2 and 3: rolled up, and replayed
+    for epoch in range(4, 6):
+        again.write({"epoch": epoch, "step": epoch, "train_loss": 2.0})
+    folder = Path(sdir.trial_folder("t00001"))
+    assert [p.name for p in folder.iterdir()] == ["rolled.parquet"]
+    assert read_rows(sdir.location)["train_loss"].tolist() == [1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+    assert again.compact() == 6
+    assert [p.name for p in folder.iterdir()] == ["compacted.parquet"]
+    assert read_rows(sdir.location)["train_loss"].tolist() == [1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
 
 
 def test_a_finished_trial_is_recognised_only_with_the_same_params(sink, tmp_path):

@@ -73,3 +73,14 @@ def test_an_unknown_uri_scheme_is_bad_input():
     with pytest.raises(StudyError) as caught:
         Storage.open("nosuchscheme://bucket/x")
     assert caught.value.field == "--storage"
+
+
+def test_files_can_list_one_folder_only_and_empty_folders_are_removed(tmp_path):
+    storage = Storage.open(str(tmp_path))
+    for name in ("m/part-a.parquet", "m/t=1/epoch=00001.parquet", "m/t=2/c.parquet"):
+        storage.write_bytes(storage.path(name), b"")
+    assert storage.files(storage.path("m"), recursive=False) == [storage.path("m/part-a.parquet")]
+    storage.delete(storage.path("m/t=2/c.parquet"))
+    storage.remove_empty_folder(storage.path("m/t=2"))
+    storage.remove_empty_folder(storage.path("m/t=1"))  # holds a file: stays
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["part-a.parquet", "t=1"]

@@ -10,6 +10,7 @@ import pytest
 from gcnc_testkit import read_rows, sleep_study, starts
 
 from orchestrator._testing import curve
+from orchestrator.parts import merge_finished
 from orchestrator.spec import load_study
 from orchestrator.studydir import StudyDir, open_study_dir
 from orchestrator.trial import make_job, run_trial
@@ -94,6 +95,20 @@ def test_a_finished_trial_is_not_trained_again(job, tmp_path):
     assert len(starts(tmp_path)) == 1  # no second attempt started
     assert [r["epoch"] for r in again.results] == [4]  # its final result, given again
     assert again.rows == []
+    pd.testing.assert_frame_equal(read_rows(job.location), before)
+
+
+def test_a_trial_merged_into_a_part_is_not_trained_again(job, tmp_path):
+    run_trial(job, job.points[0], "t00000", MemoryReporter())
+    run_trial(job, job.points[1], "t00001", MemoryReporter())
+    assert merge_finished(job.study_dir()) == 2
+    assert not (tmp_path / "runs" / "sleepy" / "metrics" / "trial_id=t00000").exists()
+    before = read_rows(job.location)
+    again = _ResultReporter()
+    summary = run_trial(job, job.points[0], "t00000", again)
+    assert summary["epochs_done"] == 4
+    assert len(starts(tmp_path)) == 2  # one attempt per trial, none after the merge
+    assert [r["epoch"] for r in again.results] == [4]
     pd.testing.assert_frame_equal(read_rows(job.location), before)
 
 

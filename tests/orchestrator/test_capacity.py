@@ -1,0 +1,57 @@
+"""Refusing resources per trial that no node of the cluster holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.capacity import check_capacity
+from orchestrator.errors import StudyError
+from orchestrator.spec import ResourcesSpec
+
+
+def _nodes(*resources: dict[str, float]) -> list[dict[str, float]]:
+    return [{"memory": 1e9, **r} for r in resources]
+
+
+@pytest.mark.parametrize(
+    ("cpus", "gpus", "nodes"),
+    [
+        (2, 0, _nodes({"CPU": 2})),
+        (0.5, 0.25, _nodes({"CPU": 1, "GPU": 1})),
+        (4, 1, _nodes({"CPU": 8}, {"CPU": 4, "GPU": 2})),
+    ],
+)
+def test_resources_some_node_holds_are_accepted(cpus, gpus, nodes):
+    check_capacity(ResourcesSpec(cpus_per_trial=cpus, gpus_per_trial=gpus), nodes)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "gpus", "nodes", "field", "words"),
+    [
+        # a trial runs on one node: the cluster's total is not enough
+        (3, 0, _nodes({"CPU": 2}, {"CPU": 2}), "resources.cpus_per_trial",
+         ["3 CPUs on one node", "more than 2 CPUs (2 nodes, 4 CPUs in all)",
+          "--set resources.cpus_per_trial=2,"]),
+        (1, 4, _nodes({"CPU": 8, "GPU": 2.5}), "resources.gpus_per_trial",
+         ["4 GPUs on one node", "more than 2.5 GPUs (1 node, 8 CPUs, 2.5 GPUs in all)",
+          "--set resources.gpus_per_trial=2,"]),  # more than one GPU: whole GPUs
+        (8, 1, _nodes({"CPU": 2}), "resources.cpus_per_trial",
+         ["8 CPUs and 1 GPU on one node", "more than 2 CPUs or any GPU",
+          "--set resources.cpus_per_trial=2 --set resources.gpus_per_trial=0,"]),
+        (4, 1, _nodes({"CPU": 8}, {"CPU": 2, "GPU": 1}), "resources",
+         ["4 CPUs and 1 GPU on one node", "(2 nodes, 10 CPUs, 1 GPU in all) has both"]),
+    ],
+)  # fmt: skip
+def test_resources_no_node_holds_are_refused(cpus, gpus, nodes, field, words):
+    with pytest.raises(StudyError) as caught:
+        check_capacity(ResourcesSpec(cpus_per_trial=cpus, gpus_per_trial=gpus), nodes)
+    assert caught.value.field == field
+    for word in words:
+        assert word in caught.value.line()
+
+
+def test_a_stored_spec_is_not_told_to_change():
+    with pytest.raises(StudyError) as caught:
+        check_capacity(ResourcesSpec(cpus_per_trial=3), _nodes({"CPU": 2}), stored=True)
+    fix = caught.value.fix
+    assert "study.json" in fix and "--address" in fix and "--set" not in fix
