@@ -17,8 +17,10 @@ import os
 import posixpath
 import shutil
 import signal
+import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -168,6 +170,22 @@ def _error_text(trial: Any) -> str:
     return "the trial failed (no error file)"
 
 
+def _connect(address: str, options: dict[str, Any], *, attempts: int = 3) -> None:
+    """Join the cluster at ``address``. A Ray Client server may fail a new connection while
+    it sets up its per-client server (seen under load); such a refusal is tried again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, **options)
+            return
+        except ConnectionAbortedError as err:
+            if not address.startswith("ray://") or attempt == attempts:
+                raise
+            first = str(err).strip().splitlines()[-1] if str(err).strip() else "refused"
+            print(f"gcnc: {address} refused the connection ({first}); trying again",
+                  file=sys.stderr)  # fmt: skip
+            time.sleep(2.0 * attempt)
+
+
 @contextlib.contextmanager
 def ray_session(address: str | None) -> Iterator[None]:
     """Ray for the run: the one already initialised, a cluster at ``address``, or a private
@@ -179,7 +197,7 @@ def ray_session(address: str | None) -> Iterator[None]:
     if not (address or "").startswith("ray://"):  # Ray Client takes fewer options
         quiet["log_to_driver"] = False
     if address:
-        ray.init(address=address, **quiet)
+        _connect(address, quiet)
         temp = None
     else:
         temp = tempfile.mkdtemp(prefix="gcnc-", dir=_short_temp_root())

@@ -218,7 +218,9 @@ def test_a_killed_trial_process_resumes_from_its_checkpoint(ray_cluster, tmp_pat
     trials = read_trials(study_dir).set_index("trial_id")
     assert trials.loc["t00000", "attempts"] == 2 and (trials["status"] == "done").all()
     resumed = [s for s in starts(tmp_path) if s["seed"] == 0][1]
-    assert resumed["start_epoch"] >= 2  # from its checkpoint, not from scratch
+    # from a checkpoint, not from scratch (0): the epoch-2 row was written, so epoch 1's
+    # checkpoint had been reported; epoch 2's may not have been when the process died
+    assert resumed["start_epoch"] >= 1
     assert len(read_rows(study_dir)) == len(raw_rows(study_dir)) == 2 * 7
 
 
