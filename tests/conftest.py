@@ -16,13 +16,9 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     earlier run left in the user's cache (say, decompressed Fashion-MNIST) or writes there.
     Set before Ray starts, so trial workers see it too."""
     folder = str(tmp_path_factory.mktemp("xdg-cache"))
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = folder
-    yield folder
-    if old is None:
-        os.environ.pop("XDG_CACHE_HOME", None)
-    else:
-        os.environ["XDG_CACHE_HOME"] = old
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", folder)
+        yield folder
 
 
 @pytest.fixture(scope="session")
@@ -31,13 +27,9 @@ def ray_tmpdir() -> Iterator[str]:
     address file), also passed to subprocesses through ``RAY_TMPDIR``."""
     folder = tempfile.mkdtemp(prefix="gcnc-t", dir="/tmp")
     os.mkdir(os.path.join(folder, "ray"))  # Ray's default temp dir under RAY_TMPDIR
-    old = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = folder
-    yield folder
-    if old is None:
-        os.environ.pop("RAY_TMPDIR", None)
-    else:
-        os.environ["RAY_TMPDIR"] = old
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RAY_TMPDIR", folder)
+        yield folder
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -30,6 +30,13 @@ def imported_roots(package: str) -> dict[str, set[str]]:
     return out
 
 
+def _python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter, where nothing is imported yet."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def test_only_the_runner_imports_ray():
     importers = {f for f, names in imported_roots("orchestrator").items() if "ray" in names}
     assert importers == {"orchestrator/runner.py"}
@@ -62,9 +69,7 @@ def test_validate_and_status_do_not_load_ray(tmp_path):
         "assert 'ray' not in sys.modules, 'validate imported ray'\n"
         "sys.exit(rc)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    done = _python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"ok: {study}: study s, 2 trials"
 
@@ -92,9 +97,7 @@ def test_reading_trial_configs_does_not_load_torch():
         "assert 'torch' not in sys.modules, 'reading a config imported torch'\n"
         "assert callable(trainables.run) and 'torch' in sys.modules\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    done = _python(code)
     assert done.returncode == 0, done.stderr
 
 
@@ -114,8 +117,6 @@ def test_only_the_program_freezes_its_objects_before_exit(tmp_path):
         "print(gc.get_freeze_count() > 0)\n"
         "sys.exit(rc)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    done = _python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "True"
