@@ -27,7 +27,6 @@ from typing import Any
 
 import optuna
 import ray
-import torch
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
@@ -54,6 +53,8 @@ class TuneReporter:
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
             return None
+        import torch  # in the trial's process, which has it already
+
         with checkpoint.as_directory() as folder:
             return torch.load(Path(folder, STATE_FILE), weights_only=False)
 
@@ -62,6 +63,8 @@ class TuneReporter:
         tune.report({k: v for k, v in metrics.items() if k not in _ROW_KEYS and _reportable(v)})
 
     def report(self, metrics: Mapping[str, Any], *, checkpoint: Mapping[str, Any]) -> None:
+        import torch
+
         result = {k: v for k, v in metrics.items() if _reportable(v)}
         # In the trial's working directory (inside Ray's session folder), so that a process
         # killed mid-report leaves nothing behind in the system's temp folder.
@@ -79,6 +82,8 @@ def _reportable(value: Any) -> bool:
 
 def _tune_trial(config: dict[str, Any], job: TrialJob) -> None:
     """What each Tune trial runs (its results went to Tune as it reported them)."""
+    # Ray logs every checkpoint it stores; through Ray Client, the user would see each one.
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
     trial_id = job.trial_id(config, tune.get_context().get_trial_id())
     run_trial(job, job.point(config), trial_id, TuneReporter())
 
@@ -110,6 +115,11 @@ class _StudyCallback(tune.Callback):
 
     def __reduce__(self) -> tuple[Any, tuple[Study, TrialJob]]:
         return (_StudyCallback, (self._study, self._job))
+
+    def setup(self, **info: Any) -> None:
+        # In Tune's driver, wherever it runs: its notes (on the final snapshot, on result
+        # files our own Parquet replaces) are not for the user.
+        logging.getLogger("ray.tune").setLevel(logging.ERROR)
 
     def _run(self) -> StudyRun:
         if _ACTIVE is not None:
@@ -180,6 +190,7 @@ def _connect(address: str, options: dict[str, Any], *, attempts: int = 3) -> Non
         except ConnectionAbortedError as err:
             if not address.startswith("ray://") or attempt == attempts:
                 raise
+            ray.shutdown()  # the refused attempt's log stream would print every line twice
             first = str(err).strip().splitlines()[-1] if str(err).strip() else "refused"
             print(f"gcnc: {address} refused the connection ({first}); trying again",
                   file=sys.stderr)  # fmt: skip
@@ -187,14 +198,22 @@ def _connect(address: str, options: dict[str, Any], *, attempts: int = 3) -> Non
 
 
 @contextlib.contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
+def ray_session(address: str | None, env: Mapping[str, str] | None = None) -> Iterator[None]:
     """Ray for the run: the one already initialised, a cluster at ``address``, or a private
-    local instance with its own temp dir (never a stranger's cluster)."""
+    local instance with its own temp dir (never a stranger's cluster).
+
+    Through Ray Client (``ray://``), Tune's driver runs in the cluster: ``env`` (Tune's
+    settings, set in this process by the caller) is sent with the job, and the user's
+    own values of those variables win as they do here.
+    """
     if ray.is_initialized():
         yield
         return
     quiet: dict[str, Any] = {"logging_level": logging.WARNING}
-    if not (address or "").startswith("ray://"):  # Ray Client takes fewer options
+    if (address or "").startswith("ray://"):  # Ray Client takes fewer options
+        sent = {k: os.environ.get(k, v) for k, v in (env or {}).items()}
+        quiet["runtime_env"] = {"env_vars": sent}
+    else:
         quiet["log_to_driver"] = False
     if address:
         _connect(address, quiet)
@@ -260,7 +279,8 @@ def session(study: Study, *, address: str | None = None, stored: bool = False) -
     Raises:
         StudyError: a trial's resources exceed every node's.
     """
-    with _tune_environment(study), ray_session(address), _sigterm_as_sigint():
+    settings = _tune_settings(study)
+    with _tune_environment(settings), ray_session(address, settings), _sigterm_as_sigint():
         check_capacity(study.resources, _node_resources(), stored=stored)
         yield
 
@@ -287,17 +307,21 @@ def _node_resources() -> list[dict[str, float]]:
     return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
 
 
-@contextlib.contextmanager
-def _tune_environment(study: Study) -> Iterator[None]:
-    """Tune settings for this run, read from the environment (a user's own setting wins);
-    the environment is restored afterwards."""
-    settings = {
+def _tune_settings(study: Study) -> dict[str, str]:
+    """Tune's settings for this run, as environment variables."""
+    return {
         "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",  # rows after a divergence lack metrics
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # our Parquet is the record
         "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: Tune prints nothing
         "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
         "TUNE_GLOBAL_CHECKPOINT_S": str(_snapshot_period(study)),
     }
+
+
+@contextlib.contextmanager
+def _tune_environment(settings: Mapping[str, str]) -> Iterator[None]:
+    """Tune's ``settings`` in this process's environment (a user's own setting wins);
+    the environment is restored afterwards."""
     saved = {key: os.environ.get(key) for key in settings}
     os.environ.update({k: v for k, v in settings.items() if saved[k] is None})
     logging.getLogger("ray.tune").setLevel(logging.ERROR)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -15,13 +16,17 @@ class UnknownNameError(LookupError):
 class Registry(Generic[T]):
     """Maps names to objects; rejects duplicates and lists known names on a failed lookup.
 
+    An entry is an object, or where it lives (``"package.module:attr"``), imported on the
+    first :meth:`get`: the built-in entries are registered that way, so that checking a
+    name (study validation in the driver) imports neither torch nor the entry's module.
+
     Args:
         kind: what the registry holds ("dataset", "model", ...), used in error messages.
     """
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._items: dict[str, T] = {}
+        self._items: dict[str, Any] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator that registers ``obj`` under ``name``."""
@@ -33,16 +38,28 @@ class Registry(Generic[T]):
         return decorator
 
     def add(self, name: str, obj: T) -> None:
-        if name in self._items:
-            raise ValueError(f"{self.kind} {name!r} is already registered")
+        """Register ``obj`` under ``name``."""
+        self._claim(name)
         self._items[name] = obj
+
+    def add_lazy(self, name: str, where: str) -> None:
+        """Register the object at ``where`` (``"package.module:attr"``) under ``name``;
+        it is imported on the first :meth:`get` of ``name``."""
+        module, sep, attr = where.partition(":")
+        if not (module and sep and attr):
+            raise ValueError(f"{self.kind} {name!r}: {where!r} is not 'package.module:attr'")
+        self._claim(name)
+        self._items[name] = _Lazy(module, attr)
 
     def get(self, name: str) -> T:
         try:
-            return self._items[name]
+            item = self._items[name]
         except KeyError:
             known = ", ".join(sorted(self._items))
             raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
+        if isinstance(item, _Lazy):
+            item = self._items[name] = getattr(importlib.import_module(item.module), item.attr)
+        return item  # type: ignore[no-any-return]
 
     def names(self) -> list[str]:
         return sorted(self._items)
@@ -52,3 +69,16 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
+
+    def _claim(self, name: str) -> None:
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+
+
+class _Lazy:
+    """Where a lazily registered object lives."""
+
+    __slots__ = ("attr", "module")
+
+    def __init__(self, module: str, attr: str) -> None:
+        self.module, self.attr = module, attr

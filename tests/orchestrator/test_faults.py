@@ -325,6 +325,9 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
         )
     )
     assert "sleepy-smoke: 2/2 trials done" in out
+    # Tune's own notes stay out of the terminal also where its driver runs in the cluster.
+    for note in ("Configuration for experiment", "TensorBoard", "Checkpoint successfully"):
+        assert note not in out
     rows = read_rows(tmp_path / "shared" / "sleepy-smoke")
     assert len(rows) == 2 * 2
     assert len({s["node"] for s in starts(tmp_path)}) == 2, "trials ran on both nodes"

@@ -74,6 +74,22 @@ def test_validate_and_status_do_not_load_ray(tmp_path):
     assert done.stdout.strip() == f"ok: {study}: study s, 2 trials"
 
 
+def test_validating_a_study_of_the_trainable_does_not_load_torch():
+    """The driver checks dataset, model and estimator names without importing torch."""
+    study = ROOT / "studies" / "quickstart.toml"
+    code = (
+        "import sys\n"
+        "from orchestrator.cli import main\n"
+        f"rc = main(['validate', {str(study)!r}])\n"
+        "import orchestrator.runner\n"
+        "assert 'torch' not in sys.modules, 'the driver imported torch'\n"
+        "sys.exit(rc)\n"
+    )
+    done = _python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"ok: {study}: study quickstart")
+
+
 def test_python_dash_m_orchestrator_is_gcnc():
     done = subprocess.run(
         [sys.executable, "-m", "orchestrator", "--help"],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from pydantic import ValidationError
 
@@ -83,3 +86,42 @@ def test_registry_rejects_duplicates_and_lists_known_names():
         reg.add("a", 3)
     with pytest.raises(UnknownNameError, match="unknown widget 'c'; known: a, b"):
         reg.get("c")
+
+
+def test_a_lazy_entry_is_imported_on_first_get_only():
+    """Checking a name imports nothing; ``get`` imports the entry's module once."""
+    code = (
+        "import sys\n"
+        "from trainables.registry import Registry\n"
+        "reg = Registry('widget')\n"
+        "reg.add_lazy('wave', 'wave:open')\n"
+        "assert 'wave' in reg and reg.names() == ['wave']\n"
+        "assert 'wave' not in sys.modules\n"
+        "opener = reg.get('wave')\n"
+        "import wave\n"
+        "assert opener is wave.open and reg.get('wave') is opener\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_lazy_entry_needs_module_and_attribute():
+    reg: Registry[int] = Registry("widget")
+    with pytest.raises(ValueError, match="is not 'package\\.module:attr'"):
+        reg.add_lazy("a", "json.dumps")
+    reg.add_lazy("a", "json:dumps")
+    with pytest.raises(ValueError, match="already registered"):
+        reg.add("a", 1)
+
+
+def test_every_built_in_entry_resolves_to_its_object():
+    """The registries' lazy paths point at real objects (a typo would only show in a run)."""
+    from trainables.data import DATASETS
+    from trainables.metrics.estimators import ESTIMATORS, GCEstimator
+    from trainables.models import MODELS
+
+    for registry in (DATASETS, MODELS):
+        assert all(callable(registry.get(name)) for name in registry)
+    for name in ESTIMATORS:
+        cls = ESTIMATORS.get(name)
+        assert issubclass(cls, GCEstimator) and cls.name == name

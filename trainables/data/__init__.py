@@ -12,35 +12,37 @@ Datasets, looked up by ``DataConfig.name``:
 ``data.source_classes`` / ``data.target_classes`` override a dataset's default split; source
 labels are re-indexed ``0..n_source-1`` and target labels ``0..n_target-1``. Nothing here
 downloads unless ``data.download`` is true. More datasets register with
-``DATASETS.add(name, loader)``, a loader being ``(DataConfig) -> Dataset``.
+``DATASETS.add(name, loader)`` (or ``DATASETS.add_lazy(name, "module:loader")``), a loader
+being ``(DataConfig) -> Dataset``. Importing this package imports no loader and no torch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from trainables._lazy import lazy_exports
 from trainables.config import DataConfig
-from trainables.data._base import Dataset, Normalization
-from trainables.data.cifar import load_cifar10, load_cifar100, load_cifar_fs
-from trainables.data.digits import load_digits
-from trainables.data.mini_imagenet import load_mini_imagenet
-from trainables.data.mnist import load_fashion_mnist, load_mnist
-from trainables.data.synthetic import load_synthetic
 from trainables.registry import Registry
+
+if TYPE_CHECKING:
+    from trainables.data._base import Dataset, Normalization
 
 __all__ = ["DATASETS", "Dataset", "Loader", "Normalization", "load_dataset"]
 
-Loader = Callable[[DataConfig], Dataset]
+__getattr__ = lazy_exports(__name__, {"Dataset": "_base", "Normalization": "_base"})
+
+Loader = Callable[[DataConfig], "Dataset"]
 
 DATASETS: Registry[Loader] = Registry("dataset")
-DATASETS.add("digits", load_digits)
-DATASETS.add("mnist", load_mnist)
-DATASETS.add("fashion_mnist", load_fashion_mnist)
-DATASETS.add("cifar10", load_cifar10)
-DATASETS.add("cifar100", load_cifar100)
-DATASETS.add("cifar_fs", load_cifar_fs)
-DATASETS.add("mini_imagenet", load_mini_imagenet)
-DATASETS.add("synthetic", load_synthetic)
+DATASETS.add_lazy("digits", "trainables.data.digits:load_digits")
+DATASETS.add_lazy("mnist", "trainables.data.mnist:load_mnist")
+DATASETS.add_lazy("fashion_mnist", "trainables.data.mnist:load_fashion_mnist")
+DATASETS.add_lazy("cifar10", "trainables.data.cifar:load_cifar10")
+DATASETS.add_lazy("cifar100", "trainables.data.cifar:load_cifar100")
+DATASETS.add_lazy("cifar_fs", "trainables.data.cifar:load_cifar_fs")
+DATASETS.add_lazy("mini_imagenet", "trainables.data.mini_imagenet:load_mini_imagenet")
+DATASETS.add_lazy("synthetic", "trainables.data.synthetic:load_synthetic")
 
 
 def load_dataset(config: DataConfig) -> Dataset:

@@ -2,33 +2,59 @@
 
 Pure functions of a model's embedding function and tensors (SPEC 2, 3); streaming
 accumulators (:class:`ClassStats`) are kept apart from the measures; sums are in float64.
+
+Submodules are imported on first use of a name, so that importing this package (for
+:data:`ESTIMATORS`'s names) imports no torch.
 """
 
-from trainables.metrics.bounds import fewshot_error_bound, ncc_error, ncc_error_bound
-from trainables.metrics.collapse import geometric_collapse, geometric_collapse_from
-from trainables.metrics.estimators import ESTIMATORS, GCEstimator, make_estimator
-from trainables.metrics.fewshot import fewshot_ncc, sample_episodes
-from trainables.metrics.gc import (
-    class_average,
-    class_gc,
-    gc_estimator_label,
-    gc_per_sample,
-    geometric_complexity,
-)
-from trainables.metrics.nc import (
-    cdnv,
-    cdnv_from_stats,
-    centred_means,
-    nc1,
-    nc1_from_stats,
-    nc2,
-    nc2_from_means,
-    nc2_from_stats,
-    nc3,
-    nc3_from_stats,
-    nc4,
-)
-from trainables.metrics.stats import ClassStats
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from trainables._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from trainables.metrics.bounds import (
+        fewshot_error_bound,
+        ncc_error,
+        ncc_error_bound,
+    )
+    from trainables.metrics.collapse import (
+        geometric_collapse,
+        geometric_collapse_from,
+    )
+    from trainables.metrics.estimators import (
+        ESTIMATORS,
+        GCEstimator,
+        make_estimator,
+    )
+    from trainables.metrics.fewshot import (
+        fewshot_ncc,
+        sample_episodes,
+    )
+    from trainables.metrics.gc import (
+        class_average,
+        class_gc,
+        gc_estimator_label,
+        gc_per_sample,
+        geometric_complexity,
+    )
+    from trainables.metrics.nc import (
+        cdnv,
+        cdnv_from_stats,
+        centred_means,
+        nc1,
+        nc1_from_stats,
+        nc2,
+        nc2_from_means,
+        nc2_from_stats,
+        nc3,
+        nc3_from_stats,
+        nc4,
+    )
+    from trainables.metrics.stats import (
+        ClassStats,
+    )
 
 __all__ = [
     "ESTIMATORS",
@@ -59,3 +85,36 @@ __all__ = [
     "ncc_error_bound",
     "sample_episodes",
 ]
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "fewshot_error_bound": "bounds",
+        "ncc_error": "bounds",
+        "ncc_error_bound": "bounds",
+        "geometric_collapse": "collapse",
+        "geometric_collapse_from": "collapse",
+        "ESTIMATORS": "estimators",
+        "GCEstimator": "estimators",
+        "make_estimator": "estimators",
+        "fewshot_ncc": "fewshot",
+        "sample_episodes": "fewshot",
+        "class_average": "gc",
+        "class_gc": "gc",
+        "gc_estimator_label": "gc",
+        "gc_per_sample": "gc",
+        "geometric_complexity": "gc",
+        "cdnv": "nc",
+        "cdnv_from_stats": "nc",
+        "centred_means": "nc",
+        "nc1": "nc",
+        "nc1_from_stats": "nc",
+        "nc2": "nc",
+        "nc2_from_means": "nc",
+        "nc2_from_stats": "nc",
+        "nc3": "nc",
+        "nc3_from_stats": "nc",
+        "nc4": "nc",
+        "ClassStats": "stats",
+    },
+)

@@ -13,14 +13,19 @@ and under bf16 autocast. More models register with ``MODELS.add(name, factory)``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from trainables._lazy import lazy_exports
 from trainables.config import ModelConfig
-from trainables.models._base import EmbeddingClassifier
-from trainables.models._options import ModelFactory, check_input_shape
-from trainables.models.convnet import ConvNet, build_convnet
-from trainables.models.mlp import MLP, build_mlp
-from trainables.models.resnet import ResNet, build_resnet18, build_resnet50
-from trainables.models.vgg import VGG, build_vgg11, build_vgg13
 from trainables.registry import Registry
+
+if TYPE_CHECKING:
+    from trainables.models._base import EmbeddingClassifier
+    from trainables.models._options import ModelFactory
+    from trainables.models.convnet import ConvNet
+    from trainables.models.mlp import MLP
+    from trainables.models.resnet import ResNet
+    from trainables.models.vgg import VGG
 
 __all__ = [
     "MLP",
@@ -33,13 +38,25 @@ __all__ = [
     "build_model",
 ]
 
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "EmbeddingClassifier": "_base",
+        "ModelFactory": "_options",
+        "ConvNet": "convnet",
+        "MLP": "mlp",
+        "ResNet": "resnet",
+        "VGG": "vgg",
+    },
+)
+
 MODELS: Registry[ModelFactory] = Registry("model")
-MODELS.add("mlp", build_mlp)
-MODELS.add("convnet", build_convnet)
-MODELS.add("vgg11", build_vgg11)
-MODELS.add("vgg13", build_vgg13)
-MODELS.add("resnet18", build_resnet18)
-MODELS.add("resnet50", build_resnet50)
+MODELS.add_lazy("mlp", "trainables.models.mlp:build_mlp")
+MODELS.add_lazy("convnet", "trainables.models.convnet:build_convnet")
+MODELS.add_lazy("vgg11", "trainables.models.vgg:build_vgg11")
+MODELS.add_lazy("vgg13", "trainables.models.vgg:build_vgg13")
+MODELS.add_lazy("resnet18", "trainables.models.resnet:build_resnet18")
+MODELS.add_lazy("resnet50", "trainables.models.resnet:build_resnet50")
 
 
 def build_model(
@@ -54,6 +71,8 @@ def build_model(
         ValueError: an unknown option key, a bad option value, a bad ``input_shape`` or
             ``num_classes``.
     """
+    from trainables.models._options import check_input_shape
+
     factory = MODELS.get(config.name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int; got {num_classes!r}")

@@ -20,11 +20,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from trainables.registry import Registry
+from trainables.metrics.estimators import ESTIMATORS
 
 EmbeddingFn = Callable[[Tensor], Tensor]
-
-ESTIMATORS: Registry[type[GCEstimator]] = Registry("GC estimator")
 
 
 class Linearization:
@@ -135,7 +133,7 @@ class GCEstimator(abc.ABC):
 
     Subclasses are frozen dataclasses whose fields are the estimator's options; a field
     with ``metadata={"label": False}`` (e.g. ``chunk_size``) changes cost, not the estimate,
-    and is left out of :meth:`label`. Register each with ``@ESTIMATORS.register(name)``.
+    and is left out of :meth:`label`. Register each in ``ESTIMATORS`` under its ``name``.
     """
 
     name: ClassVar[str]

@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from trainables.metrics.estimators._base import (
-    ESTIMATORS,
     EmbeddingFn,
     GCEstimator,
     check_positive,
@@ -18,7 +17,6 @@ from trainables.metrics.estimators._random import randperm
 from trainables.metrics.estimators.exact import Exact
 
 
-@ESTIMATORS.register("batch")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class BatchSample(GCEstimator):
     """Exact ``||J_b||_F²`` on ``size`` samples drawn without replacement from the batch.

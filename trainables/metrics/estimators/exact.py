@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from trainables.metrics.estimators._base import (
-    ESTIMATORS,
     EmbeddingFn,
     GCEstimator,
     Linearization,
@@ -18,7 +17,6 @@ from trainables.metrics.estimators._base import (
 )
 
 
-@ESTIMATORS.register("exact")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Exact(GCEstimator):
     """``||J_b||_F² = Σ_k ||e_kᵀ J_b||²``: one forward pass, then ``p`` VJPs per sample,

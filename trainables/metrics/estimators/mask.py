@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from trainables.metrics.estimators._base import (
-    ESTIMATORS,
     EmbeddingFn,
     GCEstimator,
     Linearization,
@@ -21,7 +20,6 @@ from trainables.metrics.estimators._random import uniform
 MODES = ("entries", "rows", "cols")
 
 
-@ESTIMATORS.register("mask")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Mask(GCEstimator):
     """``(1/q) Σ_{kj} m_kj J_kj²`` with independent Bernoulli(q) keeps ``m``: unbiased.

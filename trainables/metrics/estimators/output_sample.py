@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from trainables.metrics.estimators._base import (
-    ESTIMATORS,
     EmbeddingFn,
     GCEstimator,
     Linearization,
@@ -19,7 +18,6 @@ from trainables.metrics.estimators._base import (
 from trainables.metrics.estimators._random import uniform
 
 
-@ESTIMATORS.register("output_sample")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class OutputSample(GCEstimator):
     """``(p / |K|) Σ_{k∈K} ||e_kᵀ J_b||²`` with ``K`` a uniform random subset of ``k`` of the

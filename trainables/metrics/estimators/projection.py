@@ -8,7 +8,6 @@ import torch
 from torch import Tensor
 
 from trainables.metrics.estimators._base import (
-    ESTIMATORS,
     EmbeddingFn,
     GCEstimator,
     Linearization,
@@ -37,7 +36,6 @@ def probes(
     return g * (shape[-1] ** 0.5 / g.norm(dim=-1, keepdim=True))
 
 
-@ESTIMATORS.register("projection")
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Projection(GCEstimator):
     """``(1/P) Σ_i ||v_ibᵀ J_b||²`` over ``P = probes`` output-space probes per sample
