@@ -9,7 +9,9 @@ resumed trial reports exactly what an uninterrupted one would (same RNG streams)
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -71,6 +73,22 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+@contextlib.contextmanager
+def _running_stats_kept(model: torch.nn.Module) -> Iterator[None]:
+    """Restore the running statistics of every BatchNorm layer of ``model`` on exit."""
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)]
+    saved = [{k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in layers]
+    try:
+        yield
+    finally:
+        # Through ``.data``: the forward passes recorded these buffers in the graph, and a
+        # visible in-place write would fail the backward pass's version check. Training-mode
+        # BatchNorm's backward does not read them.
+        for layer, buffers in zip(layers, saved, strict=True):
+            for name, value in buffers.items():
+                getattr(layer, name).data.copy_(value)
+
+
 class _Trial:
     """The mutable state of one trial: model, optimizer, RNG streams, counters."""
 
@@ -127,14 +145,18 @@ class _Trial:
         if tc.l2 > 0:
             loss = loss + 0.5 * tc.l2 * sum(p.pow(2).sum() for p in self.model.parameters())
         if tc.gc_reg.alpha > 0:
-            gc = M.gc_per_sample(
-                self.model.embed,
-                xb,
-                estimator=tc.gc_reg.estimator,
-                create_graph=True,
-                generator=self.rng,
-                **tc.gc_reg.options,
-            )
+            # The GC term runs the embedding on the same batch again; BatchNorm normalises it
+            # with the batch's statistics, but its running statistics take one update per
+            # step (the forward above), as without the term.
+            with _running_stats_kept(self.model):
+                gc = M.gc_per_sample(
+                    self.model.embed,
+                    xb,
+                    estimator=tc.gc_reg.estimator,
+                    create_graph=True,
+                    generator=self.rng,
+                    **tc.gc_reg.options,
+                )
             loss = loss + tc.gc_reg.alpha * gc.mean()
         return loss
 

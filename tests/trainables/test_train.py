@@ -156,3 +156,24 @@ def test_gc_regularisation_lowers_the_measured_gc():
     run(tiny_config(epochs=6), plain)
     run(tiny_config(epochs=6, gc_reg={"alpha": 1.0, "estimator": "exact", "options": {}}), regular)
     assert regular.rows[-1]["gc"] < 0.7 * plain.rows[-1]["gc"]
+
+
+def test_the_gc_term_leaves_batchnorm_running_statistics_to_the_forward_pass():
+    """With GC regularisation, BatchNorm's running statistics take one update per step,
+    from the forward pass, exactly as without it (the GC term's own forward runs on the
+    same batch and must not add a second update)."""
+    cfg = TrialConfig.from_dict(tiny_config(gc_reg={"alpha": 1.0}))
+    data = load_dataset(cfg.data)
+    regular = _Trial(cfg, data, torch.device("cpu"))
+    plain = _Trial(TrialConfig.from_dict(tiny_config()), data, torch.device("cpu"))
+    x, y = data.train_x[:16], data.train_y[:16]
+    regular.model.train()
+    plain.model.train()
+    regular.loss(x, y).backward()
+    with torch.no_grad():
+        plain.model(x)  # the one update the step should make
+    bn = [m for m in regular.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bn, "the test model has BatchNorm layers"
+    for mine, reference in zip(regular.model.buffers(), plain.model.buffers(), strict=True):
+        torch.testing.assert_close(mine, reference, rtol=0, atol=0)
+    assert any(b.running_mean.abs().sum() > 0 for b in bn), "the forward pass did update them"

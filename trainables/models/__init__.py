@@ -8,7 +8,9 @@ Models, looked up by ``ModelConfig.name``:
 - ``resnet18``, ``resnet50``: CIFAR or ImageNet stem; p = 8 * width (512) / 32 * width (2048).
 
 Every model works in eval mode under ``torch.func`` transforms, with channels_last inputs
-and under bf16 autocast. More models register with ``MODELS.add(name, factory)``.
+and under bf16 autocast. More models register with ``MODELS.add(name, factory)`` or, so
+that checking a study's model name imports no torch, ``MODELS.add_lazy(name,
+"module:factory")``. Importing this package imports no model and no torch.
 """
 
 from __future__ import annotations
