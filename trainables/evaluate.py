@@ -8,7 +8,9 @@ same samples and episodes (paired comparisons, SPEC 2.5).
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,25 +85,54 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
-        row: dict[str, Any] = {}
-        emb, logits = embed_all(model, data.train_x)  # (N, p), (N, C)
-        row["train_loss"] = F.cross_entropy(logits, data.train_y).item()
-        if not (math.isfinite(row["train_loss"]) and torch.isfinite(emb).all()):
-            raise NonFiniteError(f"non-finite embeddings or train loss at epoch {epoch}")
-        row["train_acc"] = _accuracy(logits, data.train_y)
-        nc_emb, nc_y = emb[plan.nc_idx], data.train_y[plan.nc_idx]
-        if cfg.nc:
-            row |= _nc_metrics(nc_emb, nc_y, logits[plan.nc_idx], model, data.num_classes)
-        if cfg.gc:
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-            row |= _gc_metrics(model, data, plan, cfg, nc_emb, nc_y, gen)
-        if cfg.test:
-            row |= _test_metrics(model, data, nc_emb, nc_y, bound=cfg.bound)
-        if cfg.fewshot and data.target_x is not None:
-            row |= _target_metrics(model, data, plan, cfg)
-        return row
+        with ieee_float32(data.train_x.device):
+            return _evaluate(model, data, plan, cfg, epoch=epoch)
     finally:
         model.train(was_training)
+
+
+@contextlib.contextmanager
+def ieee_float32(device: torch.device) -> Iterator[None]:
+    """Full float32 convolutions and matmuls on CUDA while metrics are measured.
+
+    cuDNN convolutions default to TF32 (a 10-bit mantissa) on Ampere and later GPUs; the
+    metrics are defined in float32 with float64 accumulation, so TF32 is turned off here
+    (training keeps the default) and restored on exit. Only the ``fp32_precision`` API is
+    used: mixing it with the legacy ``allow_tf32`` flags is an error in torch.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    saved = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        conv.fp32_precision, matmul.fp32_precision = saved
+
+
+def _evaluate(
+    model: EmbeddingClassifier, data: Dataset, plan: EvalPlan, cfg: MetricsConfig, *, epoch: int
+) -> dict[str, Any]:
+    """:func:`evaluate`'s row, the model already in eval mode."""
+    row: dict[str, Any] = {}
+    emb, logits = embed_all(model, data.train_x)  # (N, p), (N, C)
+    row["train_loss"] = F.cross_entropy(logits, data.train_y).item()
+    if not (math.isfinite(row["train_loss"]) and torch.isfinite(emb).all()):
+        raise NonFiniteError(f"non-finite embeddings or train loss at epoch {epoch}")
+    row["train_acc"] = _accuracy(logits, data.train_y)
+    nc_emb, nc_y = emb[plan.nc_idx], data.train_y[plan.nc_idx]
+    if cfg.nc:
+        row |= _nc_metrics(nc_emb, nc_y, logits[plan.nc_idx], model, data.num_classes)
+    if cfg.gc:
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        row |= _gc_metrics(model, data, plan, cfg, nc_emb, nc_y, gen)
+    if cfg.test:
+        row |= _test_metrics(model, data, nc_emb, nc_y, bound=cfg.bound)
+    if cfg.fewshot and data.target_x is not None:
+        row |= _target_metrics(model, data, plan, cfg)
+    return row
 
 
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:

@@ -177,3 +177,17 @@ def test_the_gc_term_leaves_batchnorm_running_statistics_to_the_forward_pass():
     for mine, reference in zip(regular.model.buffers(), plain.model.buffers(), strict=True):
         torch.testing.assert_close(mine, reference, rtol=0, atol=0)
     assert any(b.running_mean.abs().sum() > 0 for b in bn), "the forward pass did update them"
+
+
+def test_metrics_on_cuda_are_measured_without_tf32_and_the_setting_is_restored():
+    """cuDNN convolutions default to TF32 on recent GPUs; the evaluation turns it off and
+    restores the user's setting (the flags are process-wide, so this runs without a GPU)."""
+    from trainables.evaluate import ieee_float32
+
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    before = conv.fp32_precision, matmul.fp32_precision
+    with ieee_float32(torch.device("cuda")):
+        assert (conv.fp32_precision, matmul.fp32_precision) == ("ieee", "ieee")
+    assert (conv.fp32_precision, matmul.fp32_precision) == before
+    with ieee_float32(torch.device("cpu")):
+        assert (conv.fp32_precision, matmul.fp32_precision) == before
