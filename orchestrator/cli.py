@@ -21,6 +21,7 @@ from orchestrator.spec import Study, load_study
 from orchestrator.status import count_rows, format_status, read_status
 from orchestrator.studydir import StudyDir, open_study_dir
 from orchestrator.trial import make_job
+from trainables.overrides import add_set_option
 
 PROG = "gcnc"
 
@@ -64,14 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_study_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="apply the file's [smoke] table")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a key, e.g. train.lr=0.05",
-    )
+    add_set_option(parser)
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from trainables.config import TrialConfig
-from trainables.overrides import apply_overrides
+from trainables.overrides import add_set_option, apply_overrides
 from trainables.train import run
 
 SHOWN = (
@@ -49,14 +49,7 @@ def _fmt(value: Any) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainables", description=__doc__)
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key, e.g. train.lr=0.05",
-    )
+    add_set_option(parser)
     parser.add_argument("--json", metavar="FILE", help="write every reported row to FILE")
     args = parser.parse_args(argv)
     try:

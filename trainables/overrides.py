@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import copy
 import tomllib
 from collections.abc import Iterable
 from typing import Any
+
+
+def add_set_option(parser: argparse.ArgumentParser) -> None:
+    """``--set KEY=VALUE`` (repeatable) on ``parser``, collected in ``args.overrides``."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key, e.g. train.lr=0.05 (a TOML value; repeat for more keys)",
+    )
 
 
 def parse_value(text: str) -> Any:
