@@ -11,6 +11,7 @@ errored trials continue from their last checkpoint, finished ones are kept.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import math
 import os
@@ -41,6 +42,7 @@ from orchestrator.studydir import StudyDir
 from orchestrator.trial import TrialJob, run_trial
 
 STATE_FILE = "state.pt"
+PRIVATE_PREFIX = "gcnc-"  # the folder of a private Ray: <temp root>/gcnc-XXXXXXXX/
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # trials exchange no large objects
 _ACTIVE: StudyRun | None = None  # the run Tune's callback reports to
 _ROW_KEYS = frozenset(KEY_COLUMNS) - {"epoch", "step"}  # a stored row's bookkeeping
@@ -219,7 +221,9 @@ def ray_session(address: str | None, env: Mapping[str, str] | None = None) -> It
         _connect(address, quiet)
         temp = None
     else:
-        temp = tempfile.mkdtemp(prefix="gcnc-", dir=_short_temp_root())
+        root = _short_temp_root()
+        remove_dead_private_folders(root or tempfile.gettempdir())
+        temp = tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=root)
         # Ray notes that a new local instance uses token authentication: expected here.
         logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
         ray.init(
@@ -253,6 +257,40 @@ def _sigterm_as_sigint() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def remove_dead_private_folders(root: str, *, min_age_s: float = 600.0) -> list[str]:
+    """Remove the folders that private Rays of killed ``gcnc`` drivers left in ``root``.
+
+    A private Ray's folder is ``<root>/gcnc-*/`` holding ``session_<date>_<time>_<us>_<pid>``,
+    ``pid`` being its driver's. A driver killed by SIGKILL cannot remove it; this does, once
+    every driver named there is gone and nothing was written there for ``min_age_s`` (Ray's
+    agents outlive a killed driver by a few minutes). Returns the folders removed.
+    """
+    removed = []
+    for folder in glob.glob(os.path.join(glob.escape(root), f"{PRIVATE_PREFIX}*")):
+        sessions = glob.glob(os.path.join(glob.escape(folder), "session_2*_*"))
+        pids = [name.rsplit("_", 1)[1] for name in sessions]
+        if not sessions or not all(p.isdigit() and not _pid_alive(int(p)) for p in pids):
+            continue
+        try:
+            newest = max(os.stat(d).st_mtime for d in [folder, *sessions])
+        except OSError:
+            continue
+        if time.time() - newest >= min_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _short_temp_root() -> str | None:

@@ -4,6 +4,10 @@ studies whose trials no node can hold."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,6 +15,7 @@ import pytest
 from gcnc_testkit import raw_rows, read_rows, read_trials, sleep_study, starts
 
 from orchestrator import cli
+from orchestrator.runner import remove_dead_private_folders
 from orchestrator.spec import load_study
 from orchestrator.studydir import StudyDir, open_study_dir
 
@@ -192,3 +197,30 @@ def test_resuming_a_stored_study_no_node_can_hold_is_refused(ray_cluster, tmp_pa
     assert run(path, tmp_path / "runs") == 2  # `gcnc run` of the same spec is a resume
     assert "study.json" in capsys.readouterr().err
     assert starts(tmp_path) == []
+
+
+def test_folders_of_private_rays_whose_driver_was_killed_are_removed(tmp_path):
+    """A SIGKILLed driver leaves its private Ray's folder behind; the next private Ray
+    removes it once the driver is gone and the folder has been quiet for a while."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead_pid, live_pid = int(gone.stdout), os.getpid()
+    old = time.time() - 3600
+
+    def private(name: str, pid: int, *, mtime: float) -> Path:
+        session = tmp_path / name / f"session_2026-11-28_04-58-01_449625_{pid}"
+        (session / "logs").mkdir(parents=True)
+        for path in (session, session.parent):
+            os.utime(path, (mtime, mtime))
+        return session.parent
+
+    killed = private("gcnc-killed", dead_pid, mtime=old)
+    running = private("gcnc-running", live_pid, mtime=old)
+    recent = private("gcnc-recent", dead_pid, mtime=time.time())
+    unrelated = private("someone-else", dead_pid, mtime=old)
+    not_ray = tmp_path / "gcnc-bench-analysis"
+    not_ray.mkdir()
+
+    assert remove_dead_private_folders(str(tmp_path)) == [str(killed)]
+    assert not killed.exists()
+    assert running.exists() and recent.exists() and unrelated.exists() and not_ray.exists()
