@@ -7,6 +7,7 @@ before anything is written. Ray is imported only by ``run`` and ``resume``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import sys
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from orchestrator.errors import StudyError, from_validation
+from orchestrator.lock import driver_lock
 from orchestrator.progress import ProgressView, format_duration
 from orchestrator.space import check_study, trial_count
 from orchestrator.spec import Study, load_study
@@ -131,9 +133,13 @@ def _execute(
         flush=True,
     )
     view = ProgressView(study.name)
-    with runner.session(study, address=args.address, stored=info is not None):
+    with contextlib.ExitStack() as held:
+        if info is not None:  # a study another driver is running is refused before Ray starts
+            held.enter_context(driver_lock(sdir))
+        held.enter_context(runner.session(study, address=args.address, stored=info is not None))
         if info is None:
             info, _ = open_study_dir(sdir, study)
+            held.enter_context(driver_lock(sdir))
         job = make_job(study, sdir, info)
         counts = runner.run_study(study, sdir, job, view=view)
     rows, _ = count_rows(sdir)

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from orchestrator.book import is_abandoned
+from orchestrator.lock import describe, live_holder
 from orchestrator.parquet import concat, read_parquet
 from orchestrator.space import trial_count
 from orchestrator.spec import Study
@@ -31,6 +32,7 @@ class StudyStatus:
     trials_with_rows: int
     errors: dict[str, str]  # trial id -> last error, for trials that failed
     abandoned: int = 0  # searcher trials replaced after a killed run (see orchestrator.book)
+    driver: str | None = None  # the live driver running the study, described
 
 
 def count_rows(sdir: StudyDir) -> tuple[int, int]:
@@ -72,6 +74,7 @@ def read_status(sdir: StudyDir) -> StudyStatus:
         trials_with_rows=with_rows,
         errors={t["trial_id"]: t["error"] for t in live if t["status"] == "error"},
         abandoned=len(abandoned),
+        driver=describe(holder) if (holder := live_holder(sdir)) is not None else None,
     )
 
 
@@ -85,7 +88,11 @@ def format_status(st: StudyStatus) -> str:
         + (f"; {st.abandoned} abandoned" if st.abandoned else ""),
         f"rows: {st.rows} metrics rows from {st.trials_with_rows} trials",
     ]
-    if get("running", 0):
+    if st.driver is not None:
+        lines.append(f"driver: running ({st.driver})")
+    elif get("running", 0) or get("pending", 0) or get("error", 0):
+        lines.append(f"driver: none (finish it with: gcnc resume {st.location})")
+    if get("running", 0) and st.driver is None:
         lines.append("(running as last recorded; a stopped driver leaves trials marked running)")
     for trial_id, error in sorted(st.errors.items())[:10]:
         first = (error or "").strip().splitlines()
