@@ -78,3 +78,27 @@ def _capacity(nodes: list[dict[str, float]]) -> str:
 
 def _amount(count: float, unit: str) -> str:
     return f"{count:g} {unit}{'' if count == 1 else 's'}"
+
+
+def check_shared_storage(folder: str, seen: list[tuple[str, bool]]) -> None:
+    """Refuse a ``--storage`` folder on a filesystem that some node of the cluster does not
+    share: trials write their rows from whichever node runs them.
+
+    Args:
+        folder: the ``--storage`` folder, as the driver sees it.
+        seen: for each live node, its address and whether it saw a file the driver had
+            just written in ``folder``.
+
+    Raises:
+        StudyError: naming the nodes that did not see it and the fix.
+    """
+    blind = [address for address, saw in seen if not saw]
+    if not blind:
+        return
+    shown = ", ".join(blind[:3]) + (f" and {len(blind) - 3} more" if len(blind) > 3 else "")
+    raise StudyError(
+        "--storage",
+        f"{folder} is not shared with {len(blind)} of the cluster's {len(seen)} nodes "
+        f"({shown}): rows written there would be scattered over the nodes' own disks",
+        "give a path every node mounts at the same place (NFS) or an object store URI (s3://…)",
+    )

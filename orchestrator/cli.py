@@ -136,7 +136,11 @@ def _execute(
     with contextlib.ExitStack() as held:
         if info is not None:  # a study another driver is running is refused before Ray starts
             held.enter_context(driver_lock(sdir))
-        held.enter_context(runner.session(study, address=args.address, stored=info is not None))
+        held.enter_context(
+            runner.session(
+                study, address=args.address, stored=info is not None, storage=sdir.storage
+            )
+        )
         if info is None:
             info, _ = open_study_dir(sdir, study)
             held.enter_context(driver_lock(sdir))

@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,18 +33,20 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.book import Counts
-from orchestrator.capacity import check_capacity
+from orchestrator.capacity import check_capacity, check_shared_storage
 from orchestrator.columns import KEY_COLUMNS
 from orchestrator.driver import RunnerTrial, StudyRun
 from orchestrator.progress import ProgressView
 from orchestrator.space import optuna_space, trial_count
 from orchestrator.spec import Study
+from orchestrator.storage import Storage
 from orchestrator.studydir import StudyDir
 from orchestrator.trial import TrialJob, run_trial
 
 STATE_FILE = "state.pt"
 PRIVATE_PREFIX = "gcnc-"  # the folder of a private Ray: <temp root>/gcnc-XXXXXXXX/
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # trials exchange no large objects
+SHARED_CHECK_S = 120.0  # for every node to say whether it sees --storage
 _ACTIVE: StudyRun | None = None  # the run Tune's callback reports to
 _ROW_KEYS = frozenset(KEY_COLUMNS) - {"epoch", "step"}  # a stored row's bookkeeping
 
@@ -303,24 +306,80 @@ def _short_temp_root() -> str | None:
 
 
 @contextlib.contextmanager
-def session(study: Study, *, address: str | None = None, stored: bool = False) -> Iterator[None]:
+def session(
+    study: Study,
+    *,
+    address: str | None = None,
+    stored: bool = False,
+    storage: Storage | None = None,
+) -> Iterator[None]:
     """Ray (see :func:`ray_session`) and Tune's settings for running ``study``.
 
-    A study whose trials no node of the cluster can hold is refused as soon as Ray is up,
-    before the caller writes anything: Tune would wait for such a node forever.
+    As soon as Ray is up, before the caller writes to the study directory, a study is
+    refused whose trials no node of the cluster can hold (Tune would wait for such a node
+    forever), or whose ``storage`` folder is on a disk some node does not share.
 
     Args:
         study: the study to run.
         address: a Ray cluster, or None for a private local Ray.
         stored: whether the study's spec is already stored (its resources are fixed).
+        storage: the ``--storage`` folder (None: not checked).
 
     Raises:
-        StudyError: a trial's resources exceed every node's.
+        StudyError: a trial's resources exceed every node's, or a node does not see
+            ``storage``.
     """
     settings = _tune_settings(study)
     with _tune_environment(settings), ray_session(address, settings), _sigterm_as_sigint():
         check_capacity(study.resources, _node_resources(), stored=stored)
+        if storage is not None:
+            _check_shared(storage)
         yield
+
+
+def _check_shared(storage: Storage) -> None:
+    """Each live node looks for a file the driver writes next to the study directory
+    ``storage`` (in the ``--storage`` folder, a local path); a node that does not see it is
+    refused. Skipped for object stores, which every node reaches, and for one node on the
+    driver's own machine (a private Ray)."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    remote = ray.util.client.ray.is_connected()
+    if storage.fs.type_name != "local" or (len(nodes) <= 1 and not remote):
+        return
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    token = uuid.uuid4().hex
+    folder = posixpath.dirname(storage.root)
+    probe = posixpath.join(folder, f".gcnc-probe-{token}")
+    storage.write_bytes(probe, token.encode())
+    try:
+        refs = [
+            _sees.options(
+                num_cpus=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False),
+            ).remote(probe, token)
+            for n in nodes
+        ]
+        try:
+            seen = ray.get(refs, timeout=SHARED_CHECK_S)
+        except ray.exceptions.GetTimeoutError:
+            print(f"gcnc: could not check within {SHARED_CHECK_S:.0f} s that every node sees "
+                  f"{folder}; going on", file=sys.stderr)  # fmt: skip
+            return
+    finally:
+        storage.delete(probe)
+    check_shared_storage(
+        folder, [(n["NodeManagerAddress"], saw) for n, saw in zip(nodes, seen, strict=True)]
+    )
+
+
+@ray.remote
+def _sees(path: str, token: str) -> bool:
+    """Whether this node reads ``token`` in the file at ``path``."""
+    try:
+        return Path(path).read_text() == token
+    except OSError:
+        return False
 
 
 def run_study(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.capacity import check_capacity
+from orchestrator.capacity import check_capacity, check_shared_storage
 from orchestrator.errors import StudyError
 from orchestrator.spec import ResourcesSpec
 
@@ -55,3 +55,21 @@ def test_a_stored_spec_is_not_told_to_change():
         check_capacity(ResourcesSpec(cpus_per_trial=3), _nodes({"CPU": 2}), stored=True)
     fix = caught.value.fix
     assert "study.json" in fix and "--address" in fix and "--set" not in fix
+
+
+def test_storage_every_node_sees_is_accepted():
+    check_shared_storage("/shared/runs", [("10.0.0.1", True), ("10.0.0.2", True)])
+
+
+def test_storage_a_node_does_not_see_is_refused_naming_the_nodes():
+    seen = [("10.0.0.1", True), ("10.0.0.2", False)]
+    with pytest.raises(StudyError) as err:
+        check_shared_storage("/home/me/runs", seen)
+    assert err.value.field == "--storage"
+    assert "/home/me/runs is not shared with 1 of the cluster's 2 nodes (10.0.0.2)" in str(
+        err.value
+    )
+    assert "NFS" in str(err.value) and "s3://" in str(err.value)
+    many = [(f"10.0.0.{i}", i == 0) for i in range(6)]
+    with pytest.raises(StudyError, match=r"10\.0\.0\.1, 10\.0\.0\.2, 10\.0\.0\.3 and 2 more"):
+        check_shared_storage("/home/me/runs", many)

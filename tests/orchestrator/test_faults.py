@@ -328,6 +328,7 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
     # Tune's own notes stay out of the terminal also where its driver runs in the cluster.
     for note in ("Configuration for experiment", "TensorBoard", "Checkpoint successfully"):
         assert note not in out
+    assert not list((tmp_path / "shared").glob(".gcnc-probe-*")), "the storage probe is removed"
     rows = read_rows(tmp_path / "shared" / "sleepy-smoke")
     assert len(rows) == 2 * 2
     assert len({s["node"] for s in starts(tmp_path)}) == 2, "trials ran on both nodes"
