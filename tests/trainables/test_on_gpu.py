@@ -1,10 +1,10 @@
 """What only a GPU can check: the CUDA path of the metrics, of a trial, and of a study that
 packs two trials on one GPU. Skipped where CUDA is not available. On a machine with a GPU:
 
-    python -m pytest -q tests/gpu
+    python -m pytest -q tests/trainables/test_on_gpu.py
 
-``GCNC_TEST_DEVICE=cpu python -m pytest -q tests/gpu`` runs the same checks on the CPU,
-except the packed study (a dry run of this file on a machine without a GPU).
+With ``GCNC_TEST_DEVICE=cpu`` set, the same checks run on the CPU, except the packed study
+(a dry run of this file on a machine without a GPU).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from test_metrics_gc import brute_force_gc  # the float64 reference of the CPU tests
 
 from trainables import MemoryReporter, TrialConfig, run
 from trainables.config import ModelConfig
@@ -31,20 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(
     DEVICE.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA device"
 )
-
-
-def brute_force_gc(fn: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``||J_b||_F²`` of each sample, one sample and one output at a time (float64)."""
-    values = []
-    for b in range(len(x)):
-        xb = x[b : b + 1].clone().requires_grad_(True)
-        out = fn(xb)[0]
-        total = torch.zeros((), dtype=torch.float64)
-        for k in range(len(out)):
-            (g,) = torch.autograd.grad(out[k], xb, retain_graph=True)
-            total = total + g.double().square().sum()
-        values.append(total)
-    return torch.stack(values)
 
 
 def test_exact_gc_of_a_vgg_on_the_device_matches_a_float64_reference():
