@@ -123,9 +123,18 @@ def reap_session(sid: int, *, timeout_s: float = 30.0) -> None:
 
 
 def wait_for(predicate, *, timeout_s: float, what: str, interval_s: float = 0.2) -> None:
-    """Poll ``predicate`` until it is true, or fail naming ``what``."""
+    """Poll ``predicate`` until it is true, or fail naming ``what``. A file that vanishes
+    while the predicate reads it (a live study rolls up and merges its files) counts as
+    not yet."""
     deadline = time.monotonic() + timeout_s
-    while not predicate():
+    while not _holds(predicate):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(interval_s)
+
+
+def _holds(predicate) -> bool:
+    try:
+        return bool(predicate())
+    except FileNotFoundError:
+        return False
