@@ -16,17 +16,21 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from analysis import columns as C
 from analysis import storage
 
 _READERS = min(8, os.cpu_count() or 1)  # files read at once (reading releases the GIL)
+_LISTINGS = 3  # listings of metrics/ tried while a running study moves files under it
+_MOVED = object()  # _read_metrics: a file vanished while it was read
 _MAX_SLICES = 10_000  # a row order in more stretches than this is taken, not sliced
 _DECODE_AS_DICTIONARY = 4096  # rows from which a file's strings are decoded as dictionaries
 
@@ -97,8 +101,17 @@ def load_study(path_or_uri: str, *, strict: bool = False) -> Study:
     loc = storage.resolve(path_or_uri)
     meta = _read_meta(loc)
     warnings: list[str] = []
-    files = storage.list_parquet(loc.join("metrics"))
-    table = _read_metrics(loc, files, warnings, strict=strict) if files else None
+    for attempt in range(_LISTINGS):  # a live study moves rows into new files as it runs
+        final = attempt == _LISTINGS - 1
+        try:
+            files = storage.list_parquet(loc.join("metrics"))
+        except FileNotFoundError:  # a folder removed while it was listed
+            if final:
+                raise
+            continue
+        table = _read_metrics(loc, files, warnings, strict=strict, final=final) if files else None
+        if table is not _MOVED:
+            break
     if not files:
         warnings.append(f"no metrics files under {loc.join('metrics').uri}")
     table = _empty_metrics(meta) if table is None else _check_schema(table, warnings)
@@ -125,13 +138,19 @@ def _read_meta(loc: storage.Location) -> dict:
     return meta
 
 
-def _read_metrics(loc, files: list[str], warnings: list[str], *, strict: bool) -> pa.Table | None:
+def _read_metrics(
+    loc, files: list[str], warnings: list[str], *, strict: bool, final: bool = True
+) -> Any:
     """All metric files as one table (None if none is readable), string columns as
     dictionaries; an unreadable file is named, and so are two files whose column types
-    disagree."""
+    disagree. :data:`_MOVED` where a file vanished while it was read (a running study
+    rolled it up or merged it: its rows are in a file the listing missed), unless ``final``.
+    """
     with ThreadPoolExecutor(max_workers=_READERS) as pool:
         results = list(pool.map(lambda path: _read_file(loc.fs, path), files))
     bad = [(p, r) for p, r in zip(files, results, strict=True) if isinstance(r, str)]
+    if not final and any(loc.fs.get_file_info(p).type == pafs.FileType.NotFound for p, _ in bad):
+        return _MOVED
     if bad and strict:
         raise StudyError(f"unreadable metrics files: {', '.join(p for p, _ in bad)}")
     for path, reason in bad:

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from synthetic_study import STALE, SyntheticSpec, write_synthetic_study
 
+import analysis.load
 from analysis import StudyError, load_study
 
 # Finished trials only, none left over: t00000-t00007 merged into one part, t00008 compacted.
@@ -220,3 +221,24 @@ def test_a_study_whose_every_file_is_unreadable_loads_empty_naming_them(tmp_path
     study = load_study(root)
     assert study.metrics.empty
     assert any(bad in w for w in study.warnings)
+
+
+def test_a_file_merged_away_while_it_is_read_is_found_in_its_new_file(tmp_path, monkeypatch):
+    """A running study moves rows into new files (roll-ups, part files) and deletes the old
+    ones; a file gone mid-read sends the loader back to list ``metrics/`` again."""
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    old = os.path.join(root, "metrics", "trial_id=t00008", "compacted.parquet")
+    new = os.path.join(root, "metrics", "part-00000000000000ff.parquet")
+    read_file = analysis.load._read_file
+
+    def merged_while_read(fs, path):
+        if path == old and os.path.exists(old):
+            os.replace(old, new)  # the driver merges the trial just as it is read
+        return read_file(fs, path)
+
+    monkeypatch.setattr(analysis.load, "_read_file", merged_while_read)
+    study = load_study(root)
+    assert not os.path.exists(old) and os.path.exists(new)
+    assert study.warnings == []
+    assert study.metrics["trial_id"].nunique() == 9
+    assert len(study.metrics) == len(_raw_rows(root))
