@@ -97,8 +97,11 @@ def is_live(holder: dict[str, Any]) -> bool:
         return False
     if not fresh:
         return False
-    if holder.get("host") != socket.gethostname():
-        return True
+    return holder.get("host") != socket.gethostname() or pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

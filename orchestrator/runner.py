@@ -36,6 +36,7 @@ from orchestrator.book import Counts
 from orchestrator.capacity import check_capacity, check_shared_storage
 from orchestrator.columns import KEY_COLUMNS
 from orchestrator.driver import RunnerTrial, StudyRun
+from orchestrator.lock import pid_alive
 from orchestrator.progress import ProgressView
 from orchestrator.space import optuna_space, trial_count
 from orchestrator.spec import Study
@@ -274,7 +275,7 @@ def remove_dead_private_folders(root: str, *, min_age_s: float = 600.0) -> list[
     for folder in glob.glob(os.path.join(glob.escape(root), f"{PRIVATE_PREFIX}*")):
         sessions = glob.glob(os.path.join(glob.escape(folder), "session_2*_*"))
         pids = [name.rsplit("_", 1)[1] for name in sessions]
-        if not sessions or not all(p.isdigit() and not _pid_alive(int(p)) for p in pids):
+        if not sessions or not all(p.isdigit() and not pid_alive(int(p)) for p in pids):
             continue
         try:
             newest = max(os.stat(d).st_mtime for d in [folder, *sessions])
@@ -284,16 +285,6 @@ def remove_dead_private_folders(root: str, *, min_age_s: float = 600.0) -> list[
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _short_temp_root() -> str | None:
