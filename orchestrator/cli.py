@@ -59,10 +59,43 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write the interactive HTML report")
     report.add_argument("study_dir", metavar="STUDY_DIR")
     report.add_argument("-o", "--output", metavar="FILE", help="default STUDY_DIR/report.html")
+    _add_analysis_options(report)
 
     analyze = sub.add_parser("analyze", help="print the correlation tables")
     analyze.add_argument("study_dir", metavar="STUDY_DIR")
+    _add_analysis_options(analyze)
     return parser
+
+
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress-by",
+        choices=("train_loss", "train_acc"),
+        default="train_loss",
+        help="the training-progress measure of matched comparisons (default train_loss)",
+    )
+    parser.add_argument(
+        "--progress-quantile",
+        type=_unit_fraction,
+        default=1.0,
+        metavar="Q",
+        help="match at the level this fraction of trials reached (default 1: every trial; "
+        "0.7 drops the least-trained 30%%)",
+    )
+
+
+def _unit_fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _analysis_options(analysis: Any, args: argparse.Namespace) -> Any:
+    return analysis.Options(progress_by=args.progress_by, progress_quantile=args.progress_quantile)
 
 
 def _add_study_options(parser: argparse.ArgumentParser) -> None:
@@ -169,12 +202,13 @@ def _execute(
     return 0 if counts.done == counts.total else 1
 
 
-def _report(location: str, *, output: str | None) -> int:
+def _report(location: str, *, output: str | None, args: argparse.Namespace | None = None) -> int:
     analysis = _analysis()
     if analysis is None:
         return 1
+    options = _analysis_options(analysis, args) if args is not None else None
     try:
-        path = analysis.write_report(location, output=output)
+        path = analysis.write_report(location, output=output, options=options)
     except analysis.StudyError as err:
         raise StudyError("STUDY_DIR", str(err), "check the study directory") from None
     print(f"{PROG}: report: {path}")
@@ -218,7 +252,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    return _report(StudyDir.at(args.study_dir).location, output=args.output)
+    return _report(StudyDir.at(args.study_dir).location, output=args.output, args=args)
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
@@ -227,7 +261,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if analysis is None:
         return 1
     try:
-        print(analysis.format_tables(analysis.load_study(location)))
+        options = _analysis_options(analysis, args)
+        print(analysis.format_tables(analysis.load_study(location), options=options))
     except analysis.StudyError as err:
         raise StudyError("STUDY_DIR", str(err), "check the study directory") from None
     return 0

@@ -153,6 +153,34 @@ def test_report_and_analyze_hand_the_study_dir_to_analysis(setup, tmp_path, caps
     assert "study: sleepy" in capsys.readouterr().out
 
 
+def test_analysis_options_reach_the_tables_and_the_report(setup, tmp_path, monkeypatch, capsys):
+    import analysis.report
+    import analysis.tables
+
+    location = _finished_study(setup)
+    seen = []
+    compute = analysis.tables.compute_results
+
+    def recording(study, *, options=None):
+        seen.append(options)
+        return compute(study, options=options)
+
+    monkeypatch.setattr(analysis.report, "compute_results", recording)
+    monkeypatch.setattr(analysis.tables, "compute_results", recording)
+    flags = ["--progress-by", "train_acc", "--progress-quantile", "0.7"]
+    assert cli.main(["analyze", location, *flags]) == 0
+    assert cli.main(["report", location, "-o", str(tmp_path / "r.html"), *flags]) == 0
+    assert [(o.progress_by, o.progress_quantile) for o in seen] == [("train_acc", 0.7)] * 2
+    assert cli.main(["analyze", location]) == 0  # the defaults
+    assert (seen[-1].progress_by, seen[-1].progress_quantile) == ("train_loss", 1.0)
+    capsys.readouterr()
+    for bad in ("0", "1.5", "most"):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(["analyze", location, "--progress-quantile", bad])
+        assert exit_info.value.code == 2
+        assert "--progress-quantile" in capsys.readouterr().err
+
+
 def test_without_the_analysis_package_the_report_is_skipped_with_a_message(
     setup, monkeypatch, capsys
 ):

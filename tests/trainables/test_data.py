@@ -11,6 +11,7 @@ import torch
 from sklearn.datasets import load_digits as sklearn_digits
 from torchvision import datasets as tv
 
+import trainables.data.glyphs as glyphs_module
 import trainables.data.mnist as mnist_module
 from trainables.config import DataConfig
 from trainables.data import DATASETS, Dataset, Normalization, load_dataset
@@ -173,6 +174,87 @@ def test_synthetic_is_deterministic_for_a_seed_and_honours_options():
     centres = torch.stack([ds.train_x[ds.train_y == c].mean(0) for c in range(4)])  # (4, 3, 5, 5)
     nearest = torch.cdist(ds.test_x.flatten(1), centres.flatten(1)).argmin(1)
     assert torch.equal(nearest, ds.test_y)
+
+
+# ---- glyphs --------------------------------------------------------------------------------
+
+
+def brute_force_ink(a, b, pen: float, size: int) -> np.ndarray:
+    """Per-pixel float64 loop: 1 within ``pen`` of segment ``ab``, linear to 0 one pixel out."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    out = np.zeros((size, size))
+    for i in range(size):
+        for j in range(size):
+            p = np.array([(i + 0.5) / size, (j + 0.5) / size])
+            length2 = np.dot(b - a, b - a)
+            t = np.clip(np.dot(p - a, b - a) / length2, 0.0, 1.0) if length2 > 0 else 0.0
+            d = np.linalg.norm(p - (a + t * (b - a)))
+            out[i, j] = min(1.0, max(0.0, 1.0 - (d - pen) * size))
+    return out
+
+
+def test_glyph_strokes_match_a_per_pixel_reference():
+    ends = torch.tensor([[[[0.2, 0.1], [0.7, 0.9]], [[0.5, 0.5], [0.5, 0.5]]]])  # (1, S=2, 2, 2)
+    pen = torch.tensor([[0.06]])  # (1, 1)
+    drawn = glyphs_module._draw(ends, pen, 12)[0].double().numpy()  # (12, 12)
+    # two strokes (one of them a dot) overlap by the maximum
+    expected = np.maximum(
+        brute_force_ink([0.2, 0.1], [0.7, 0.9], 0.06, 12),
+        brute_force_ink([0.5, 0.5], [0.5, 0.5], 0.06, 12),
+    )
+    np.testing.assert_allclose(drawn, expected, atol=1e-5)
+    assert drawn.max() == 1.0 and drawn.min() == 0.0
+
+
+def test_glyphs_are_fixed_by_their_seed_and_classes_are_distinct():
+    options = {"n_classes": 12, "n_per_class": 10, "image_size": 12, "noise": 0.0, "shift": 0.0}
+    ds = load_dataset(DataConfig(name="glyphs", options=options))
+    check_types(ds)
+    assert ds.train_x.shape == (96, 1, 12, 12) and ds.test_x.shape == (24, 1, 12, 12)
+    again = load_dataset(DataConfig(name="glyphs", options=options, split_seed=3))
+    assert torch.equal(ds.train_x, again.train_x)  # the split seed does not redraw the glyphs
+    other = load_dataset(DataConfig(name="glyphs", options={**options, "seed": 1}))
+    assert not torch.equal(ds.train_x, other.train_x)
+    # every class is its own glyph: with no shift or noise (end points still jittered, pen
+    # widths still drawn), each test image is nearest to its own class's mean
+    centres = torch.stack([ds.train_x[ds.train_y == c].mean(0) for c in range(12)])
+    nearest = torch.cdist(ds.test_x.flatten(1), centres.flatten(1)).argmin(1)
+    assert torch.equal(nearest, ds.test_y)
+    # every class is 3 distinct strokes of the vocabulary, and no two classes are the same set
+    generator = torch.Generator().manual_seed(0)
+    glyphs_module._alphabet(24, generator)
+    classes = glyphs_module._classes(12, 24, 3, generator)
+    assert len({tuple(c) for c in classes.tolist()}) == 12
+    assert all(len(set(c)) == 3 for c in classes.tolist())
+
+
+def test_the_transfer_studies_share_their_target_images_and_source_budget():
+    base = {
+        "name": "glyphs",
+        "target_classes": list(range(40, 50)),
+        "options": {"n_per_class": 480},
+    }
+    many = load_dataset(DataConfig(**base, source_classes=list(range(40)), max_train_per_class=48))
+    few = load_dataset(DataConfig(**base, source_classes=list(range(5))))
+    assert len(many.train_y) == len(few.train_y) == 1920
+    assert torch.bincount(many.train_y).tolist() == [48] * 40
+    assert torch.bincount(few.train_y).tolist() == [384] * 5
+    assert torch.equal(many.target_x, few.target_x) and torch.equal(many.target_y, few.target_y)
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"n_classes": 5, "vocabulary": 4, "strokes": 3}, "n_classes"),
+        ({"vocabulary": 121}, "vocabulary"),
+        ({"strokes": 0}, "strokes"),
+        ({"noise": -0.1}, "noise"),
+        ({"image_size": 2.5}, "image_size"),
+    ],
+)
+def test_glyphs_reject_impossible_options_naming_them(options, field):
+    with pytest.raises(ValueError, match=f"data.options.{field}"):
+        load_dataset(DataConfig(name="glyphs", options=options))
 
 
 # ---- MNIST and Fashion-MNIST (IDX files) ---------------------------------------------------

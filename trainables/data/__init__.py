@@ -7,6 +7,8 @@ Datasets, looked up by ``DataConfig.name``:
   ``data.data_root`` (Fashion-MNIST also finds Debian's ``dataset-fashion-mnist`` files).
 - ``cifar_fs``: CIFAR-100 split 64 source / 16 val / 20 target classes (seeded).
 - ``mini_imagenet``: pickle or folder layout under ``data.data_root``, 64 / 16 / 20 classes.
+- ``glyphs``: seeded stroke glyphs, many classes that share their strokes (offline; the
+  transfer study with many source classes).
 - ``synthetic``: seeded prototype-plus-noise images for fast tests.
 
 ``data.source_classes`` / ``data.target_classes`` override a dataset's default split; source
@@ -42,6 +44,7 @@ DATASETS.add_lazy("cifar10", "trainables.data.cifar:load_cifar10")
 DATASETS.add_lazy("cifar100", "trainables.data.cifar:load_cifar100")
 DATASETS.add_lazy("cifar_fs", "trainables.data.cifar:load_cifar_fs")
 DATASETS.add_lazy("mini_imagenet", "trainables.data.mini_imagenet:load_mini_imagenet")
+DATASETS.add_lazy("glyphs", "trainables.data.glyphs:load_glyphs")
 DATASETS.add_lazy("synthetic", "trainables.data.synthetic:load_synthetic")
 
 
