@@ -310,6 +310,16 @@ def _check_names(study: Study, config: dict[str, Any], point: dict[str, Any]) ->
             known = ", ".join(registry.names())
             field = _field(study, point, key)
             raise StudyError(field, f"unknown {registry.kind} {name!r}", f"known: {known}")
+        section = key.rpartition(".")[0]  # "data" for "data.name"
+        allowed = registry.option_names(name)
+        given = dotted(config, f"{section}.options") if section in ("data", "model") else None
+        unknown = sorted(set(given or ()) - allowed) if allowed is not None else []
+        if unknown:
+            known = ", ".join(sorted(allowed)) or "none"
+            field = _field(study, point, f"{section}.options.{unknown[0]}")
+            raise StudyError(
+                field, f"unknown option of {registry.kind} {name!r}", f"known: {known}"
+            )
 
 
 def _registries() -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -20,6 +20,9 @@ class Registry(Generic[T]):
     first :meth:`get`: the built-in entries are registered that way, so that checking a
     name (study validation in the driver) imports neither torch nor the entry's module.
 
+    An entry may also declare the keys of its ``options`` table, so that a study's unknown
+    option is refused before anything runs (:meth:`option_names`).
+
     Args:
         kind: what the registry holds ("dataset", "model", ...), used in error messages.
     """
@@ -27,6 +30,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, Any] = {}
+        self._options: dict[str, frozenset[str]] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
         """Decorator that registers ``obj`` under ``name``."""
@@ -37,19 +41,23 @@ class Registry(Generic[T]):
 
         return decorator
 
-    def add(self, name: str, obj: T) -> None:
-        """Register ``obj`` under ``name``."""
-        self._claim(name)
+    def add(self, name: str, obj: T, *, options: Iterable[str] | None = None) -> None:
+        """Register ``obj`` under ``name``; ``options``: the option keys it accepts, if known."""
+        self._claim(name, options)
         self._items[name] = obj
 
-    def add_lazy(self, name: str, where: str) -> None:
+    def add_lazy(self, name: str, where: str, *, options: Iterable[str] | None = None) -> None:
         """Register the object at ``where`` (``"package.module:attr"``) under ``name``;
-        it is imported on the first :meth:`get` of ``name``."""
+        it is imported on the first :meth:`get` of ``name``. ``options`` as for :meth:`add`."""
         module, sep, attr = where.partition(":")
         if not (module and sep and attr):
             raise ValueError(f"{self.kind} {name!r}: {where!r} is not 'package.module:attr'")
-        self._claim(name)
+        self._claim(name, options)
         self._items[name] = _Lazy(module, attr)
+
+    def option_names(self, name: str) -> frozenset[str] | None:
+        """The option keys ``name`` declared when registered; None when it declared none."""
+        return self._options.get(name)
 
     def get(self, name: str) -> T:
         try:
@@ -70,9 +78,13 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
 
-    def _claim(self, name: str) -> None:
+    def _claim(self, name: str, options: Iterable[str] | None) -> None:
         if name in self._items:
             raise ValueError(f"{self.kind} {name!r} is already registered")
+        if options is not None:
+            if isinstance(options, str):
+                raise TypeError(f"{self.kind} {name!r}: options must be key names, not a str")
+            self._options[name] = frozenset(options)
 
 
 class _Lazy:

@@ -49,6 +49,17 @@ MALFORMED = [
     ("unknown-dataset", '[data]\nname = "imagenet22k"', "data.name"),
     ("unknown-model", '[model]\nname = "transformer"', "model.name"),
     ("unknown-estimator", '[metrics]\ngc_estimator = "magic"', "metrics.gc_estimator"),
+    ("unknown-data-option", "[data.options]\ncolour = 3", "data.options.colour"),
+    (
+        "unknown-model-option",
+        '[model]\nname = "vgg11"\noptions = {depth = 4}',
+        "model.options.depth",
+    ),
+    (
+        "grid-option-of-another-dataset",
+        '[sweep.grid]\ndata.name = ["digits", "glyphs"]\ndata.options = [{}, {n_classes = 20}]',
+        "sweep.grid.data.options.n_classes",
+    ),
     ("unknown-trainable", 'trainable = "mystery"', "trainable"),
     ("bad-name", 'name = "two words"', "name"),
     ("grid-unknown-key", "[sweep.grid]\ntrain.lrr = [0.1]", "sweep.grid.train.lrr"),

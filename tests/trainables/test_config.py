@@ -125,3 +125,45 @@ def test_every_built_in_entry_resolves_to_its_object():
     for name in ESTIMATORS:
         cls = ESTIMATORS.get(name)
         assert issubclass(cls, GCEstimator) and cls.name == name
+
+
+def test_an_entry_may_declare_its_option_keys():
+    reg: Registry[int] = Registry("widget")
+    reg.add("a", 1, options=("size", "colour"))
+    reg.add_lazy("b", "json:dumps", options=())
+    reg.add("c", 3)
+    assert reg.option_names("a") == {"size", "colour"} and reg.option_names("b") == frozenset()
+    assert reg.option_names("c") is None  # declared nothing: not checked
+    with pytest.raises(TypeError, match="not a str"):
+        reg.add("d", 4, options="size")
+
+
+class _Seen(Exception):
+    """Raised by the spy below with the option keys a loader or factory accepts."""
+
+
+def _spy(_name, _options, defaults):
+    raise _Seen(frozenset(defaults))
+
+
+def test_every_built_in_entry_declares_the_options_it_accepts(monkeypatch):
+    """What ``gcnc validate`` checks (the declared keys) is what each loader and factory
+    accepts (the defaults it hands to ``parse_options``)."""
+    import importlib
+
+    from trainables.config import DataConfig
+    from trainables.data import DATASETS
+    from trainables.models import MODELS
+
+    for name in DATASETS:
+        loader = DATASETS.get(name)
+        monkeypatch.setattr(importlib.import_module(loader.__module__), "parse_options", _spy)
+        with pytest.raises(_Seen) as seen:
+            loader(DataConfig(name=name))
+        assert seen.value.args[0] == DATASETS.option_names(name), name
+    for name in MODELS:
+        factory = MODELS.get(name)
+        monkeypatch.setattr(importlib.import_module(factory.__module__), "parse_options", _spy)
+        with pytest.raises(_Seen) as seen:
+            factory((3, 32, 32), num_classes=10, width=None, options={})
+        assert seen.value.args[0] == MODELS.option_names(name), name

@@ -15,7 +15,8 @@ Datasets, looked up by ``DataConfig.name``:
 labels are re-indexed ``0..n_source-1`` and target labels ``0..n_target-1``. Nothing here
 downloads unless ``data.download`` is true. More datasets register with
 ``DATASETS.add(name, loader)`` (or ``DATASETS.add_lazy(name, "module:loader")``), a loader
-being ``(DataConfig) -> Dataset``. Importing this package imports no loader and no torch.
+being ``(DataConfig) -> Dataset``; ``options=(...)`` declares its option keys, so that
+``gcnc validate`` refuses an unknown one. Importing this package imports no loader and no torch.
 """
 
 from __future__ import annotations
@@ -37,15 +38,39 @@ __getattr__ = lazy_exports(__name__, {"Dataset": "_base", "Normalization": "_bas
 Loader = Callable[[DataConfig], "Dataset"]
 
 DATASETS: Registry[Loader] = Registry("dataset")
-DATASETS.add_lazy("digits", "trainables.data.digits:load_digits")
-DATASETS.add_lazy("mnist", "trainables.data.mnist:load_mnist")
-DATASETS.add_lazy("fashion_mnist", "trainables.data.mnist:load_fashion_mnist")
-DATASETS.add_lazy("cifar10", "trainables.data.cifar:load_cifar10")
-DATASETS.add_lazy("cifar100", "trainables.data.cifar:load_cifar100")
-DATASETS.add_lazy("cifar_fs", "trainables.data.cifar:load_cifar_fs")
-DATASETS.add_lazy("mini_imagenet", "trainables.data.mini_imagenet:load_mini_imagenet")
-DATASETS.add_lazy("glyphs", "trainables.data.glyphs:load_glyphs")
-DATASETS.add_lazy("synthetic", "trainables.data.synthetic:load_synthetic")
+DATASETS.add_lazy("digits", "trainables.data.digits:load_digits", options=())
+DATASETS.add_lazy("mnist", "trainables.data.mnist:load_mnist", options=())
+DATASETS.add_lazy(
+    "fashion_mnist", "trainables.data.mnist:load_fashion_mnist", options=("cache_dir",)
+)
+DATASETS.add_lazy("cifar10", "trainables.data.cifar:load_cifar10", options=())
+DATASETS.add_lazy("cifar100", "trainables.data.cifar:load_cifar100", options=())
+DATASETS.add_lazy("cifar_fs", "trainables.data.cifar:load_cifar_fs", options=())
+DATASETS.add_lazy(
+    "mini_imagenet",
+    "trainables.data.mini_imagenet:load_mini_imagenet",
+    options=("holdout_fraction", "image_size"),
+)
+DATASETS.add_lazy(
+    "synthetic",
+    "trainables.data.synthetic:load_synthetic",
+    options=("n_classes", "n_per_class", "channels", "image_size", "noise"),
+)
+DATASETS.add_lazy(
+    "glyphs",
+    "trainables.data.glyphs:load_glyphs",
+    options=(
+        "n_classes",
+        "n_per_class",
+        "image_size",
+        "strokes",
+        "vocabulary",
+        "jitter",
+        "shift",
+        "noise",
+        "seed",
+    ),
+)
 
 
 def load_dataset(config: DataConfig) -> Dataset:
