@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write the interactive HTML report")
     report.add_argument("study_dir", metavar="STUDY_DIR")
     report.add_argument("-o", "--output", metavar="FILE", help="default STUDY_DIR/report.html")
+    report.add_argument(
+        "--png",
+        metavar="DIR",
+        help="also write every figure as DIR/<figure>.png (needs: pip install 'gcnc[png]' "
+        "and a Chromium)",
+    )
     _add_analysis_options(report)
 
     analyze = sub.add_parser("analyze", help="print the correlation tables")
@@ -207,11 +213,17 @@ def _report(location: str, *, output: str | None, args: argparse.Namespace | Non
     if analysis is None:
         return 1
     options = _analysis_options(analysis, args) if args is not None else None
+    png_dir = args.png if args is not None else None
     try:
-        path = analysis.write_report(location, output=output, options=options)
+        path = analysis.write_report(location, output=output, png_dir=png_dir, options=options)
     except analysis.StudyError as err:
         raise StudyError("STUDY_DIR", str(err), "check the study directory") from None
+    except analysis.PngExportError as err:  # the HTML report is written before the images
+        print(f"{PROG}: report written, no PNG images: {err}", file=sys.stderr)
+        return 1
     print(f"{PROG}: report: {path}")
+    if png_dir is not None:
+        print(f"{PROG}: figures: {png_dir}")
     return 0
 
 

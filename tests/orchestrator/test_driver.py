@@ -181,6 +181,18 @@ def test_analysis_options_reach_the_tables_and_the_report(setup, tmp_path, monke
         assert "--progress-quantile" in capsys.readouterr().err
 
 
+def test_report_png_without_kaleido_writes_the_html_and_says_why(
+    setup, tmp_path, monkeypatch, capsys
+):
+    location = _finished_study(setup)
+    monkeypatch.setitem(sys.modules, "kaleido", None)  # import kaleido raises ImportError
+    output = tmp_path / "r.html"
+    assert cli.main(["report", location, "-o", str(output), "--png", str(tmp_path / "png")]) == 1
+    assert output.read_text().lstrip().lower().startswith("<!doctype html")
+    assert "no PNG images: PNG export needs kaleido" in capsys.readouterr().err
+    assert not (tmp_path / "png").exists()
+
+
 def test_without_the_analysis_package_the_report_is_skipped_with_a_message(
     setup, monkeypatch, capsys
 ):
