@@ -11,6 +11,8 @@ what an uninterrupted one would. ``model.options`` steer it:
 - ``crash_at`` / ``crash_marker``: the first attempt to start epoch ``crash_at`` kills its
   own process (SIGKILL) if the marker file does not exist yet, creating it first; the
   marker path may name ``{lr}`` and ``{seed}`` to give each trial its own.
+- ``fail_lr``: trials with ``lr >= fail_lr`` raise ValueError on every attempt, before
+  their first report (a bad config: retrying cannot help).
 - ``barrier``: with ``log_dir``, wait (up to 5 minutes) until this many attempts have
   started before training, so that many trials provably run at the same time.
 - ``log_dir``: each attempt appends ``{lr, seed, start_epoch, pid, node}`` to
@@ -52,6 +54,8 @@ def run(config: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
     lr, seed = cfg.train.lr, cfg.train.seed
     state = reporter.restore() or {"epoch": 0, "wall_time_s": 0.0, "fresh": True}
     _log_start(opts, cfg, state["epoch"])
+    if "fail_lr" in opts and lr >= opts["fail_lr"]:
+        raise ValueError(f"train.lr = {lr} is at or above fail_lr = {opts['fail_lr']}")
     _wait_for_peers(opts)
     started = time.perf_counter() - state["wall_time_s"]
     epoch = state["epoch"]

@@ -20,7 +20,7 @@ from orchestrator.lock import driver_lock
 from orchestrator.progress import ProgressView, format_duration
 from orchestrator.space import check_study, trial_count
 from orchestrator.spec import Study, load_study
-from orchestrator.status import count_rows, format_status, read_status
+from orchestrator.status import count_rows, failure_lines, format_status, read_status
 from orchestrator.studydir import StudyDir, open_study_dir
 from orchestrator.trial import make_job
 from trainables.overrides import add_set_option
@@ -194,6 +194,10 @@ def _execute(
         f"{rows} rows in {format_duration(view.elapsed_s)} -> {sdir.location}",
         flush=True,
     )
+    if counts.failed:
+        errors = read_status(sdir).errors
+        print(f"{PROG}: failed trials, with the last line of their error:", flush=True)
+        print("\n".join(failure_lines(errors, limit=3)), flush=True)
     if counts.failed or counts.pending:
         print(f"{PROG}: finish it with: {PROG} resume {sdir.location}", flush=True)
     if not args.no_report:

@@ -94,7 +94,16 @@ def format_status(st: StudyStatus) -> str:
         lines.append(f"driver: none (finish it with: gcnc resume {st.location})")
     if get("running", 0) and st.driver is None:
         lines.append("(running as last recorded; a stopped driver leaves trials marked running)")
-    for trial_id, error in sorted(st.errors.items())[:10]:
-        first = (error or "").strip().splitlines()
-        lines.append(f"  {trial_id}: {first[-1] if first else 'failed'}")
+    lines += failure_lines(st.errors, limit=10)
     return "\n".join(lines)
+
+
+def failure_lines(errors: dict[str, str | None], *, limit: int) -> list[str]:
+    """``  <trial id>: <last line of its error>`` for the first ``limit`` failed trials."""
+    lines = []
+    for trial_id, error in sorted(errors.items())[:limit]:
+        last = (error or "").strip().splitlines()
+        lines.append(f"  {trial_id}: {last[-1] if last else 'failed'}")
+    if len(errors) > limit:
+        lines.append(f"  ... and {len(errors) - limit} more")
+    return lines

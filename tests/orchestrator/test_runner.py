@@ -55,6 +55,26 @@ def test_a_grid_runs_every_trial_and_writes_the_study_dir(ray_cluster, tmp_path,
     assert (study_dir / "tune").is_dir()
 
 
+def test_a_trial_that_fails_every_attempt_is_named_with_its_error(ray_cluster, tmp_path, capsys):
+    path = sleep_study(
+        tmp_path,
+        "[sweep.grid]\ntrain.lr = [0.1, 0.5]\nmodel.options.fail_lr = [0.5]\n",
+        epochs=1,
+        sleep_s=0.0,
+    )
+    assert run(path, tmp_path / "runs") == 1
+    out = capsys.readouterr().out
+    assert "sleepy: 1/2 trials done (0 diverged), 1 failed, 0 not run" in out
+    assert (
+        "gcnc: failed trials, with the last line of their error:\n"
+        "  t00001: ValueError: train.lr = 0.5 is at or above fail_lr = 0.5\n"
+        f"gcnc: finish it with: gcnc resume {tmp_path / 'runs' / 'sleepy'}"
+    ) in out
+    trials = read_trials(tmp_path / "runs" / "sleepy").set_index("trial_id")
+    assert trials["status"].tolist() == ["done", "error"]
+    assert trials.loc["t00001", "attempts"] == 3  # max_failures = 2: two retries
+
+
 @pytest.mark.slow
 def test_crashed_and_diverged_trials(ray_cluster, tmp_path):
     marker = tmp_path / "crashed-{lr}-{seed}"
