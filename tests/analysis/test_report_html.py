@@ -8,6 +8,7 @@ import os
 import pathlib
 import re
 import shutil
+import sys
 
 import plotly.offline
 import pytest
@@ -80,8 +81,10 @@ def test_warnings_reach_the_report(tmp_path):
     assert '<div class="warn">no metrics files under' in html
 
 
-@pytest.mark.skipif(importlib.util.find_spec("kaleido") is not None, reason="kaleido installed")
-def test_png_export_without_kaleido_says_how_after_writing_the_html(source_only_dir, tmp_path):
+def test_png_export_without_kaleido_says_how_after_writing_the_html(
+    source_only_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "kaleido", None)  # import kaleido raises ImportError
     out = tmp_path / "r.html"
     with pytest.raises(PngExportError, match="kaleido"):
         write_report(source_only_dir, output=str(out), png_dir=str(tmp_path / "png"))
