@@ -15,8 +15,9 @@ what an uninterrupted one would. ``model.options`` steer it:
   their first report (a bad config: retrying cannot help).
 - ``barrier``: with ``log_dir``, wait (up to 5 minutes) until this many attempts have
   started before training, so that many trials provably run at the same time.
-- ``log_dir``: each attempt appends ``{lr, seed, start_epoch, pid, node}`` to
-  ``<log_dir>/starts.jsonl`` (``node``: the PID of the Ray node's raylet, under Ray).
+- ``log_dir``: each attempt appends ``{lr, seed, start_epoch, pid, node, gpus}`` to
+  ``<log_dir>/starts.jsonl`` (``node``: the PID of the Ray node's raylet, under Ray;
+  ``gpus``: the ``CUDA_VISIBLE_DEVICES`` Ray set for the trial's process).
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ def _log_start(opts: dict[str, Any], cfg: TrialConfig, start_epoch: int) -> None
         "start_epoch": start_epoch,
         "pid": os.getpid(),
         "node": os.environ.get("RAY_RAYLET_PID"),
+        "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),  # what Ray gave the trial's process
     }
     with open(Path(opts["log_dir"], "starts.jsonl"), "a") as fh:
         fh.write(json.dumps(entry) + "\n")

@@ -336,6 +336,39 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
     assert (trials["status"] == "done").all() and len(trials) == 2
 
 
+def test_two_trials_share_one_gpu_with_half_a_gpu_each(cluster_tmpdir, spawn, tmp_path):
+    """Packing trials onto GPUs: a node that declares one GPU (Ray schedules it like a real
+    one) runs two trials of ``gpus_per_trial = 0.5`` at the same time, both given GPU 0."""
+    env = os.environ | {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_TMPDIR": str(cluster_tmpdir),
+    }
+    port = _free_port()
+    spawn("ray", "start", "--head", "--port", str(port), "--include-dashboard", "false",
+          "--num-cpus", "2", "--num-gpus", "1", "--object-store-memory", str(80 * 1024**2),
+          "--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1",
+          *_agent_ports(), env=env, log=True)  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    wait_for(lambda: _connects(address), timeout_s=120, what="the head node")
+    # the barrier holds each trial until both have started: they can only finish together
+    path = sleep_study(
+        tmp_path,
+        "[sweep]\nseeds = [0, 1]\n[smoke]\ntrain.epochs = 1\nmodel.options.barrier = 2\n",
+        epochs=5,
+        sleep_s=0.1,
+    )
+    run = ["run", str(path), "--smoke", "--address", address, "--storage", str(tmp_path / "runs")]
+    out = finish(gcnc(spawn, *run, "--no-report", "--set", "resources.gpus_per_trial=0.5", env=env))
+    assert "sleepy-smoke: 2/2 trials done" in out
+    assert [s["gpus"] for s in starts(tmp_path)] == ["0", "0"]
+    assert len({s["pid"] for s in starts(tmp_path)}) == 2
+    # a whole GPU each: one node with one GPU cannot run them together, and says so at once
+    refused = gcnc(spawn, *run, "--no-report", "--set", "resources.gpus_per_trial=2", env=env)
+    out, _ = refused.communicate(timeout=120)
+    assert refused.returncode == 2 and "resources.gpus_per_trial" in out, out
+
+
 def _agent_ports() -> list[str]:
     """Free ports for a node's agents: their defaults are fixed, and the session's own
     cluster already holds them."""
