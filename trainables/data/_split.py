@@ -185,6 +185,39 @@ def parse_options(
     return {**defaults, **options}
 
 
+def int_option(opts: Mapping[str, Any], key: str, *, at_least: int = 1) -> int:
+    """``opts[key]`` if it is an int (not a bool) ``>= at_least``, else a ValueError naming
+    ``data.options.<key>``."""
+    value = opts[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < at_least:
+        wanted = "a positive int" if at_least == 1 else f"an int >= {at_least}"
+        raise ValueError(f"data.options.{key} must be {wanted}; got {value!r}")
+    return value
+
+
+def generated_dataset(
+    name: str, images: torch.Tensor, config: DataConfig, *, n_train: int, class_prefix: str
+) -> Dataset:
+    """The ``Dataset`` of images drawn class by class, ``(K, n, C, H, W)``, pixel scale 1.
+
+    The first ``n_train`` images of each class are its training split, the rest its test
+    split; class ``c`` is named ``<class_prefix>_<c>``; normalised with the training split's
+    statistics.
+    """
+    n_classes, n_per_class, *shape = images.shape
+    labels = torch.arange(n_classes).repeat_interleave(n_per_class).view(n_classes, n_per_class)
+    pools = Pools(
+        train_x=images[:, :n_train].reshape(-1, *shape),  # (K * n_train, C, H, W)
+        train_y=labels[:, :n_train].reshape(-1),
+        test_x=images[:, n_train:].reshape(-1, *shape),  # (K * (n - n_train), C, H, W)
+        test_y=labels[:, n_train:].reshape(-1),
+        class_names=[f"{class_prefix}_{c}" for c in range(n_classes)],
+        scale=1.0,
+    )
+    normalization = fit_normalization(pools.train_x, scale=1.0)
+    return build_dataset(name, pools, config, normalization=normalization)
+
+
 def missing_files(dataset: str, looked: Sequence[Path | str], *, can_download: bool = True) -> str:
     """The message of a FileNotFoundError: which dataset, where we looked, how to fix it."""
     where = ", ".join(str(p) for p in looked) or "nowhere: data.data_root is not set"

@@ -17,7 +17,7 @@ import torch
 
 from trainables.config import DataConfig
 from trainables.data._base import Dataset
-from trainables.data._split import Pools, build_dataset, fit_normalization, parse_options
+from trainables.data._split import generated_dataset, int_option, parse_options
 
 DEFAULTS = {
     "n_classes": 50,
@@ -48,12 +48,10 @@ def load_glyphs(config: DataConfig) -> Dataset:
     vocabulary (24), jitter (0.04) and shift (0.06) in image widths, noise (0.1), seed (0).
     """
     opts = parse_options("glyphs", config.options, DEFAULTS)
-    n_classes, n_per_class = (
-        _int_at_least(opts, "n_classes", 2),
-        _int_at_least(opts, "n_per_class", 2),
-    )
-    size, strokes = _int_at_least(opts, "image_size", 4), _int_at_least(opts, "strokes", 1)
-    vocabulary = _int_at_least(opts, "vocabulary", strokes)
+    n_classes = int_option(opts, "n_classes", at_least=2)
+    n_per_class = int_option(opts, "n_per_class", at_least=2)
+    size, strokes = int_option(opts, "image_size", at_least=4), int_option(opts, "strokes")
+    vocabulary = int_option(opts, "vocabulary", at_least=strokes)
     n_segments = math.comb(LATTICE * LATTICE, 2)
     if vocabulary > n_segments:
         raise ValueError(
@@ -67,7 +65,7 @@ def load_glyphs(config: DataConfig) -> Dataset:
             f"({math.comb(vocabulary, strokes)}); raise vocabulary or strokes"
         )
     jitter, shift, noise = (_non_negative(opts, key) for key in ("jitter", "shift", "noise"))
-    generator = torch.Generator().manual_seed(_int_at_least(opts, "seed", 0))
+    generator = torch.Generator().manual_seed(int_option(opts, "seed", at_least=0))
 
     alphabet = _alphabet(vocabulary, generator)  # (V, 2, 2) segment end points
     classes = _classes(n_classes, vocabulary, strokes, generator)  # (K, S) stroke ids
@@ -79,20 +77,8 @@ def load_glyphs(config: DataConfig) -> Dataset:
     images = _draw(ends + offset, pen, size)  # (K, n, H, W) in [0, 1]
     images = images + noise * torch.randn(images.shape, generator=generator)
     images = images.clamp(0.0, 1.0).unsqueeze(2)  # (K, n, 1, H, W)
-
-    labels = torch.arange(n_classes).repeat_interleave(n_per_class).view(n_classes, n_per_class)
-    n_train = n_per_class - max(1, round(TEST_FRACTION * n_per_class))
-    shape = (1, size, size)
-    pools = Pools(
-        train_x=images[:, :n_train].reshape(-1, *shape),  # (K * n_train, 1, H, W)
-        train_y=labels[:, :n_train].reshape(-1),
-        test_x=images[:, n_train:].reshape(-1, *shape),  # (K * (n - n_train), 1, H, W)
-        test_y=labels[:, n_train:].reshape(-1),
-        class_names=[f"glyph_{c}" for c in range(n_classes)],
-        scale=1.0,
-    )
-    normalization = fit_normalization(pools.train_x, scale=1.0)
-    return build_dataset("glyphs", pools, config, normalization=normalization)
+    n_train = n_per_class - max(1, round(TEST_FRACTION * n_per_class))  # >= 1 test image
+    return generated_dataset("glyphs", images, config, n_train=n_train, class_prefix="glyph")
 
 
 def _alphabet(vocabulary: int, generator: torch.Generator) -> torch.Tensor:
@@ -133,13 +119,6 @@ def _draw(ends: torch.Tensor, pen: torch.Tensor, size: int) -> torch.Tensor:
     distance = (grid - nearest).norm(dim=-1)  # (..., S, H*W)
     ink = (1.0 - (distance - pen.unsqueeze(-1)) * size).clamp(0.0, 1.0)  # (..., S, H*W)
     return ink.amax(dim=-2).unflatten(-1, (size, size))  # (..., H, W)
-
-
-def _int_at_least(opts: dict, key: str, low: int) -> int:
-    value = opts[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"data.options.{key} must be an int >= {low}; got {value!r}")
-    return value
 
 
 def _non_negative(opts: dict, key: str) -> float:
