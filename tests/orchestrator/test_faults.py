@@ -286,20 +286,13 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
     # the head's Ray Client server, as from a laptop outside the cluster.
     if client:
         pytest.importorskip("grpc", reason="ray:// needs Ray Client (pip install 'gcnc[client]')")
-    env = os.environ | {
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        "RAY_TMPDIR": str(cluster_tmpdir),
-    }
-    port, client_port = _free_port(), _free_port()
-    common = ["--num-cpus", "1", "--object-store-memory", str(80 * 1024**2), "--block",
-              "--disable-usage-stats", "--node-ip-address", "127.0.0.1"]  # fmt: skip
-    head = ["--head", "--port", str(port), "--include-dashboard", "false",
-            "--ray-client-server-port", str(client_port)]  # fmt: skip
-    spawn("ray", "start", *head, *common, *_agent_ports(), env=env, log=True)
-    address = f"127.0.0.1:{port}"
-    wait_for(lambda: _connects(address), timeout_s=120, what="the head node")
-    spawn("ray", "start", "--address", address, *common, *_agent_ports(), env=env, log=True)
+    env = _cluster_env(cluster_tmpdir)
+    client_port = _free_port()
+    address = _start_head(
+        spawn, env, "--num-cpus", "1", "--ray-client-server-port", str(client_port)
+    )
+    spawn("ray", "start", "--address", address, *_NODE, "--num-cpus", "1", *_agent_ports(),
+          env=env, log=True)  # fmt: skip
     if client:
         wait_for(lambda: _connects(f"127.0.0.1:{client_port}"), timeout_s=120, what="Ray Client")
         address = f"ray://127.0.0.1:{client_port}"
@@ -339,18 +332,8 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
 def test_two_trials_share_one_gpu_with_half_a_gpu_each(cluster_tmpdir, spawn, tmp_path):
     """Packing trials onto GPUs: a node that declares one GPU (Ray schedules it like a real
     one) runs two trials of ``gpus_per_trial = 0.5`` at the same time, both given GPU 0."""
-    env = os.environ | {
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        "RAY_TMPDIR": str(cluster_tmpdir),
-    }
-    port = _free_port()
-    spawn("ray", "start", "--head", "--port", str(port), "--include-dashboard", "false",
-          "--num-cpus", "2", "--num-gpus", "1", "--object-store-memory", str(80 * 1024**2),
-          "--block", "--disable-usage-stats", "--node-ip-address", "127.0.0.1",
-          *_agent_ports(), env=env, log=True)  # fmt: skip
-    address = f"127.0.0.1:{port}"
-    wait_for(lambda: _connects(address), timeout_s=120, what="the head node")
+    env = _cluster_env(cluster_tmpdir)
+    address = _start_head(spawn, env, "--num-cpus", "2", "--num-gpus", "1")
     # the barrier holds each trial until both have started: they can only finish together
     path = sleep_study(
         tmp_path,
@@ -367,6 +350,33 @@ def test_two_trials_share_one_gpu_with_half_a_gpu_each(cluster_tmpdir, spawn, tm
     refused = gcnc(spawn, *run, "--no-report", "--set", "resources.gpus_per_trial=2", env=env)
     out, _ = refused.communicate(timeout=120)
     assert refused.returncode == 2 and "resources.gpus_per_trial" in out, out
+
+
+# What every node of a test's own cluster runs with: in the foreground (``spawn`` reaps its
+# session), a small object store, on loopback.
+_NODE = ("--object-store-memory", str(80 * 1024**2), "--block", "--disable-usage-stats",
+         "--node-ip-address", "127.0.0.1")  # fmt: skip
+
+
+def _cluster_env(cluster_tmpdir: Path) -> dict[str, str]:
+    """The environment of a test's own cluster and its driver: a shared token (Ray's token
+    auth) and a private RAY_TMPDIR."""
+    return os.environ | {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_TMPDIR": str(cluster_tmpdir),
+    }
+
+
+def _start_head(spawn, env: dict[str, str], *resources: str) -> str:
+    """Start a head node with ``resources`` (``ray start`` flags); return its address once
+    it accepts connections."""
+    port = _free_port()
+    spawn("ray", "start", "--head", "--port", str(port), "--include-dashboard", "false",
+          *_NODE, *resources, *_agent_ports(), env=env, log=True)  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    wait_for(lambda: _connects(address), timeout_s=120, what="the head node")
+    return address
 
 
 def _agent_ports() -> list[str]:
