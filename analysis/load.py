@@ -120,6 +120,7 @@ def load_study(path_or_uri: str, *, strict: bool = False) -> Study:
     del table  # unusable now
     trials = _read_trials(loc, metrics, warnings)
     metrics = _join_trials(metrics, trials, warnings)
+    _note_unfinished(trials, metrics, warnings)
     _check_provenance(metrics, meta, warnings)
     sweep = _sweep_params(meta, metrics)
     return Study(meta, metrics, trials, warnings, sweep, loc.uri, len(files), n_dup)
@@ -384,6 +385,59 @@ def _spread(per_trial: pd.Series, codes: np.ndarray) -> pd.Categorical | np.ndar
         return per_trial.to_numpy()[codes]
     values = pd.Categorical(per_trial)
     return pd.Categorical.from_codes(values.codes[codes], dtype=values.dtype)
+
+
+_NOT_ENDED = ("running", "interrupted")
+
+
+def _note_unfinished(trials: pd.DataFrame, metrics: pd.DataFrame, warnings: list[str]) -> None:
+    """Say which trials did not finish (final-epoch comparisons leave them out), each
+    started one with the epoch its rows reach, and which the scheduler stopped early."""
+    if "status" not in trials or "trial_id" not in trials:
+        return
+    info = trials.drop_duplicates("trial_id", keep="last").set_index("trial_id")
+    status = info["status"].astype("string")
+    reached = metrics.groupby("trial_id", observed=True)["epoch"].max() if len(metrics) else None
+    groups = [  # (trials, how they are described)
+        (sorted(status.index[status.isin(_NOT_ENDED)]), "started and not ended"),
+        (sorted(status.index[status == "error"]), "failed"),
+    ]
+    described = [
+        f"{len(ids)} {label} ({_listed(ids, info, reached)})" for ids, label in groups if ids
+    ]
+    pending = int((status == "pending").sum())
+    if pending:
+        described.append(f"{pending} not started")
+    unfinished = sum(len(ids) for ids, _ in groups) + pending
+    if unfinished:
+        warnings.append(
+            f"{unfinished} of {len(info)} trials have not finished and are left out of "
+            f"final-epoch comparisons: {', '.join(described)}; gcnc resume finishes them"
+        )
+    stopped = sorted(status.index[status == "stopped"])
+    if stopped:
+        warnings.append(
+            f"{len(stopped)} trial{'s were' if len(stopped) > 1 else ' was'} stopped early "
+            "by the scheduler "
+            f"({_listed(stopped, info, reached)}): left out of final-epoch comparisons"
+        )
+
+
+def _listed(ids: list[str], info: pd.DataFrame, reached: pd.Series | None, limit: int = 5) -> str:
+    shown = ", ".join(_at_epoch(t, info, reached) for t in ids[:limit])
+    return shown + (f", … {len(ids) - limit} more" if len(ids) > limit else "")
+
+
+def _at_epoch(trial_id: str, info: pd.DataFrame, reached: pd.Series | None) -> str:
+    """``t00003 at epoch 20 of 40`` (the epochs from the trial's config, where known)."""
+    epoch = reached.get(trial_id) if reached is not None else None
+    if epoch is None or pd.isna(epoch):
+        return f"{trial_id} with no rows"
+    try:
+        target = int(json.loads(info.at[trial_id, "config"])["train"]["epochs"])
+    except (KeyError, TypeError, ValueError):
+        return f"{trial_id} at epoch {int(epoch)}"
+    return f"{trial_id} at epoch {int(epoch)} of {target}"
 
 
 def _check_provenance(metrics: pd.DataFrame, meta: dict, warnings: list[str]) -> None:

@@ -28,6 +28,7 @@ class TrialRecord:
     attempts: int = 0
     error: str | None = None
     epochs_done: int | None = None
+    failed_runs: int = 0  # runs of the study in which the trial ended in error
     updated_at: Any = field(default_factory=now)
 
 
@@ -38,8 +39,11 @@ ABANDONED = "abandoned"  # the error text of a trial the runner no longer knows
 class Counts:
     """How many trials are in each state; ``total`` includes those not proposed yet.
 
-    ``abandoned`` trials (status ``error``) were proposed by a searcher after the runner's
-    last snapshot of a run that was killed; a replacement trial ran in their place.
+    ``done``: reached its last epoch (or diverged); ``stopped``: ended earlier by the
+    scheduler; ``interrupted``: started, not ended (a resume continues it from its newest
+    checkpoint); ``pending``: not started. ``abandoned`` trials (status ``error``) were
+    proposed by a searcher after the runner's last snapshot of a run that was killed; a
+    replacement trial ran in their place.
     """
 
     total: int
@@ -49,6 +53,13 @@ class Counts:
     diverged: int
     pending: int
     abandoned: int = 0
+    stopped: int = 0
+    interrupted: int = 0
+
+    @property
+    def ended(self) -> int:
+        """Trials that will not run again: done or stopped by the scheduler."""
+        return self.done + self.stopped
 
 
 class TrialBook:
@@ -81,6 +92,7 @@ class TrialBook:
             rec = TrialRecord(row["trial_id"], json.loads(row["config"]), params)
             rec.status, rec.diverged, rec.attempts = row["status"], row["diverged"], row["attempts"]
             rec.error, rec.epochs_done = row["error"], row["epochs_done"]
+            rec.failed_runs = int(row.get("failed_runs") or 0)  # absent from older files
             rec.updated_at = row["updated_at"]
             self.trials[rec.trial_id] = rec
 
@@ -110,17 +122,29 @@ class TrialBook:
             diverged=rec.diverged or diverged,
         )
 
-    def finished(self, trial_id: str) -> None:
-        self._update(trial_id, status="done", error=None)
+    def finished(self, trial_id: str, *, epoch: int | None, stopped: bool = False) -> None:
+        """The trial ended at ``epoch``: its last epoch (``done``), or earlier because the
+        scheduler stopped it (``stopped``)."""
+        rec = self.trials[trial_id]
+        self._update(
+            trial_id,
+            status="stopped" if stopped else "done",
+            error=None,
+            epochs_done=epoch if epoch is not None else rec.epochs_done,
+        )
 
     def failed(self, trial_id: str, error: str, *, retrying: bool) -> None:
-        self._update(trial_id, status="running" if retrying else "error", error=error)
+        if retrying:
+            self._update(trial_id, status="running", error=error)
+            return
+        runs = self.trials[trial_id].failed_runs + 1
+        self._update(trial_id, status="error", error=error, failed_runs=runs)
 
     def interrupted(self) -> None:
-        """Trials left running when the run stops are pending for the next run."""
+        """Trials left running when the run stops are ``interrupted``: started, not ended."""
         for rec in self.trials.values():
             if rec.status == "running":
-                self._update(rec.trial_id, status="pending")
+                self._update(rec.trial_id, status="interrupted")
 
     def abandon(self, trial_id: str) -> None:
         """A trial that will never run again (see :class:`Counts`)."""
@@ -139,7 +163,17 @@ class TrialBook:
         live = len(recs) - abandoned
         pending = by["pending"] + max(0, self.total - live)
         failed = by["error"] - abandoned
-        return Counts(self.total, by["done"], by["running"], failed, diverged, pending, abandoned)
+        return Counts(
+            self.total,
+            by["done"],
+            by["running"],
+            failed,
+            diverged,
+            pending,
+            abandoned,
+            stopped=by["stopped"],
+            interrupted=by["interrupted"],
+        )
 
     def flush(self, *, force: bool = False) -> bool:
         """Rewrite ``trials.parquet`` if anything changed; returns whether it wrote."""
@@ -165,6 +199,7 @@ class TrialBook:
                 "error": rec.error,
                 "config": json.dumps(rec.config, sort_keys=True),
                 "epochs_done": rec.epochs_done,
+                "failed_runs": rec.failed_runs,
                 "updated_at": rec.updated_at,
                 **rec.params,
             }
@@ -176,3 +211,9 @@ class TrialBook:
 def is_abandoned(error: str | None) -> bool:
     """Whether a trial's error text marks it abandoned (see :class:`Counts`)."""
     return bool(error) and str(error).startswith(ABANDONED)
+
+
+def last_line(error: str | None) -> str:
+    """The last non-empty line of an error text (the exception and its message)."""
+    lines = (error or "").strip().splitlines()
+    return lines[-1].strip() if lines else "failed"

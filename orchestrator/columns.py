@@ -67,8 +67,14 @@ TRIALS_HEAD: dict[str, str] = {
     "error": "string",
     "config": "string",
 }
-TRIALS_TAIL: dict[str, str] = {"epochs_done": "int64", "updated_at": "timestamp"}
-STATUSES: tuple[str, ...] = ("pending", "running", "done", "error")
+TRIALS_TAIL: dict[str, str] = {
+    "epochs_done": "int64",
+    "failed_runs": "int64",
+    "updated_at": "timestamp",
+}
+# A trial's status: not started, running, started and not ended, reached its last epoch
+# (or diverged), ended earlier by the scheduler, failed.
+STATUSES: tuple[str, ...] = ("pending", "running", "interrupted", "done", "stopped", "error")
 
 
 def metric_columns(shots: Iterable[int]) -> dict[str, str]:

@@ -8,13 +8,14 @@ and merges finished trials' rows into part files (:mod:`orchestrator.parts`).
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from orchestrator.book import Counts, TrialBook
+from orchestrator.book import Counts, TrialBook, last_line
 from orchestrator.parts import MERGE_TRIALS, merge_finished
 from orchestrator.progress import ProgressView
 from orchestrator.space import trial_count
@@ -37,24 +38,36 @@ class RunnerTrial:
 class StudyRun:
     """Records the trials of one run of a study and shows its progress.
 
+    A trial is recorded ``done`` only once its rows reach its last epoch (or it diverged),
+    and ``stopped`` when it ended earlier (the scheduler stopped it); what the runner says of
+    its trials while the run is being stopped is not taken as their end.
+
     Args:
         study: the study.
         job: its trial job.
         sdir: its directory.
         view: the live view, or None for none.
+        stopping: whether the user asked the run to stop (a signal); None: never.
     """
 
     def __init__(
-        self, study: Study, job: TrialJob, sdir: StudyDir, *, view: ProgressView | None = None
+        self,
+        study: Study,
+        job: TrialJob,
+        sdir: StudyDir,
+        *,
+        view: ProgressView | None = None,
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
         self.job, self.sdir, self.view = job, sdir, view
+        self._stopping = stopping or (lambda: False)
         self.total = trial_count(study)
         self.default_epochs = int(study.train.epochs)
         # trials.parquet is rewritten whole: less often for big studies
         interval = max(2.0, self.total / 2000)
         self.book = TrialBook(sdir, job.ctx, total=self.total, min_interval_s=interval)
         self.book.load()
-        self.book.interrupted()  # whatever an earlier run left running has not finished
+        self.book.interrupted()  # whatever an earlier run left running has not ended
         self.epochs: dict[str, int] = {}
         self.ended_since_merge = 0
         for index, point in enumerate(job.points or ()):
@@ -90,8 +103,21 @@ class StudyRun:
     def completed(self, runner_id: str, tune_config: Mapping[str, Any]) -> None:
         """A trial ended (its own end or a scheduler's stop): record it, compact its rows."""
         trial_id = self.trial_id(runner_id, tune_config)
-        self.book.finished(trial_id)
-        self.job.sink(trial_id, self.job.config(self.job.point(tune_config))).compact()
+        self._record_end(trial_id, self.book.trials[trial_id].config)
+
+    def _record_end(self, trial_id: str, config: Mapping[str, Any]) -> None:
+        """Compact the rows of a trial that ended, and record it ``done`` when they reach
+        its last epoch (or it diverged), else ``stopped`` at its last epoch."""
+        sink = self.job.sink(trial_id, config)
+        sink.compact()
+        rows = sink.rows()
+        last = int(pc.max(rows["epoch"]).as_py()) if rows is not None else None
+        diverged = rows is not None and bool(pc.any(rows["diverged"]).as_py())
+        target = self.epochs.get(trial_id, self.default_epochs)
+        stopped = not diverged and (last is None or last < target)
+        self.book.result(trial_id, epoch=last, diverged=diverged)
+        self.book.finished(trial_id, epoch=last, stopped=stopped)
+        self.job.checkpoints(trial_id, config).prune(1)  # the last model stays
         self._ended()
 
     def _ended(self) -> None:
@@ -116,30 +142,40 @@ class StudyRun:
     def errored(
         self, runner_id: str, tune_config: Mapping[str, Any], error: str, *, retrying: bool
     ) -> None:
-        self.book.failed(self.trial_id(runner_id, tune_config), error, retrying=retrying)
+        """A trial's attempt failed (``retrying``: the runner starts it again). While the run
+        is being stopped, a failure is the stop's doing: the trial is interrupted, not failed."""
+        if self._stopping():
+            return
+        trial_id = self.trial_id(runner_id, tune_config)
+        self.book.failed(trial_id, error, retrying=retrying)
+        if self.view is not None:
+            rec = self.book.trials[trial_id]
+            what = f"failed (attempt {rec.attempts}), retrying" if retrying else "failed"
+            self.view.note(f"gcnc: trial {trial_id} {what}: {last_line(error)}")
 
     def adopt(self, trials: list[RunnerTrial]) -> None:
         """Take the runner's word on trials it holds as ended: a resumed run starts them no
-        more, so no event would correct what an earlier, killed run last wrote of them."""
+        more, so no event would correct what an earlier, killed run last wrote of them.
+        Whether an ended trial is done or stopped is read from its rows."""
         for trial in trials:
             if trial.state not in ("done", "error"):
                 continue
             trial_id = self.trial_id(trial.runner_id, trial.config)
             rec = self.book.trials[trial_id]
-            epoch, diverged = trial.last_result.get("epoch"), trial.last_result.get("diverged")
-            if rec.status != trial.state:
-                self.book.result(trial_id, epoch=epoch, diverged=bool(diverged))
-            if trial.state == "done" and rec.status != "done":
-                self.book.finished(trial_id)
-                self.job.sink(trial_id, rec.config).compact()
-                self._ended()
+            if trial.state == "done" and rec.status not in ("done", "stopped"):
+                self._record_end(trial_id, rec.config)
             elif trial.state == "error" and rec.status != "error":
+                epoch, diverged = trial.last_result.get("epoch"), trial.last_result.get("diverged")
+                self.book.result(trial_id, epoch=epoch, diverged=bool(diverged))
                 self.book.failed(trial_id, rec.error or "failed (before a resume)", retrying=False)
 
     def experiment_ended(self, trials: list[RunnerTrial]) -> None:
         """The runner's experiment ended with ``trials``. A searcher's trial it does not know
         was proposed after its last snapshot of a killed run: it is abandoned (or done, if
-        it finished before the kill)."""
+        it finished before the kill). A run being stopped takes nothing from the runner's
+        last word: it marks the trials it stopped as ended."""
+        if self._stopping():
+            return
         self.adopt(trials)
         if self.job.points is not None:
             return  # grid ids are fixed: the runner proposes every point again
@@ -149,7 +185,7 @@ class StudyRun:
                 continue
             sink = self.job.sink(rec.trial_id, rec.config)
             if sink.finished_row() is not None:
-                self.book.finished(rec.trial_id)  # it ended; only its record was lost
+                self._record_end(rec.trial_id, rec.config)  # it ended; its record was lost
             else:
                 self.book.abandon(rec.trial_id)
 
@@ -159,8 +195,9 @@ class StudyRun:
         for trial_id, rec in self.book.trials.items():
             target = self.epochs.get(trial_id, self.default_epochs)
             reached = min(rec.epochs_done or 0, target)
-            done += target if rec.status == "done" else reached
-            left += 0 if rec.status == "done" else target - reached
+            ended = rec.status in ("done", "stopped")
+            done += target if ended else reached
+            left += 0 if ended else target - reached
         left += max(0, self.total - len(self.book.trials)) * self.default_epochs
         return done, left
 
@@ -171,10 +208,39 @@ class StudyRun:
             done, left = self.work()
             self.view.update(self.book.counts(), work_done=done, work_left=left, force=force)
 
+    def _read_progress(self, trial_id: str) -> None:
+        """Bring a running trial's record up to its rows (results the runner had not passed
+        on yet): done if they reach its last epoch, else at the last epoch they hold."""
+        rec = self.book.trials[trial_id]
+        try:
+            rows = self.job.sink(trial_id, rec.config).rows()
+            if rows is None or not rows.num_rows:
+                return
+            last = int(pc.max(rows["epoch"]).as_py())
+            if last >= self.epochs.get(trial_id, self.default_epochs):
+                self._record_end(trial_id, rec.config)
+            else:
+                self.book.result(trial_id, epoch=last, diverged=False)
+        except (OSError, pa.ArrowException):
+            return  # the recorded state stands
+
     def finish(self) -> Counts:
-        """Close the run: every finished trial's rows are merged, trials still running become
-        pending; returns the final counts."""
+        """Close the run: every finished trial's rows are merged, trials still running are
+        interrupted; returns the final counts."""
         self.merge()
+        return self.abort()
+
+    def abort(self, *, look: bool = True) -> Counts:
+        """Close a run stopped where it was: trials still running are interrupted (their
+        rows stay where they are, readable); returns the final counts.
+
+        Args:
+            look: first read each running trial's rows, to record it at the epoch they
+                reach (done, if that is its last); False for a stop at once.
+        """
+        for rec in list(self.book.trials.values()):
+            if look and rec.status == "running":
+                self._read_progress(rec.trial_id)
         self.book.interrupted()
         self.tick(force=True)
         if self.view is not None:

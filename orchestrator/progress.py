@@ -31,9 +31,11 @@ def eta_seconds(*, elapsed_s: float, work_done: float, work_left: float) -> floa
 
 
 def status_line(name: str, counts: Counts, *, eta_s: float | None) -> str:
-    """One line: ``name: 3/8 done · 2 running · 0 failed · 1 diverged · ETA 1m10s``."""
+    """One line: ``name: 3/8 done · 2 running · 0 failed · 1 diverged · ETA 1m10s`` (with
+    the trials stopped by the scheduler, when there are)."""
+    stopped = f" · {counts.stopped} stopped early" if counts.stopped else ""
     return (
-        f"{name}: {counts.done}/{counts.total} done · {counts.running} running · "
+        f"{name}: {counts.done}/{counts.total} done{stopped} · {counts.running} running · "
         f"{counts.failed} failed · {counts.diverged} diverged · ETA {format_duration(eta_s)}"
     )
 
@@ -86,6 +88,14 @@ class ProgressView:
             return
         self.out.flush()
         self._last_time, self._last_line = now, line
+
+    def note(self, text: str) -> None:
+        """A line of its own (say, a trial that failed), above the redrawn status line."""
+        if self._tty:
+            self.out.write("\r\033[K" + text + "\n" + self._last_line)
+        else:
+            self.out.write(text + "\n")
+        self.out.flush()
 
     def close(self) -> None:
         """End the redrawn line so what follows starts on its own."""

@@ -2,10 +2,15 @@
 
 A study runs as one Tune experiment in ``<study dir>/tune``. Grids and random searches
 give Tune the index of each point (``{"point": i}``); an Optuna search proposes the
-points itself. Each trial runs :func:`orchestrator.trial.run_trial` with a reporter that
-maps ``report`` to ``tune.report`` (the checkpoint ``torch.save``-d into a folder) and
-``restore`` to ``tune.get_checkpoint``. Resuming restores the experiment: unfinished and
-errored trials continue from their last checkpoint, finished ones are kept.
+points itself. Each trial runs :func:`orchestrator.trial.run_trial`, which gives Tune each
+row as a result; its checkpoints are the study's own (:mod:`orchestrator.checkpoints`), so
+Tune's experiment state never names a checkpoint. Resuming restores the experiment:
+unfinished and errored trials start again and continue from their newest checkpoint,
+finished ones are kept.
+
+SIGINT and SIGTERM stop a run in order (:mod:`orchestrator.interrupts`): Tune is asked to
+end its experiment as on its own SIGUSR1 (it saves its state, then stops the trials), and
+the trials still running are recorded interrupted.
 """
 
 from __future__ import annotations
@@ -20,7 +25,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -36,6 +40,7 @@ from orchestrator.book import Counts
 from orchestrator.capacity import check_capacity, check_shared_storage
 from orchestrator.columns import KEY_COLUMNS
 from orchestrator.driver import RunnerTrial, StudyRun
+from orchestrator.interrupts import StopRequests
 from orchestrator.lock import pid_alive
 from orchestrator.progress import ProgressView
 from orchestrator.space import optuna_space, trial_count
@@ -44,7 +49,6 @@ from orchestrator.storage import Storage
 from orchestrator.studydir import StudyDir
 from orchestrator.trial import TrialJob, run_trial
 
-STATE_FILE = "state.pt"
 PRIVATE_PREFIX = "gcnc-"  # the folder of a private Ray: <temp root>/gcnc-XXXXXXXX/
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # trials exchange no large objects
 SHARED_CHECK_S = 120.0  # for every node to say whether it sees --storage
@@ -53,31 +57,11 @@ _ROW_KEYS = frozenset(KEY_COLUMNS) - {"epoch", "step"}  # a stored row's bookkee
 
 
 class TuneReporter:
-    """The trial side of Tune: checkpoints as a ``torch.save``-d dict in a folder."""
-
-    def restore(self) -> dict[str, Any] | None:
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is None:
-            return None
-        import torch  # in the trial's process, which has it already
-
-        with checkpoint.as_directory() as folder:
-            return torch.load(Path(folder, STATE_FILE), weights_only=False)
+    """The trial side of Tune: each row's metrics as a Tune result, for its scheduler and
+    searcher. Checkpoints never go to Tune (see :mod:`orchestrator.checkpoints`)."""
 
     def report_result(self, metrics: Mapping[str, Any]) -> None:
-        """A result without a checkpoint (a finished trial's last row, given again)."""
         tune.report({k: v for k, v in metrics.items() if k not in _ROW_KEYS and _reportable(v)})
-
-    def report(self, metrics: Mapping[str, Any], *, checkpoint: Mapping[str, Any]) -> None:
-        import torch
-
-        result = {k: v for k, v in metrics.items() if _reportable(v)}
-        # In the trial's working directory (inside Ray's session folder), so that a process
-        # killed mid-report leaves nothing behind in the system's temp folder.
-        here = os.getcwd() if os.access(os.getcwd(), os.W_OK) else None
-        with tempfile.TemporaryDirectory(prefix="gcnc-ckpt-", dir=here) as folder:
-            torch.save(dict(checkpoint), Path(folder, STATE_FILE))
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
 def _reportable(value: Any) -> bool:
@@ -123,9 +107,7 @@ class _StudyCallback(tune.Callback):
         return (_StudyCallback, (self._study, self._job))
 
     def setup(self, **info: Any) -> None:
-        # In Tune's driver, wherever it runs: its notes (on the final snapshot, on result
-        # files our own Parquet replaces) are not for the user.
-        logging.getLogger("ray.tune").setLevel(logging.ERROR)
+        _quiet_tune()  # in Tune's driver, wherever it runs
 
     def _run(self) -> StudyRun:
         if _ACTIVE is not None:
@@ -249,20 +231,6 @@ def ray_session(address: str | None, env: Mapping[str, str] | None = None) -> It
             shutil.rmtree(temp, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def _sigterm_as_sigint() -> Iterator[None]:
-    """A terminated driver stops like an interrupted one: Tune saves the experiment and the
-    private Ray shuts down, instead of leaving its processes behind."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda *_: os.kill(os.getpid(), signal.SIGINT))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def remove_dead_private_folders(root: str, *, min_age_s: float = 600.0) -> list[str]:
     """Remove the folders that private Rays of killed ``gcnc`` drivers left in ``root``.
 
@@ -321,7 +289,7 @@ def session(
             ``storage``.
     """
     settings = _tune_settings(study)
-    with _tune_environment(settings), ray_session(address, settings), _sigterm_as_sigint():
+    with _tune_environment(settings), ray_session(address, settings):
         check_capacity(study.resources, _node_resources(), stored=stored)
         if storage is not None:
             _check_shared(storage)
@@ -374,20 +342,48 @@ def _sees(path: str, token: str) -> bool:
 
 
 def run_study(
-    study: Study, sdir: StudyDir, job: TrialJob, *, view: ProgressView | None = None
+    study: Study,
+    sdir: StudyDir,
+    job: TrialJob,
+    *,
+    view: ProgressView | None = None,
+    stop: StopRequests | None = None,
 ) -> Counts:
     """Run (or resume) every trial of ``study`` in ``sdir`` inside :func:`session`;
-    returns the final counts."""
+    returns the final counts.
+
+    With ``stop`` installed, a first SIGINT / SIGTERM during the trials ends the experiment
+    in order; a stop at once (:class:`~orchestrator.interrupts.StopNow`) is raised on after
+    the trials still running are recorded interrupted.
+    """
     global _ACTIVE
-    run = StudyRun(study, job, sdir, view=view)
+    stopping = (lambda: stop.requested) if stop is not None else None
+    run = StudyRun(study, job, sdir, view=view, stopping=stopping)
     _ACTIVE = run
     try:
+        if stop is not None:
+            stop.graceful = _end_tune_experiment
         _tuner(study, job, sdir).fit()
+    except BaseException:
+        run.abort(look=False)
+        raise
     finally:
         _ACTIVE = None
+        if stop is not None:
+            stop.graceful = None
     if ray.util.client.ray.is_connected():  # Tune ran in the cluster and kept the records
-        run = StudyRun(study, job, sdir, view=view)
+        run = StudyRun(study, job, sdir, view=view, stopping=stopping)
     return run.finish()
+
+
+def _end_tune_experiment() -> bool:
+    """Ask Tune's experiment loop to end in order, as its own SIGUSR1 handler does (it
+    saves the experiment, then stops the trials); False where Tune's handler is not there
+    (not yet installed, or Tune runs in the cluster through Ray Client)."""
+    if ray.util.client.ray.is_connected() or not callable(signal.getsignal(signal.SIGUSR1)):
+        return False
+    os.kill(os.getpid(), signal.SIGUSR1)
+    return True
 
 
 def _node_resources() -> list[dict[str, float]]:
@@ -399,6 +395,7 @@ def _tune_settings(study: Study) -> dict[str, str]:
     """Tune's settings for this run, as environment variables."""
     return {
         "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",  # rows after a divergence lack metrics
+        "TUNE_DISABLE_SIGINT_HANDLER": "1",  # ours stops the run (orchestrator.interrupts)
         "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # our Parquet is the record
         "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: Tune prints nothing
         "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
@@ -412,13 +409,22 @@ def _tune_environment(settings: Mapping[str, str]) -> Iterator[None]:
     the environment is restored afterwards."""
     saved = {key: os.environ.get(key) for key in settings}
     os.environ.update({k: v for k, v in settings.items() if saved[k] is None})
-    logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    _quiet_tune()
     try:
         yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
+
+
+def _quiet_tune() -> None:
+    """Tune's notes (on its snapshots, on result files our Parquet replaces) are not for the
+    user, nor its tracebacks of failed trials: the run names each failure in one line, and
+    ``trials.parquet`` keeps its error text. Tune's other errors still show."""
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)
+    for name in ("ray.tune.execution.tune_controller", "ray.tune.tune"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 def _snapshot_period(study: Study) -> float:
@@ -468,7 +474,6 @@ def _tuner(study: Study, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
         callbacks=[_StudyCallback(study, job)],
         verbose=0,
         failure_config=tune.FailureConfig(max_failures=res.max_failures),
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
     )
     return tune.Tuner(
         trainable, param_space=_param_space(job), tune_config=tune_config, run_config=run_config

@@ -1,7 +1,7 @@
 """The metrics sink: a file per evaluation, rolled up as a trial runs, merged when it ends.
 
 A trial writes ``metrics/trial_id=<id>/epoch=<00000>.parquet`` for every evaluation,
-atomically, before its checkpoint is reported; a trial restarted from an earlier checkpoint
+atomically, before its checkpoint is written; a trial restarted from an earlier checkpoint
 replays the epochs after it and replaces those files. Every :data:`ROLL_EVERY` writes the
 trial's per-epoch files are rolled up into its ``rolled.parquet`` (written first, then the
 per-epoch files removed), and when the trial ends all its rows go into ``compacted.parquet``

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
-from orchestrator.book import is_abandoned
+from orchestrator.book import is_abandoned, last_line
 from orchestrator.lock import describe, live_holder
 from orchestrator.parquet import concat, read_parquet
 from orchestrator.space import trial_count
@@ -33,6 +34,16 @@ class StudyStatus:
     errors: dict[str, str]  # trial id -> last error, for trials that failed
     abandoned: int = 0  # searcher trials replaced after a killed run (see orchestrator.book)
     driver: str | None = None  # the live driver running the study, described
+    repeated: frozenset[str] = frozenset()  # failed trials that failed in two runs or more
+    short: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    # ^ trial id -> (last epoch, epochs) for trials started and not ended
+
+    @property
+    def resumable(self) -> int:
+        """Trials a resume would run: not started, interrupted, or failed in one run only."""
+        get = self.by_status.get
+        once = len(set(self.errors) - self.repeated)
+        return get("pending", 0) + get("interrupted", 0) + get("running", 0) + once
 
 
 def count_rows(sdir: StudyDir) -> tuple[int, int]:
@@ -63,6 +74,11 @@ def read_status(sdir: StudyDir) -> StudyStatus:
         total = len(live)
     by_status["pending"] += total - len(live)
     rows, with_rows = count_rows(sdir)
+    short = {
+        t["trial_id"]: (t["epochs_done"], _epochs(t.get("config")))
+        for t in live
+        if t["status"] in ("running", "interrupted")
+    }
     return StudyStatus(
         name=str(info.get("name")),
         location=sdir.location,
@@ -75,35 +91,89 @@ def read_status(sdir: StudyDir) -> StudyStatus:
         errors={t["trial_id"]: t["error"] for t in live if t["status"] == "error"},
         abandoned=len(abandoned),
         driver=describe(holder) if (holder := live_holder(sdir)) is not None else None,
+        repeated=frozenset(
+            t["trial_id"] for t in live if t["status"] == "error" and _failed_runs(t) >= 2
+        ),
+        short=short,
     )
+
+
+def _failed_runs(trial: dict[str, Any]) -> int:
+    return int(trial.get("failed_runs") or 0)  # absent from files of older versions
+
+
+def _epochs(config: str | None) -> int | None:
+    try:
+        return int(json.loads(config or "{}")["train"]["epochs"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def format_status(st: StudyStatus) -> str:
     """Human-readable lines."""
     get = st.by_status.get
+    stopped = f"{get('stopped', 0)} stopped early, " if get("stopped", 0) else ""
+    interrupted = f"{get('interrupted', 0)} interrupted, " if get("interrupted", 0) else ""
     lines = [
         f"study {st.name} ({st.spec_hash}) at {st.location}",
-        f"trials: {st.total} — {get('done', 0)} done, {get('running', 0)} running, "
-        f"{get('error', 0)} failed, {get('pending', 0)} pending; {st.diverged} diverged"
-        + (f"; {st.abandoned} abandoned" if st.abandoned else ""),
+        f"trials: {st.total} — {get('done', 0)} done, {stopped}{get('running', 0)} running, "
+        f"{interrupted}{get('error', 0)} failed, {get('pending', 0)} pending; "
+        f"{st.diverged} diverged" + (f"; {st.abandoned} abandoned" if st.abandoned else ""),
         f"rows: {st.rows} metrics rows from {st.trials_with_rows} trials",
     ]
     if st.driver is not None:
         lines.append(f"driver: running ({st.driver})")
-    elif get("running", 0) or get("pending", 0) or get("error", 0):
-        lines.append(f"driver: none (finish it with: gcnc resume {st.location})")
-    if get("running", 0) and st.driver is None:
-        lines.append("(running as last recorded; a stopped driver leaves trials marked running)")
-    lines += failure_lines(st.errors, limit=10)
+    else:
+        lines.append("driver: none")
+        if get("running", 0):
+            lines.append("(running as last recorded: its driver stopped without saying)")
+    lines += short_lines(st.short, limit=5, running=st.driver is not None)
+    lines += failure_lines(st.errors, limit=10, repeated=st.repeated)
+    if st.driver is None:
+        lines += next_steps(st)
     return "\n".join(lines)
 
 
-def failure_lines(errors: dict[str, str | None], *, limit: int) -> list[str]:
+def short_lines(
+    short: dict[str, tuple[int | None, int | None]], *, limit: int, running: bool
+) -> list[str]:
+    """``  t00003: at epoch 20 of 40`` for trials started and not ended (not finished: the
+    analysis leaves them out of final-epoch comparisons)."""
+    if not short:
+        return []
+    head = "started, not ended:" if running else "interrupted (a resume continues them):"
+    lines = [head]
+    for trial_id, (epoch, epochs) in sorted(short.items())[:limit]:
+        reached = "no epoch yet" if epoch is None else f"at epoch {epoch}"
+        lines.append(f"  {trial_id}: {reached}" + (f" of {epochs}" if epochs else ""))
+    if len(short) > limit:
+        lines.append(f"  ... and {len(short) - limit} more")
+    return lines
+
+
+def failure_lines(
+    errors: dict[str, str | None], *, limit: int, repeated: frozenset[str] = frozenset()
+) -> list[str]:
     """``  <trial id>: <last line of its error>`` for the first ``limit`` failed trials."""
     lines = []
     for trial_id, error in sorted(errors.items())[:limit]:
-        last = (error or "").strip().splitlines()
-        lines.append(f"  {trial_id}: {last[-1] if last else 'failed'}")
+        again = " (failed in every run so far)" if trial_id in repeated else ""
+        lines.append(f"  {trial_id}: {last_line(error)}{again}")
     if len(errors) > limit:
         lines.append(f"  ... and {len(errors) - limit} more")
+    return lines
+
+
+def next_steps(st: StudyStatus) -> list[str]:
+    """How to go on: a resume where it can help; where only trials that failed in more than
+    one run are left, what a resume would need first."""
+    lines = []
+    if st.resumable:
+        lines.append(f"finish it with: gcnc resume {st.location}")
+    if st.repeated:
+        n = len(st.repeated)
+        lines.append(
+            f"{n} trial{'s' if n > 1 else ''} failed again when resumed; resuming helps only "
+            "once the cause named above is fixed"
+        )
     return lines

@@ -76,6 +76,16 @@ class StudyDir:
         return self.storage.path("metrics", f"part-{name}.parquet")
 
     @property
+    def checkpoints(self) -> str:
+        return self.storage.path("checkpoints")
+
+    def checkpoint_folder(self, trial_id: str) -> str:
+        return self.storage.path("checkpoints", trial_id)
+
+    def checkpoint_file(self, trial_id: str, epoch: int) -> str:
+        return self.storage.path("checkpoints", trial_id, f"epoch={epoch:05d}.ckpt")
+
+    @property
     def tune(self) -> str:
         return self.storage.path("tune")
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator import columns
+from orchestrator.checkpoints import CheckpointStore
 from orchestrator.sink import RowContext, TrialSink, type_name
 from orchestrator.space import TRAINABLES, dotted, trial_config, trial_points
 from orchestrator.spec import Study
@@ -65,6 +66,9 @@ class TrialJob:
     def sink(self, trial_id: str, config: Mapping[str, Any]) -> TrialSink:
         return TrialSink(self.study_dir(), self.ctx, trial_id, self.params(config))
 
+    def checkpoints(self, trial_id: str, config: Mapping[str, Any]) -> CheckpointStore:
+        return CheckpointStore(self.study_dir(), trial_id, self.params(config))
+
 
 def make_job(study: Study, sdir: StudyDir, info: Mapping[str, Any]) -> TrialJob:
     """The job of ``study`` writing to ``sdir`` (``info`` is its ``study.json``)."""
@@ -94,48 +98,58 @@ def load_trainable(name: str) -> Trainable:
     return getattr(importlib.import_module(module), attr)
 
 
+class ResultSink(Protocol):
+    """Where a trial's results go besides its rows: the runner (say, Tune's scheduler and
+    searcher). It gets no checkpoint: checkpoints are the study's own."""
+
+    def report_result(self, metrics: Mapping[str, Any]) -> None: ...
+
+
 class SinkingReporter:
-    """Writes each row to the sink, then passes it on with its checkpoint.
+    """A :class:`~trainables.reporter.Reporter` that writes each row, then its checkpoint,
+    to the study, then passes the row on to the runner.
 
     The row lands before the checkpoint: a trial killed in between replays the epoch from
     the previous checkpoint and rewrites the same row.
     """
 
-    def __init__(self, sink: TrialSink, inner: Reporter) -> None:
-        self.sink, self.inner = sink, inner
+    def __init__(self, sink: TrialSink, store: CheckpointStore, runner: ResultSink) -> None:
+        self.sink, self.store, self.runner = sink, store, runner
         self._restored: dict[str, Any] | None = None
         self._asked = False
 
     def restore(self) -> dict[str, Any] | None:
         if not self._asked:
-            self._restored, self._asked = self.inner.restore(), True
+            self._restored, self._asked = self.store.load(), True
         return self._restored
 
     def report(self, metrics: Mapping[str, Any], *, checkpoint: Mapping[str, Any]) -> None:
         self.sink.write(metrics)
-        self.inner.report(metrics, checkpoint=checkpoint)
+        self.store.save(checkpoint, epoch=int(metrics["epoch"]))
+        self.runner.report_result(metrics)
 
 
 def run_trial(
-    job: TrialJob, point: Mapping[str, Any], trial_id: str, reporter: Reporter
+    job: TrialJob, point: Mapping[str, Any], trial_id: str, runner: ResultSink
 ) -> dict[str, Any]:
-    """Run one trial to its end, writing its rows and compacting them at the end.
+    """Run one trial to its end from its newest checkpoint, writing its rows and
+    checkpoints, and compacting its rows at the end.
 
     A trial whose rows were already compacted (it ended before) returns without training,
-    passing its last row to ``reporter.report_result`` where the reporter has one; a fresh
+    passing its last row to the runner (a searcher still wants its final result); a fresh
     start over rows of other params clears them.
     """
     config = job.config(point)
     sink = job.sink(trial_id, config)
     last = sink.finished_row()
-    if last is not None:  # the runner may still want its final result (a searcher does)
-        report_result = getattr(reporter, "report_result", None)
-        if report_result is not None:
-            report_result(last)
+    if last is not None:
+        runner.report_result(last)
         return {"epochs_done": last.get("epoch"), "diverged": last.get("diverged"), "last": last}
-    sinking = SinkingReporter(sink, reporter)
+    store = job.checkpoints(trial_id, config)
+    sinking = SinkingReporter(sink, store, runner)
     if sinking.restore() is None and sink.has_foreign_rows():
         sink.clear()
     summary = load_trainable(job.trainable)(config, sinking)
     sink.compact()
+    store.prune(1)  # the final model stays
     return summary

@@ -1,7 +1,8 @@
 """How a trial talks to whoever runs it: metrics and checkpoints out, a checkpoint in.
 
-The orchestrator adapts this to Ray Tune (``tune.report`` / ``tune.get_checkpoint``);
-tests and single-trial runs use :class:`MemoryReporter`.
+The orchestrator writes each row and checkpoint to the study directory, resumes a trial
+from its newest checkpoint there, and passes each row on to Ray Tune as a result; tests and
+single-trial runs use :class:`MemoryReporter`.
 """
 
 from __future__ import annotations

@@ -242,3 +242,29 @@ def test_a_file_merged_away_while_it_is_read_is_found_in_its_new_file(tmp_path, 
     assert study.warnings == []
     assert study.metrics["trial_id"].nunique() == 9
     assert len(study.metrics) == len(_raw_rows(root))
+
+
+def test_trials_that_did_not_finish_are_named_with_the_epoch_their_rows_reach(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    path = os.path.join(root, "trials.parquet")
+    trials = pq.read_table(path).to_pandas()
+    trials["config"] = json.dumps({"train": {"epochs": 10}})
+    trials.loc[trials["trial_id"] == "t00001", "status"] = "interrupted"
+    trials.loc[trials["trial_id"] == "t00002", "status"] = "stopped"
+    trials.loc[trials["trial_id"] == "t00003", "status"] = "error"
+    pending = trials[trials["trial_id"] == "t00000"].assign(trial_id="t00099", status="pending")
+    pq.write_table(pa.Table.from_pandas(pd.concat([trials, pending]), preserve_index=False), path)
+    study = load_study(root)
+    (unfinished,) = [w for w in study.warnings if "have not finished" in w]
+    assert unfinished == (
+        "3 of 10 trials have not finished and are left out of final-epoch comparisons: "
+        "1 started and not ended (t00001 at epoch 10 of 10), 1 failed (t00003 at epoch 10 of "
+        "10), 1 not started; gcnc resume finishes them"
+    )
+    (stopped,) = [w for w in study.warnings if "stopped early" in w]
+    assert stopped == (
+        "1 trial was stopped early by the scheduler (t00002 at epoch 10 of 10): left out of "
+        "final-epoch comparisons"
+    )
+    finals = analysis.aggregate.final_rows(study)
+    assert "t00001" not in set(finals["trial_id"]) and "t00002" not in set(finals["trial_id"])

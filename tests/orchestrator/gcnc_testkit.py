@@ -7,6 +7,8 @@ import glob
 import json
 import os
 import signal
+import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -14,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from trainables.reporter import TrialInterrupted
 
 SLEEP_STUDY = """
 name = "{name}"
@@ -27,6 +31,28 @@ log_dir = "{log_dir}"
 cpus_per_trial = {cpus}
 max_failures = 2
 """
+
+
+class Results:
+    """The runner's side of a trial run by hand: it keeps each result the trial reports.
+
+    Args:
+        stop_after: raise :class:`TrialInterrupted` on this many-th result, as a process
+            killed right after its row and checkpoint were written.
+    """
+
+    def __init__(self, *, stop_after: int | None = None) -> None:
+        self.results: list[dict] = []
+        self.stop_after = stop_after
+
+    def report_result(self, metrics) -> None:
+        self.results.append(dict(metrics))
+        if self.stop_after is not None and len(self.results) >= self.stop_after:
+            raise TrialInterrupted(f"stopped after {len(self.results)} results")
+
+    @property
+    def epochs(self) -> list[int]:
+        return [r["epoch"] for r in self.results]
 
 
 def write_study(folder: Path, text: str, *, filename: str = "study.toml") -> Path:
@@ -89,6 +115,65 @@ def read_trials(study_dir: str | os.PathLike) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- processes
+
+VALUES = [  # what the stand-in trainable writes, compared across a kill and a resume
+    "train.lr",
+    "train.seed",
+    "step",
+    "train_loss",
+    "train_acc",
+    "test_acc",
+    "gc",
+    "nc_cdnv",
+    "diverged",
+]
+
+
+def gcnc(spawn, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return spawn(sys.executable, "-m", "orchestrator", *args, env=env)
+
+
+def finish(proc: subprocess.Popen, *, timeout_s: float = 300) -> str:
+    out, _ = proc.communicate(timeout=timeout_s)
+    assert proc.returncode == 0, out
+    return out
+
+
+def trial_files(study_dir: Path) -> dict[str, list[str]]:
+    folder = study_dir / "metrics"
+    if not folder.is_dir():
+        return {}
+    return {
+        d.name.split("=", 1)[1]: sorted(f.name for f in d.iterdir() if f.suffix == ".parquet")
+        for d in folder.iterdir()
+        if d.is_dir()
+    }
+
+
+def compacted(study_dir: Path) -> set[str]:
+    """Trials that ended: compacted in their folder, or merged into a part."""
+    folders = {t for t, files in trial_files(study_dir).items() if "compacted.parquet" in files}
+    return folders | merged(study_dir)
+
+
+def merged(study_dir: Path) -> set[str]:
+    parts = (study_dir / "metrics").glob("part-*.parquet")
+    return {t for p in parts for t in json.loads(pq.read_metadata(p).metadata[b"gcnc.trials"])}
+
+
+def kill_driver(spawn_proc: subprocess.Popen) -> None:
+    os.kill(spawn_proc.pid, signal.SIGKILL)
+    spawn_proc.wait(timeout=30)
+    reap_session(spawn_proc.pid)  # the Ray it started, left behind
+
+
+def assert_unchanged(
+    before: pd.DataFrame, after: pd.DataFrame, *, columns: list[str] = VALUES
+) -> None:
+    """Every row written before the kill holds the same values after the resume."""
+    both = before.merge(after, on=["trial_id", "epoch"], suffixes=("_b", "_a"), how="left")
+    for col in columns:
+        pd.testing.assert_series_equal(both[f"{col}_b"], both[f"{col}_a"], check_names=False)
 
 
 def session_pids(sid: int) -> list[int]:

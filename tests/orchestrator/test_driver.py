@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from gcnc_testkit import raw_rows, read_rows, read_trials, sleep_study, starts
+from gcnc_testkit import Results, raw_rows, read_rows, read_trials, sleep_study, starts
 
 from orchestrator import cli, driver
 from orchestrator.book import Counts
@@ -17,7 +17,7 @@ from orchestrator.progress import ProgressView, eta_seconds, format_duration, st
 from orchestrator.spec import load_study
 from orchestrator.studydir import StudyDir, open_study_dir
 from orchestrator.trial import make_job, run_trial
-from trainables.reporter import MemoryReporter, TrialInterrupted
+from trainables.reporter import TrialInterrupted
 
 
 @pytest.fixture
@@ -42,6 +42,7 @@ def test_events_update_the_records_and_a_new_run_continues_them(setup):
     study, sdir, job = setup
     run = StudyRun(study, job, sdir)
     run.started("tune-a", {"point": 0})
+    run_trial(job, job.points[0], "t00000", Results())
     run.result("tune-a", {"point": 0}, {"epoch": 2, "diverged": False})
     run.completed("tune-a", {"point": 0})
     run.started("tune-b", {"point": 1})
@@ -51,8 +52,9 @@ def test_events_update_the_records_and_a_new_run_continues_them(setup):
     assert run.book.counts() == Counts(total=3, done=1, running=1, failed=0, diverged=1, pending=1)
     assert run.work() == (3.0, 3.0)  # t0 done (2), t1 at 1 of 2, t2 not started (2)
     counts = run.finish()
-    assert counts.running == 0 and counts.pending == 2  # still running becomes pending
+    assert (counts.running, counts.interrupted, counts.pending) == (0, 1, 1)
     trials = read_trials(sdir.location).set_index("trial_id")
+    assert trials.loc["t00001", "status"] == "interrupted"  # started, not ended
     assert trials.loc["t00001", "attempts"] == 2
     assert trials.loc["t00001", "error"].endswith("boom")
     again = StudyRun(study, job, sdir)  # a resumed run starts from the file
@@ -65,11 +67,11 @@ def test_status_counts_trials_and_distinct_rows(setup, capsys):
     run = StudyRun(study, job, sdir)
     for index in (0, 1):
         run.started(f"r{index}", {"point": index})
-        run_trial(job, job.points[index], f"t0000{index}", MemoryReporter())
+        run_trial(job, job.points[index], f"t0000{index}", Results())
         run.completed(f"r{index}", {"point": index})
     run.started("r2", {"point": 2})
     with pytest.raises(TrialInterrupted):
-        run_trial(job, job.points[2], "t00002", MemoryReporter(stop_after=2))
+        run_trial(job, job.points[2], "t00002", Results(stop_after=2))
     run.errored("r2", {"point": 2}, "RuntimeError: out of memory", retrying=False)
     run.tick(force=True)
     assert cli.main(["status", sdir.location]) == 0
@@ -114,7 +116,7 @@ def _finished_study(setup) -> str:
     run = StudyRun(study, job, sdir)
     for index, point in enumerate(job.points):
         run.started(f"r{index}", {"point": index})
-        run_trial(job, point, f"t{index:05d}", MemoryReporter())
+        run_trial(job, point, f"t{index:05d}", Results())
         run.completed(f"r{index}", {"point": index})
     run.finish()
     return sdir.location
@@ -128,7 +130,7 @@ def test_finished_trials_are_merged_every_few_trials_and_at_the_end(
     run = StudyRun(study, job, sdir)
     for index, point in enumerate(job.points):
         run.started(f"r{index}", {"point": index})
-        run_trial(job, point, f"t{index:05d}", MemoryReporter())
+        run_trial(job, point, f"t{index:05d}", Results())
         run.completed(f"r{index}", {"point": index})
         merged = {t for p in list_parts(sdir) for t in p.trials}
         assert merged == ({"t00000", "t00001"} if index >= 1 else set())
@@ -140,7 +142,7 @@ def test_finished_trials_are_merged_every_few_trials_and_at_the_end(
     assert "rows: 9 metrics rows from 3 trials" in capsys.readouterr().out
     again = StudyRun(study, job, sdir)  # a resumed run: finished trials stay finished
     again.started("r0", {"point": 0})
-    run_trial(job, job.points[0], "t00000", MemoryReporter())
+    run_trial(job, job.points[0], "t00000", Results())
     assert len(starts(tmp_path)) == 3  # one attempt per trial, none after the merge
 
 
@@ -214,9 +216,9 @@ def test_a_searcher_trial_the_runner_forgot_is_abandoned_unless_it_finished(tmp_
     run = StudyRun(study, job, sdir)
     for runner_id, lr in (("aa", 0.1), ("bb", 0.2), ("cc", 0.3)):
         run.started(runner_id, {"train.lr": lr})
-    run_trial(job, {"train.lr": 0.1}, "taa", MemoryReporter())  # finished, then forgotten
+    run_trial(job, {"train.lr": 0.1}, "taa", Results())  # finished, then forgotten
     with pytest.raises(TrialInterrupted):
-        run_trial(job, {"train.lr": 0.2}, "tbb", MemoryReporter(stop_after=1))
+        run_trial(job, {"train.lr": 0.2}, "tbb", Results(stop_after=1))
     run.experiment_ended([RunnerTrial("cc", {"train.lr": 0.3}, "running", {})])  # knows only cc
     statuses = {t: r.status for t, r in run.book.trials.items()}
     assert statuses == {"taa": "done", "tbb": "error", "tcc": "running"}
@@ -231,7 +233,7 @@ def test_trials_the_runner_restored_as_ended_are_recorded_as_such(setup):
     for index in (0, 1):
         killed.started(f"r{index}", {"point": index})
         killed.result(f"r{index}", {"point": index}, {"epoch": 1, "diverged": False})
-    run_trial(job, job.points[0], "t00000", MemoryReporter())
+    run_trial(job, job.points[0], "t00000", Results())
     killed.tick(force=True)
     resumed = StudyRun(study, job, sdir)
     resumed.adopt(
@@ -243,3 +245,63 @@ def test_trials_the_runner_restored_as_ended_are_recorded_as_such(setup):
     )
     statuses = {t: (r.status, r.epochs_done) for t, r in resumed.book.trials.items()}
     assert statuses == {"t00000": ("done", 2), "t00001": ("error", 1), "t00002": ("pending", None)}
+
+
+def test_a_run_being_stopped_takes_nothing_the_runner_says_at_its_end_as_an_ending(setup):
+    study, sdir, job = setup
+    stopping = []
+    run = StudyRun(study, job, sdir, stopping=lambda: bool(stopping))
+    for index in (0, 1, 2):
+        run.started(f"r{index}", {"point": index})
+    run_trial(job, job.points[0], "t00000", Results())  # reached its last epoch
+    with pytest.raises(TrialInterrupted):
+        run_trial(job, job.points[1], "t00001", Results(stop_after=2))  # at epoch 1 of 2
+    stopping.append(True)
+    run.errored("r2", {"point": 2}, "KeyboardInterrupt", retrying=True)  # the stop's doing
+    # Tune marks every trial it stopped as ended: none of that is taken
+    run.experiment_ended(
+        [RunnerTrial(f"r{i}", {"point": i}, "done", {"epoch": 1}) for i in (0, 1, 2)]
+    )
+    counts = run.finish()
+    trials = read_trials(sdir.location).set_index("trial_id")
+    assert trials["status"].to_dict() == {
+        "t00000": "done",  # its rows say so
+        "t00001": "interrupted",
+        "t00002": "interrupted",
+    }
+    assert trials.loc["t00001", "epochs_done"] == 1  # read from its rows
+    assert trials["error"].isna().all()
+    assert (counts.done, counts.interrupted, counts.failed) == (1, 2, 0)
+
+
+def test_a_trial_ended_short_of_its_epochs_is_recorded_stopped_not_done(setup):
+    study, sdir, job = setup
+    run = StudyRun(study, job, sdir)
+    run.started("r0", {"point": 0})
+    with pytest.raises(TrialInterrupted):  # as a scheduler's stop after epoch 1 of 2
+        run_trial(job, job.points[0], "t00000", Results(stop_after=2))
+    run.completed("r0", {"point": 0})
+    rec = run.book.trials["t00000"]
+    assert (rec.status, rec.epochs_done) == ("stopped", 1)
+    counts = run.finish()
+    assert (counts.done, counts.stopped, counts.ended) == (0, 1, 1)
+
+
+def test_a_trial_failing_in_a_second_run_is_named_and_resume_is_not_suggested(setup, capsys):
+    study, sdir, job = setup
+    for _ in range(2):
+        run = StudyRun(study, job, sdir)
+        for index in (0, 1, 2):
+            run.started(f"r{index}", {"point": index})
+            if index < 2:
+                run_trial(job, job.points[index], f"t{index:05d}", Results())
+                run.completed(f"r{index}", {"point": index})
+        run.errored("r2", {"point": 2}, "Traceback …\nValueError: bad option", retrying=False)
+        run.finish()
+        assert cli.main(["status", sdir.location]) == 0
+        out = capsys.readouterr().out
+        if run.book.trials["t00002"].failed_runs == 1:
+            assert f"finish it with: gcnc resume {sdir.location}" in out
+    assert "t00002: ValueError: bad option (failed in every run so far)" in out
+    assert "finish it with" not in out
+    assert "resuming helps only once the cause named above is fixed" in out

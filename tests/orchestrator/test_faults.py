@@ -5,118 +5,36 @@ Every process a test starts runs in its own session and is reaped by that sessio
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import secrets
 import shutil
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from gcnc_testkit import (
+    assert_unchanged,
+    compacted,
+    finish,
+    gcnc,
+    kill_driver,
+    merged,
     raw_rows,
     read_rows,
     read_trials,
-    reap_session,
     sleep_study,
     starts,
+    trial_files,
     wait_for,
 )
 
 from orchestrator import cli
 
 pytestmark = pytest.mark.slow
-
-VALUES = [
-    "train.lr",
-    "train.seed",
-    "step",
-    "train_loss",
-    "train_acc",
-    "test_acc",
-    "gc",
-    "nc_cdnv",
-    "diverged",
-]
-
-
-@pytest.fixture
-def spawn(ray_tmpdir, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
-    """Start a command in a new session; every session is reaped at the end of the test.
-
-    With ``log=True`` its output goes to a file in ``tmp_path`` (a daemon's pipe that
-    nobody reads would fill and stall it), else to a pipe for ``communicate``.
-    """
-    sessions: list[int] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, log: bool = False) -> subprocess.Popen:
-        with contextlib.ExitStack() as stack:  # the child keeps its own copy of a log file
-            out = (stack.enter_context(open(tmp_path / f"spawned-{len(sessions)}.log", "w"))
-                   if log else subprocess.PIPE)  # fmt: skip
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, text=True,
-                                    start_new_session=True, env=env)  # fmt: skip
-        sessions.append(proc.pid)
-        return proc
-
-    yield start
-    for sid in sessions:
-        reap_session(sid)
-
-
-def gcnc(spawn, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return spawn(sys.executable, "-m", "orchestrator", *args, env=env)
-
-
-def finish(proc: subprocess.Popen, *, timeout_s: float = 300) -> str:
-    out, _ = proc.communicate(timeout=timeout_s)
-    assert proc.returncode == 0, out
-    return out
-
-
-def trial_files(study_dir: Path) -> dict[str, list[str]]:
-    folder = study_dir / "metrics"
-    if not folder.is_dir():
-        return {}
-    return {
-        d.name.split("=", 1)[1]: sorted(f.name for f in d.iterdir() if f.suffix == ".parquet")
-        for d in folder.iterdir()
-        if d.is_dir()
-    }
-
-
-def compacted(study_dir: Path) -> set[str]:
-    """Trials that ended: compacted in their folder, or merged into a part."""
-    folders = {t for t, files in trial_files(study_dir).items() if "compacted.parquet" in files}
-    return folders | merged(study_dir)
-
-
-def merged(study_dir: Path) -> set[str]:
-    parts = (study_dir / "metrics").glob("part-*.parquet")
-    return {t for p in parts for t in json.loads(pq.read_metadata(p).metadata[b"gcnc.trials"])}
-
-
-def kill_driver(spawn_proc: subprocess.Popen) -> None:
-    os.kill(spawn_proc.pid, signal.SIGKILL)
-    spawn_proc.wait(timeout=30)
-    reap_session(spawn_proc.pid)  # the Ray it started, left behind
-
-
-def assert_unchanged(
-    before: pd.DataFrame, after: pd.DataFrame, *, columns: list[str] = VALUES
-) -> None:
-    """Every row written before the kill holds the same values after the resume."""
-    both = before.merge(after, on=["trial_id", "epoch"], suffixes=("_b", "_a"), how="left")
-    for col in columns:
-        pd.testing.assert_series_equal(both[f"{col}_b"], both[f"{col}_a"], check_names=False)
 
 
 def test_a_killed_driver_is_finished_by_resume(spawn, tmp_path):

@@ -100,4 +100,6 @@ def test_status_names_the_driver_running_the_study(sdir):
     hold(sdir, pid=os.getpid())
     assert f"driver: running (pid {os.getpid()} on" in format_status(read_status(sdir))
     hold(sdir, pid=dead_pid())
-    assert "driver: none (finish it with: gcnc resume" in format_status(read_status(sdir))
+    lines = format_status(read_status(sdir)).splitlines()
+    assert "driver: none" in lines
+    assert f"finish it with: gcnc resume {sdir.location}" in lines

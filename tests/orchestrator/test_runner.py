@@ -63,13 +63,18 @@ def test_a_trial_that_fails_every_attempt_is_named_with_its_error(ray_cluster, t
         sleep_s=0.0,
     )
     assert run(path, tmp_path / "runs") == 1
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "sleepy: 1/2 trials done (0 diverged), 1 failed, 0 not run" in out
     assert (
-        "gcnc: failed trials, with the last line of their error:\n"
+        "gcnc: trial t00001 failed (attempt 1), retrying: ValueError: train.lr = 0.5 is at or "
+        "above fail_lr = 0.5\n"
+    ) in out
+    assert (
+        "error (the whole of it is in trials.parquet's error column):\n"
         "  t00001: ValueError: train.lr = 0.5 is at or above fail_lr = 0.5\n"
         f"gcnc: finish it with: gcnc resume {tmp_path / 'runs' / 'sleepy'}"
     ) in out
+    assert "Traceback" not in out + err  # Tune's tracebacks stay off the terminal
     trials = read_trials(tmp_path / "runs" / "sleepy").set_index("trial_id")
     assert trials["status"].tolist() == ["done", "error"]
     assert trials.loc["t00001", "attempts"] == 3  # max_failures = 2: two retries
@@ -143,7 +148,7 @@ def test_asha_stops_the_worse_trials_early(ray_cluster, tmp_path):
     path = sleep_study(tmp_path, _dedent(extra), epochs=4, sleep_s=0.05)
     assert run(path, tmp_path / "runs", "--set", "resources.max_concurrent=1") == 0
     trials = read_trials(tmp_path / "runs" / "sleepy")
-    assert trials["status"].tolist() == ["done"] * 3
+    assert trials["status"].tolist() == ["done", "stopped", "stopped"]  # stopped, not done
     assert trials["epochs_done"].tolist() == [4, 1, 1]  # each later trial is worse at rung 1
     rows = read_rows(tmp_path / "runs" / "sleepy")
     assert rows.groupby("trial_id")["epoch"].max().tolist() == [4, 1, 1]

@@ -1,20 +1,21 @@
-"""One trial without Ray: rows before checkpoints, replays after a kill, finished trials."""
+"""One trial without Ray: rows before checkpoints, replays after a kill, finished trials,
+checkpoints that are gone or unreadable."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
 
 import pandas as pd
 import pytest
-from gcnc_testkit import read_rows, sleep_study, starts
+from gcnc_testkit import Results, raw_rows, read_rows, sleep_study, starts
 
 from orchestrator._testing import curve
+from orchestrator.checkpoints import CheckpointStore
 from orchestrator.parts import merge_finished
 from orchestrator.spec import load_study
 from orchestrator.studydir import StudyDir, open_study_dir
 from orchestrator.trial import make_job, run_trial
-from trainables.reporter import MemoryReporter, TrialInterrupted
+from trainables.reporter import TrialInterrupted
 
 VALUES = ["epoch", "step", "train_loss", "train_acc", "test_acc", "gc", "nc_cdnv", "diverged"]
 
@@ -27,9 +28,14 @@ def job(tmp_path):
     return make_job(study, sdir, info)
 
 
+def checkpoint_epochs(job, trial_id: str) -> list[int]:
+    folder = Path(job.location, "checkpoints", trial_id)
+    return sorted(int(p.stem.split("=")[1]) for p in folder.glob("*.ckpt"))
+
+
 def test_a_trial_writes_one_row_per_evaluation_then_compacts(job, tmp_path):
-    reporter = MemoryReporter()
-    summary = run_trial(job, job.points[1], "t00001", reporter)
+    results = Results()
+    summary = run_trial(job, job.points[1], "t00001", results)
     assert summary == {"epochs_done": 4, "diverged": False}
     rows = read_rows(job.location)
     assert rows["epoch"].tolist() == [0, 1, 2, 3, 4]
@@ -39,46 +45,58 @@ def test_a_trial_writes_one_row_per_evaluation_then_compacts(job, tmp_path):
     assert rows["spec_hash"].unique().tolist() == [job.ctx.spec_hash]
     folder = tmp_path / "runs" / "sleepy" / "metrics" / "trial_id=t00001"
     assert [p.name for p in folder.iterdir()] == ["compacted.parquet"]
-    assert [r["epoch"] for r in reporter.rows] == [0, 1, 2, 3, 4]
+    assert results.epochs == [0, 1, 2, 3, 4]
+    assert checkpoint_epochs(job, "t00001") == [4]  # the final state stays
 
 
 def test_a_trial_stopped_after_a_checkpoint_resumes_to_the_same_rows(job, tmp_path):
-    run_trial(job, job.points[0], "t00000", MemoryReporter())
+    run_trial(job, job.points[0], "t00000", Results())
     whole = read_rows(job.location)[VALUES]
 
     other = job.__class__(
         str(tmp_path / "runs2"), job.ctx, job.trainable, job.base_config, job.points
     )
-    first = MemoryReporter(stop_after=3)
     with pytest.raises(TrialInterrupted):
-        run_trial(other, other.points[0], "t00000", first)
+        run_trial(other, other.points[0], "t00000", Results(stop_after=3))
     assert read_rows(other.location)["epoch"].tolist() == [0, 1, 2]
-    run_trial(other, other.points[0], "t00000", MemoryReporter(first.last_checkpoint))
+    assert checkpoint_epochs(other, "t00000") == [1, 2]  # the newest two while it runs
+    run_trial(other, other.points[0], "t00000", Results())
     pd.testing.assert_frame_equal(read_rows(other.location)[VALUES], whole)
     assert [s["start_epoch"] for s in starts(tmp_path)] == [0, 0, 2]
 
 
-class _DiesBeforeCheckpoint:
-    """Accepts ``n`` checkpoints, then dies on the next report (its row already written)."""
+def test_a_row_written_before_a_lost_checkpoint_is_replayed_not_duplicated(job, monkeypatch):
+    save = CheckpointStore.save
 
-    def __init__(self, n: int) -> None:
-        self.n, self.checkpoints = n, []
-
-    def restore(self) -> None:
-        return None
-
-    def report(self, metrics: Mapping[str, Any], *, checkpoint: Mapping[str, Any]) -> None:
-        if len(self.checkpoints) == self.n:
+    def dies_at_epoch_2(self, state, *, epoch):
+        if epoch == 2:
             raise TrialInterrupted("killed before the checkpoint landed")
-        self.checkpoints.append(dict(checkpoint))
+        save(self, state, epoch=epoch)
 
-
-def test_a_row_written_before_a_lost_checkpoint_is_replayed_not_duplicated(job):
-    dying = _DiesBeforeCheckpoint(2)
+    monkeypatch.setattr(CheckpointStore, "save", dies_at_epoch_2)
     with pytest.raises(TrialInterrupted):
-        run_trial(job, job.points[0], "t00000", dying)
+        run_trial(job, job.points[0], "t00000", Results())
+    monkeypatch.undo()
     assert read_rows(job.location)["epoch"].tolist() == [0, 1, 2]  # epoch 2 has no checkpoint
-    run_trial(job, job.points[0], "t00000", MemoryReporter(dying.checkpoints[-1]))
+    run_trial(job, job.points[0], "t00000", Results())
+    rows = read_rows(job.location)
+    assert rows["epoch"].tolist() == [0, 1, 2, 3, 4]
+    assert len(raw_rows(job.location)) == 5  # the replayed epoch's row replaced the first
+    assert rows["train_loss"].tolist() == pytest.approx(
+        [curve(0.01, 0, e)["train_loss"] for e in range(5)]
+    )
+
+
+@pytest.mark.parametrize(("removed", "resumes_at"), [([2], 1), ([1, 2], 0)])
+def test_a_trial_whose_newest_checkpoints_are_gone_continues_from_one_that_exists(
+    job, tmp_path, removed, resumes_at
+):
+    with pytest.raises(TrialInterrupted):
+        run_trial(job, job.points[0], "t00000", Results(stop_after=3))
+    for epoch in removed:
+        Path(job.location, "checkpoints", "t00000", f"epoch={epoch:05d}.ckpt").unlink()
+    run_trial(job, job.points[0], "t00000", Results())
+    assert [s["start_epoch"] for s in starts(tmp_path)] == [0, resumes_at]
     rows = read_rows(job.location)
     assert rows["epoch"].tolist() == [0, 1, 2, 3, 4]
     assert rows["train_loss"].tolist() == pytest.approx(
@@ -86,47 +104,49 @@ def test_a_row_written_before_a_lost_checkpoint_is_replayed_not_duplicated(job):
     )
 
 
+def test_an_unreadable_newest_checkpoint_is_passed_over_for_the_one_before(job, tmp_path, capsys):
+    with pytest.raises(TrialInterrupted):
+        run_trial(job, job.points[0], "t00000", Results(stop_after=3))
+    newest = Path(job.location, "checkpoints", "t00000", "epoch=00002.ckpt")
+    newest.write_bytes(newest.read_bytes()[:10])  # cut off
+    run_trial(job, job.points[0], "t00000", Results())
+    assert [s["start_epoch"] for s in starts(tmp_path)] == [0, 1]
+    assert "checkpoint epoch=00002.ckpt is unreadable" in capsys.readouterr().err
+
+
 def test_a_finished_trial_is_not_trained_again(job, tmp_path):
-    run_trial(job, job.points[0], "t00000", MemoryReporter())
+    run_trial(job, job.points[0], "t00000", Results())
     before = read_rows(job.location)
-    again = _ResultReporter()
+    again = Results()
     summary = run_trial(job, job.points[0], "t00000", again)
     assert summary["epochs_done"] == 4
     assert len(starts(tmp_path)) == 1  # no second attempt started
-    assert [r["epoch"] for r in again.results] == [4]  # its final result, given again
-    assert again.rows == []
+    assert again.epochs == [4]  # its final result, given again
     pd.testing.assert_frame_equal(read_rows(job.location), before)
 
 
 def test_a_trial_merged_into_a_part_is_not_trained_again(job, tmp_path):
-    run_trial(job, job.points[0], "t00000", MemoryReporter())
-    run_trial(job, job.points[1], "t00001", MemoryReporter())
+    run_trial(job, job.points[0], "t00000", Results())
+    run_trial(job, job.points[1], "t00001", Results())
     assert merge_finished(job.study_dir()) == 2
     assert not (tmp_path / "runs" / "sleepy" / "metrics" / "trial_id=t00000").exists()
     before = read_rows(job.location)
-    again = _ResultReporter()
+    again = Results()
     summary = run_trial(job, job.points[0], "t00000", again)
     assert summary["epochs_done"] == 4
     assert len(starts(tmp_path)) == 2  # one attempt per trial, none after the merge
-    assert [r["epoch"] for r in again.results] == [4]
+    assert again.epochs == [4]
     pd.testing.assert_frame_equal(read_rows(job.location), before)
 
 
-class _ResultReporter(MemoryReporter):
-    def __init__(self) -> None:
-        super().__init__()
-        self.results: list[dict] = []
-
-    def report_result(self, metrics: Mapping[str, Any]) -> None:
-        self.results.append(dict(metrics))
-
-
-def test_a_fresh_trial_clears_rows_left_by_other_params_under_its_id(job):
+def test_a_trial_id_given_to_other_params_starts_afresh_not_from_their_checkpoint(job, tmp_path):
     with pytest.raises(TrialInterrupted):
-        run_trial(job, job.points[0], "t00009", MemoryReporter(stop_after=3))
-    run_trial(job, job.points[1], "t00009", MemoryReporter())
+        run_trial(job, job.points[0], "t00009", Results(stop_after=3))
+    run_trial(job, job.points[1], "t00009", Results())
     rows = read_rows(job.location)
     assert rows["train.seed"].tolist() == [1] * 5
+    assert [(s["seed"], s["start_epoch"]) for s in starts(tmp_path)] == [(0, 0), (1, 0)]
+    assert checkpoint_epochs(job, "t00009") == [4]
 
 
 def test_a_diverged_trial_reports_it_with_null_metrics(tmp_path):
@@ -137,7 +157,7 @@ def test_a_diverged_trial_reports_it_with_null_metrics(tmp_path):
     sdir = StudyDir.of(str(tmp_path / "runs"), study.name)
     info, _ = open_study_dir(sdir, study)
     job = make_job(study, sdir, info)
-    summary = run_trial(job, job.points[0], "t00000", MemoryReporter())
+    summary = run_trial(job, job.points[0], "t00000", Results())
     rows = read_rows(job.location)
     assert summary["diverged"] is True
     assert rows["diverged"].tolist() == [False, False, True]
