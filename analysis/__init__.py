@@ -4,7 +4,7 @@ Load a study, aggregate across seeds, correlate final quantities, test the paper
 draw its figures and write one self-contained HTML report.
 """
 
-from analysis.load import Study, StudyError, load_study
+from analysis.load import ResultsError, StudyResults, load_results
 from analysis.options import Options
 from analysis.report import PngExportError, write_report
 from analysis.tables import Results, compute_results, format_tables
@@ -13,10 +13,10 @@ __all__ = [
     "Options",
     "PngExportError",
     "Results",
-    "Study",
-    "StudyError",
+    "ResultsError",
+    "StudyResults",
     "compute_results",
     "format_tables",
-    "load_study",
+    "load_results",
     "write_report",
 ]

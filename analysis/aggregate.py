@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.load import Study
+from analysis.load import StudyResults
 
 ALIGNMENTS = ("epoch", "step", "train_loss", "train_acc")
 
@@ -75,7 +75,7 @@ def _group_stats(
     return n, mean, np.where(n > 1, np.sqrt(var), np.nan)
 
 
-def final_rows(study: Study, *, finished_only: bool = True) -> pd.DataFrame:
+def final_rows(study: StudyResults, *, finished_only: bool = True) -> pd.DataFrame:
     """Each trial's last evaluation, with ``diverged`` (ever) and the trial's ``config``.
 
     A trial counts as finished when ``trials.parquet`` says ``done`` (or, without a status,
@@ -219,7 +219,7 @@ def matched_level(finals: pd.DataFrame, by: str, *, quantile: float = 1.0) -> fl
 
 
 def matched_progress(
-    study: Study, metrics: Sequence[str], *, by: str = "train_loss", quantile: float = 1.0
+    study: StudyResults, metrics: Sequence[str], *, by: str = "train_loss", quantile: float = 1.0
 ) -> tuple[pd.DataFrame, float]:
     """Finished trials' metrics at the progress level that ``quantile`` of them reached.
 
@@ -246,7 +246,7 @@ def matched_progress(
 
 
 def curves(
-    study: Study,
+    study: StudyResults,
     param: str | None,
     metrics: Sequence[str],
     *,

@@ -19,8 +19,9 @@ from scipy import stats
 
 from analysis import aggregate
 from analysis import columns as C
-from analysis.load import Study
+from analysis.load import StudyResults
 from analysis.options import Options
+from studyfiles import schema
 
 METHODS = ("spearman", "pearson", "kendall")
 COLUMNS = ["x", "y", "method", "n", "r", "p_value", "ci_low", "ci_high"]
@@ -178,20 +179,20 @@ def correlation_matrix(table: pd.DataFrame, *, method: str = "spearman") -> pd.D
     return out
 
 
-def quantities(study: Study) -> list[str]:
+def quantities(study: StudyResults) -> list[str]:
     """The measured final quantities: GC, geometric collapse, NC, target NC, few-shot, test acc."""
-    fewshot = C.fewshot_columns(study.metrics.columns)
+    fewshot = schema.fewshot_columns(study.metrics.columns)
     ordered = [*C.FINAL_QUANTITIES[:-1], *fewshot, C.FINAL_QUANTITIES[-1]]
     return [q for q in ordered if study.measured(q)]
 
 
-def numeric_params(study: Study) -> list[str]:
+def numeric_params(study: StudyResults) -> list[str]:
     """Swept hyperparameters with numeric values (a rank correlation needs an order)."""
     return [p for p in study.hyper_params if pd.api.types.is_numeric_dtype(study.metrics[p])]
 
 
 def study_correlations(
-    study: Study, *, frame: pd.DataFrame | None = None, options: Options | None = None
+    study: StudyResults, *, frame: pd.DataFrame | None = None, options: Options | None = None
 ) -> pd.DataFrame:
     """Correlations between final quantities, and of each with each swept hyperparameter.
 

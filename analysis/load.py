@@ -3,7 +3,7 @@
 Every ``*.parquet`` under ``metrics/`` is read whole (a few at once, string columns decoded
 as dictionaries), checked against the schema, and deduplicated on ``(trial_id, epoch)``
 keeping the row with the latest ``written_at``. A file that cannot be read is named in
-``Study.warnings`` (or raises, with ``strict=True``); nothing is dropped in silence.
+``StudyResults.warnings`` (or raises, with ``strict=True``); nothing is dropped in silence.
 
 The cost is about a millisecond per file plus the rows: the orchestrator merges finished
 trials into large part files, so a study's files number a few per running trial.
@@ -25,22 +25,21 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from analysis import columns as C
-from analysis import storage
+from studyfiles import InputError, Storage, StudyDir, schema
+from studyfiles.tables import latest_rows, read_parquet
 
 _READERS = min(8, os.cpu_count() or 1)  # files read at once (reading releases the GIL)
 _LISTINGS = 3  # listings of metrics/ tried while a running study moves files under it
 _MOVED = object()  # _read_metrics: a file vanished while it was read
-_MAX_SLICES = 10_000  # a row order in more stretches than this is taken, not sliced
 _DECODE_AS_DICTIONARY = 4096  # rows from which a file's strings are decoded as dictionaries
 
 
-class StudyError(ValueError):
+class ResultsError(ValueError):
     """A study directory that cannot be analysed; the message names the file or column."""
 
 
 @dataclass
-class Study:
+class StudyResults:
     """A loaded study.
 
     Attributes:
@@ -88,72 +87,80 @@ class Study:
         return column in self.metrics and bool(self.metrics[column].notna().any())
 
 
-def load_study(path_or_uri: str, *, strict: bool = False) -> Study:
+def load_results(path_or_uri: str, *, strict: bool = False) -> StudyResults:
     """Load a study directory from a local path or a ``pyarrow.fs`` URI.
 
     Args:
         path_or_uri: the study directory.
-        strict: raise :class:`StudyError` on an unreadable metrics file instead of warning.
+        strict: raise :class:`ResultsError` on an unreadable metrics file instead of warning.
 
     Raises:
-        StudyError: no ``study.json``, a required column missing, or a column of the wrong type.
+        ResultsError: no ``study.json``, a required column missing, or a column of the wrong type.
     """
-    loc = storage.resolve(path_or_uri)
-    meta = _read_meta(loc)
+    sdir = _study_dir(path_or_uri)
+    meta = _read_meta(sdir)
     warnings: list[str] = []
     for attempt in range(_LISTINGS):  # a live study moves rows into new files as it runs
         final = attempt == _LISTINGS - 1
         try:
-            files = storage.list_parquet(loc.join("metrics"))
+            files = sdir.storage.files(sdir.metrics, suffix=".parquet")
         except FileNotFoundError:  # a folder removed while it was listed
             if final:
                 raise
             continue
-        table = _read_metrics(loc, files, warnings, strict=strict, final=final) if files else None
+        table = _read_metrics(sdir, files, warnings, strict=strict, final=final) if files else None
         if table is not _MOVED:
             break
     if not files:
-        warnings.append(f"no metrics files under {loc.join('metrics').uri}")
+        warnings.append(f"no metrics files under {sdir.storage.child('metrics').location}")
     table = _empty_metrics(meta) if table is None else _check_schema(table, warnings)
     table, n_dup = _dedup(table, warnings)
     metrics = table.to_pandas(self_destruct=True)  # frees each column once converted
     del table  # unusable now
-    trials = _read_trials(loc, metrics, warnings)
+    trials = _read_trials(sdir, metrics, warnings)
     metrics = _join_trials(metrics, trials, warnings)
     _note_unfinished(trials, metrics, warnings)
     _check_provenance(metrics, meta, warnings)
     sweep = _sweep_params(meta, metrics)
-    return Study(meta, metrics, trials, warnings, sweep, loc.uri, len(files), n_dup)
+    return StudyResults(meta, metrics, trials, warnings, sweep, sdir.location, len(files), n_dup)
 
 
-def _read_meta(loc: storage.Location) -> dict:
-    target = loc.join("study.json")
-    if not storage.exists(target):
-        raise StudyError(f"not a study directory: {target.uri} is missing")
+def _study_dir(path_or_uri: str | os.PathLike) -> StudyDir:
     try:
-        meta = json.loads(storage.read_bytes(target))
+        return StudyDir(Storage.open(os.fspath(path_or_uri)))
+    except InputError as exc:
+        raise ResultsError(exc.problem) from None
+
+
+def _read_meta(sdir: StudyDir) -> dict:
+    where = sdir.storage.child("study.json").location
+    if not sdir.exists():
+        raise ResultsError(f"not a study directory: {where} is missing")
+    try:
+        meta = json.loads(sdir.storage.read_bytes(sdir.study_json))
     except (OSError, ValueError) as exc:
-        raise StudyError(f"{target.uri} is not readable JSON: {exc}") from exc
+        raise ResultsError(f"{where} is not readable JSON: {exc}") from exc
     if not isinstance(meta, dict):
-        raise StudyError(f"{target.uri} must hold a JSON object")
+        raise ResultsError(f"{where} must hold a JSON object")
     return meta
 
 
 def _read_metrics(
-    loc, files: list[str], warnings: list[str], *, strict: bool, final: bool = True
+    sdir: StudyDir, files: list[str], warnings: list[str], *, strict: bool, final: bool = True
 ) -> Any:
     """All metric files as one table (None if none is readable), string columns as
     dictionaries; an unreadable file is named, and so are two files whose column types
     disagree. :data:`_MOVED` where a file vanished while it was read (a running study
     rolled it up or merged it: its rows are in a file the listing missed), unless ``final``.
     """
+    fs = sdir.storage.fs
     with ThreadPoolExecutor(max_workers=_READERS) as pool:
-        results = list(pool.map(lambda path: _read_file(loc.fs, path), files))
+        results = list(pool.map(lambda path: _read_file(fs, path), files))
     bad = [(p, r) for p, r in zip(files, results, strict=True) if isinstance(r, str)]
-    if not final and any(loc.fs.get_file_info(p).type == pafs.FileType.NotFound for p, _ in bad):
+    if not final and any(fs.get_file_info(p).type == pafs.FileType.NotFound for p, _ in bad):
         return _MOVED
     if bad and strict:
-        raise StudyError(f"unreadable metrics files: {', '.join(p for p, _ in bad)}")
+        raise ResultsError(f"unreadable metrics files: {', '.join(p for p, _ in bad)}")
     for path, reason in bad:
         warnings.append(f"unreadable metrics file skipped: {path} ({reason.splitlines()[0]})")
     good = [(p, r) for p, r in zip(files, results, strict=True) if not isinstance(r, str)]
@@ -172,7 +179,7 @@ def _concat(tables: list[pa.Table], files: list[tuple[str, pa.Table]]) -> pa.Tab
     try:
         return pa.concat_tables(tables, promote_options="permissive")
     except pa.ArrowException as exc:
-        raise StudyError(f"metrics files disagree on column types: {_conflict(files)}") from exc
+        raise ResultsError(f"metrics files disagree on column types: {_conflict(files)}") from exc
 
 
 def _read_file(fs, path: str) -> pa.Table | str:
@@ -224,33 +231,28 @@ def _numeric(t: pa.DataType) -> bool:
 def _check_schema(table: pa.Table, warnings: list[str]) -> pa.Table:
     """Required columns present, every known column of its kind; absent ones added as null."""
     names = set(table.schema.names)
-    missing = [c for c in (*C.REQUIRED, *C.REQUIRED_HYPER) if c not in names]
+    missing = [c for c in (*schema.REQUIRED, *schema.ALWAYS_PARAMS) if c not in names]
     if missing:
-        raise StudyError(f"metrics files lack required columns: {', '.join(missing)}")
+        raise ResultsError(f"metrics files lack required columns: {', '.join(missing)}")
     for f in table.schema:
-        kind = C.expected_kind(f.name)
-        if kind is not None and not C.kind_checker(kind)(f.type):
-            raise StudyError(f"metrics column {f.name!r} has type {f.type}, expected {kind}")
-    absent = [c for c in C.METRIC_SCHEMA if c not in names]
+        kind = schema.kind_of(f.name)
+        if kind is not None and not schema.accepts(kind, f.type):
+            raise ResultsError(f"metrics column {f.name!r} has type {f.type}, expected {kind}")
+    fixed = schema.fixed_columns()
+    absent = [c for c in fixed if c not in names]
     if absent:
         warnings.append(f"metrics files lack columns (read as not measured): {', '.join(absent)}")
     for c in absent:
-        table = table.append_column(c, pa.nulls(table.num_rows, _empty_type(C.METRIC_SCHEMA[c])))
+        table = table.append_column(c, pa.nulls(table.num_rows, schema.ARROW_TYPES[fixed[c]]))
     return _normalise_types(table)
 
 
 def _empty_metrics(meta: dict) -> pa.Table:
     """A metrics table with no rows: every fixed column, the hyperparameters and sweep keys."""
-    cols = {c: pa.array([], _empty_type(k)) for c, k in C.METRIC_SCHEMA.items()}
-    for key in [*C.REQUIRED_HYPER, *meta.get("sweep_params", [])]:
+    cols = {c: pa.array([], schema.ARROW_TYPES[k]) for c, k in schema.fixed_columns().items()}
+    for key in [*schema.ALWAYS_PARAMS, *meta.get("sweep_params", [])]:
         cols.setdefault(str(key), pa.array([], pa.float64()))
     return pa.table(cols)
-
-
-def _empty_type(kind: str) -> pa.DataType:
-    types = {"string": pa.string(), "integer": pa.int64(), "float": pa.float64()}
-    types |= {"bool": pa.bool_(), "timestamp": pa.timestamp("ns", tz="UTC")}
-    return types[kind]
 
 
 def _normalise_types(table: pa.Table) -> pa.Table:
@@ -258,12 +260,12 @@ def _normalise_types(table: pa.Table) -> pa.Table:
     with one dictionary per column (files were read that way; pandas gets categoricals)."""
     table = table.unify_dictionaries()
     for i, f in enumerate(table.schema):
-        kind = C.expected_kind(f.name)
+        kind = schema.kind_of(f.name)
         column = table.column(i)
         if kind is not None and (
-            pa.types.is_null(f.type) or (kind == "float" and f.type != pa.float64())
+            pa.types.is_null(f.type) or (kind == "double" and f.type != pa.float64())
         ):
-            column = column.cast(_empty_type(kind))
+            column = column.cast(schema.ARROW_TYPES[kind])
         if _is_text(column.type):
             column = column.dictionary_encode()
         if column is not table.column(i):
@@ -272,83 +274,26 @@ def _normalise_types(table: pa.Table) -> pa.Table:
 
 
 def _dedup(table: pa.Table, warnings: list[str]) -> tuple[pa.Table, int]:
-    """One row per (trial_id, epoch): the latest ``written_at`` (on a tie, the row read
-    last); sorted by trial, then epoch."""
+    """One row per (trial_id, epoch) by the contract's rule (:func:`studyfiles.tables.
+    latest_rows`); rows without either key are named and skipped."""
     valid = pc.and_(pc.is_valid(table["trial_id"]), pc.is_valid(table["epoch"]))
     n_invalid = table.num_rows - pc.sum(valid).as_py() if table.num_rows else 0
     if n_invalid:
         warnings.append(f"{n_invalid} metrics rows without trial_id or epoch were skipped")
         table = table.filter(valid)
-    if table.num_rows == 0:
-        return table, 0
-    key = _sort_key(table)
-    ordered = bool(np.all(key[1:] >= key[:-1]))
-    order = np.arange(len(key)) if ordered else np.argsort(key, kind="stable")
-    keep = _latest(key[order], _written(table)[order])
-    n_dup = int(len(keep) - keep.sum())
-    return _rows(table, order[keep]), n_dup
+    return latest_rows(table)
 
 
-def _rows(table: pa.Table, rows: np.ndarray) -> pa.Table:
-    """``table.take(rows)``, as slices (no copy) where ``rows`` runs through few stretches."""
-    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1] + 1])
-    if len(starts) > _MAX_SLICES:
-        return table.take(pa.array(rows))
-    ends = np.r_[starts[1:], len(rows)]
-    return pa.concat_tables(
-        [table.slice(rows[a], b - a) for a, b in zip(starts, ends, strict=True)]
-    )
-
-
-def _sort_key(table: pa.Table) -> np.ndarray:
-    """One int64 per row that sorts like ``(trial_id, epoch)``."""
-    trial = table["trial_id"].combine_chunks()
-    if not pa.types.is_dictionary(trial.type):
-        trial = trial.dictionary_encode()
-    names = trial.dictionary.to_numpy(zero_copy_only=False)
-    rank = np.empty(len(names), dtype=np.int64)
-    rank[np.argsort(names, kind="stable")] = np.arange(len(names))
-    codes = rank[trial.indices.to_numpy()]
-    epoch = table["epoch"].to_numpy().astype(np.int64)
-    low, span = int(epoch.min()), int(epoch.max()) - int(epoch.min()) + 1
-    if span * len(names) >= 2**62:  # no room in one int64: rank the distinct pairs
-        _, key = np.unique(np.stack([codes, epoch]), axis=1, return_inverse=True)
-        return key.ravel().astype(np.int64)
-    return codes * span + (epoch - low)
-
-
-def _written(table: pa.Table) -> np.ndarray:
-    written = pc.cast(table["written_at"], pa.int64()).fill_null(np.iinfo(np.int64).min)
-    return written.to_numpy()
-
-
-def _latest(key: np.ndarray, written: np.ndarray) -> np.ndarray:
-    """Which rows of a key-sorted run to keep: in each key, the latest ``written`` (the last
-    of equals)."""
-    keep = np.ones(len(key), dtype=bool)
-    same = key[1:] == key[:-1]
-    if not same.any():
-        return keep
-    in_group = np.zeros(len(key), dtype=bool)
-    in_group[1:] |= same
-    in_group[:-1] |= same
-    pos = np.flatnonzero(in_group)
-    pos = pos[np.lexsort((written[pos], key[pos]))]  # stable: equal times stay in order
-    keep[pos] = np.r_[key[pos][1:] != key[pos][:-1], True]  # the last of each key
-    return keep
-
-
-def _read_trials(loc, metrics: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
-    target = loc.join("trials.parquet")
-    if not storage.exists(target):
-        warnings.append(f"{target.uri} is missing; trials derived from the metrics")
+def _read_trials(sdir: StudyDir, metrics: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    where = sdir.storage.child("trials.parquet").location
+    if not sdir.storage.is_file(sdir.trials_parquet):
+        warnings.append(f"{where} is missing; trials derived from the metrics")
         return _derived_trials(metrics)
     try:
-        with loc.fs.open_input_file(target.path) as fh:
-            return pq.ParquetFile(fh).read().to_pandas()
+        return read_parquet(sdir.storage, sdir.trials_parquet).to_pandas()
     except (OSError, pa.ArrowException) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        warnings.append(f"{target.uri} unreadable, trials derived from the metrics ({reason})")
+        warnings.append(f"{where} unreadable, trials derived from the metrics ({reason})")
     return _derived_trials(metrics)
 
 

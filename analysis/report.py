@@ -14,8 +14,7 @@ import plotly.io as pio
 import plotly.offline
 
 from analysis import figures as F
-from analysis import storage
-from analysis.load import Study, load_study
+from analysis.load import StudyResults, load_results
 from analysis.options import Options
 from analysis.tables import (
     Results,
@@ -25,6 +24,7 @@ from analysis.tables import (
     summary_display,
     verdict_display,
 )
+from studyfiles import Storage
 
 
 class PngExportError(RuntimeError):
@@ -54,18 +54,18 @@ def write_report(
             Chromium for it is missing.
     """
     options = options or Options()
-    study = load_study(study_dir)
+    study = load_results(study_dir)
     results = compute_results(study, options=options)
     figures, notes = build_figures(study, results, options=options)
-    target = storage.resolve(output) if output else storage.resolve(study_dir).join("report.html")
-    storage.write_bytes(target, render_html(results, figures, notes).encode("utf-8"))
+    target = Storage.open(output) if output else Storage.open(study_dir).child("report.html")
+    target.write_bytes(target.root, render_html(results, figures, notes).encode("utf-8"))
     if png_dir is not None:
         export_png(figures, png_dir)
-    return target.uri
+    return target.location
 
 
 def build_figures(
-    study: Study, results: Results, *, options: Options
+    study: StudyResults, results: Results, *, options: Options
 ) -> tuple[dict[str, go.Figure], list[str]]:
     """Every figure that applies to the study, by name, and a note per figure left out."""
     figures: dict[str, go.Figure] = {}
@@ -166,7 +166,7 @@ def _table(frame: pd.DataFrame, *, verdict_col: str | None = None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def _summary_section(study: Study) -> str:
+def _summary_section(study: StudyResults) -> str:
     facts = pd.DataFrame(study_facts(study), columns=["", "value"])
     warnings = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in study.warnings)
     return _section("Study", warnings + _table(facts))
@@ -201,7 +201,7 @@ def _figure_section(figures: dict[str, go.Figure], notes: list[str]) -> str:
     return _section("Figures", body)
 
 
-def _spec_section(study: Study) -> str:
+def _spec_section(study: StudyResults) -> str:
     spec = html.escape(json.dumps(study.meta, indent=2, sort_keys=True, default=str))
     return _section(
         "Study spec", f"<details><summary>study.json</summary><pre>{spec}</pre></details>"
@@ -214,7 +214,7 @@ def export_png(figures: dict[str, go.Figure], png_dir: str) -> list[str]:
         import kaleido  # noqa: F401
     except ImportError as exc:
         raise PngExportError("PNG export needs kaleido: pip install 'gcnc[png]'") from exc
-    base = storage.resolve(png_dir)
+    base = Storage.open(png_dir)
     written = []
     with tempfile.TemporaryDirectory(prefix="gcnc-png-") as tmp:
         paths = [os.path.join(tmp, f"{name}.png") for name in figures]
@@ -224,7 +224,6 @@ def export_png(figures: dict[str, go.Figure], png_dir: str) -> list[str]:
             raise PngExportError(f"PNG export failed, kaleido needs a Chromium: {exc}") from exc
         for name, path in zip(figures, paths, strict=True):
             with open(path, "rb") as fh:
-                target = base.join(f"{name}.png")
-                storage.write_bytes(target, fh.read())
-            written.append(target.uri)
+                base.write_bytes(base.path(f"{name}.png"), fh.read())
+            written.append(base.child(f"{name}.png").location)
     return written

@@ -8,18 +8,18 @@ import numpy as np
 import pandas as pd
 
 from analysis import aggregate
-from analysis import columns as C
 from analysis.correlate import quantities, study_correlations
-from analysis.load import Study
+from analysis.load import StudyResults
 from analysis.options import Options
 from analysis.verdicts import verdict_table
+from studyfiles import schema
 
 
 @dataclass
 class Results:
     """Everything tabular about a study."""
 
-    study: Study
+    study: StudyResults
     options: Options
     finals: pd.DataFrame  # one row per finished trial, last evaluation
     final_summary: pd.DataFrame  # per swept key and value: mean, std, CI of each quantity
@@ -27,7 +27,7 @@ class Results:
     correlations: pd.DataFrame
 
 
-def compute_results(study: Study, *, options: Options | None = None) -> Results:
+def compute_results(study: StudyResults, *, options: Options | None = None) -> Results:
     """Final values, verdicts and correlations of a study."""
     options = options or Options()
     finals = aggregate.final_rows(study)
@@ -37,7 +37,7 @@ def compute_results(study: Study, *, options: Options | None = None) -> Results:
     return Results(study, options, finals, summary, verdicts, corr)
 
 
-def final_summary(study: Study, finals: pd.DataFrame, *, options: Options) -> pd.DataFrame:
+def final_summary(study: StudyResults, finals: pd.DataFrame, *, options: Options) -> pd.DataFrame:
     """Mean, std and CI over seeds of each final quantity, per value of each swept key."""
     qs = quantities(study)
     parts = []
@@ -82,8 +82,8 @@ def summary_display(results: Results) -> pd.DataFrame:
         index=["param", "value"], columns="metric", values="text", aggfunc="first", sort=False
     )
     order = [q for q in quantities(results.study) if q in wide.columns]
-    wide = wide[order].rename(columns=C.label).reset_index()
-    wide["param"] = wide["param"].map(C.label)
+    wide = wide[order].rename(columns=schema.label).reset_index()
+    wide["param"] = wide["param"].map(schema.label)
     return wide
 
 
@@ -116,7 +116,7 @@ def _pct_ci(row) -> tuple[float, float]:
 def _extremes_text(row) -> str:
     if not np.isfinite(row.mean_low):
         return ""
-    x = C.label(row.x)
+    x = schema.label(row.x)
     return (
         f"{fmt(row.mean_low)} at {x}={fmt(row.x_low)} → {fmt(row.mean_high)} at {fmt(row.x_high)}"
     )
@@ -129,12 +129,14 @@ def correlation_display(results: Results) -> pd.DataFrame:
         return pd.DataFrame()
     rows: dict[tuple, dict] = {}
     for r in c.itertuples():
-        row = rows.setdefault((r.x, r.y), {"x": C.label(r.x), "y": C.label(r.y), "n": r.n})
+        row = rows.setdefault(
+            (r.x, r.y), {"x": schema.label(r.x), "y": schema.label(r.y), "n": r.n}
+        )
         row[r.method] = interval(r.r, r.ci_low, r.ci_high)
     return pd.DataFrame(list(rows.values()))
 
 
-def study_facts(study: Study) -> list[tuple[str, str]]:
+def study_facts(study: StudyResults) -> list[tuple[str, str]]:
     """Key facts for the summary: provenance, trials by status, rows and files read."""
     meta, trials = study.meta, study.trials
     status = trials["status"].value_counts(dropna=False) if "status" in trials else pd.Series()
@@ -158,13 +160,13 @@ def study_facts(study: Study) -> list[tuple[str, str]]:
     ]
 
 
-def _measures(study: Study) -> list[str]:
-    fixed = [c for c, kind in C.METRIC_SCHEMA.items() if kind == "float"]
-    return fixed + [c for c in study.metrics.columns if C.FEWSHOT_RE.match(c)]
+def _measures(study: StudyResults) -> list[str]:
+    fixed = [c for c, metric in schema.METRICS.items() if metric.kind == "double"]
+    return fixed + [c for c in study.metrics.columns if schema.FEWSHOT.match(c)]
 
 
 def format_tables(
-    study: Study, *, options: Options | None = None, results: Results | None = None
+    study: StudyResults, *, options: Options | None = None, results: Results | None = None
 ) -> str:
     """What ``gcnc analyze DIR`` prints: facts, warnings, verdicts, final values, correlations."""
     results = results or compute_results(study, options=options)

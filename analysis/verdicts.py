@@ -24,10 +24,10 @@ import pandas as pd
 from scipy import stats
 
 from analysis import aggregate
-from analysis import columns as C
 from analysis.correlate import correlations
-from analysis.load import Study
+from analysis.load import StudyResults
 from analysis.options import Options
+from studyfiles import schema
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 
@@ -53,9 +53,9 @@ class Claim:
     source: str
 
 
-def claims_for(study: Study) -> list[Claim]:
+def claims_for(study: StudyResults) -> list[Claim]:
     """The claims this study can test: its swept mechanisms and measured quantities."""
-    shots = [c for c in C.fewshot_columns(study.metrics.columns) if study.measured(c)]
+    shots = [c for c in schema.fewshot_columns(study.metrics.columns) if study.measured(c)]
     out = []
     for param in study.hyper_params:
         if param not in MECHANISMS:
@@ -63,26 +63,38 @@ def claims_for(study: Study) -> list[Claim]:
         sign, arrow, source = MECHANISMS[param]
         for y in [m for m in LOWER if study.measured(m)]:
             out.append(
-                Claim(param, y, sign, f"{arrow} {C.label(param)} ⇒ lower {C.label(y)}", source)
+                Claim(
+                    param,
+                    y,
+                    sign,
+                    f"{arrow} {schema.label(param)} ⇒ lower {schema.label(y)}",
+                    source,
+                )
             )
         for y in shots:
             out.append(
-                Claim(param, y, -sign, f"{arrow} {C.label(param)} ⇒ higher {C.label(y)}", source)
+                Claim(
+                    param,
+                    y,
+                    -sign,
+                    f"{arrow} {schema.label(param)} ⇒ higher {schema.label(y)}",
+                    source,
+                )
             )
     return out + _chain_claims(study, shots)
 
 
-def _chain_claims(study: Study, shots: list[str]) -> list[Claim]:
+def _chain_claims(study: StudyResults, shots: list[str]) -> list[Claim]:
     source = "SPEC §4 E8–E9"
     out = []
     if study.measured("gc") and study.measured("target_nc_cdnv"):
         out.append(Claim("gc", "target_nc_cdnv", +1, "lower source GC ⇒ lower target NC", source))
     for y in shots:
         if study.measured("target_nc_cdnv"):
-            text = f"lower target NC ⇒ higher {C.label(y)}"
+            text = f"lower target NC ⇒ higher {schema.label(y)}"
             out.append(Claim("target_nc_cdnv", y, -1, text, source))
         if study.measured("gc"):
-            out.append(Claim("gc", y, -1, f"lower source GC ⇒ higher {C.label(y)}", source))
+            out.append(Claim("gc", y, -1, f"lower source GC ⇒ higher {schema.label(y)}", source))
     return out
 
 
@@ -124,7 +136,7 @@ def combine(sides: list[int | None], *, require: str = "all") -> tuple[str, str]
     return INCONCLUSIVE, "an interval includes 0"
 
 
-def verdict_table(study: Study, *, options: Options | None = None) -> pd.DataFrame:
+def verdict_table(study: StudyResults, *, options: Options | None = None) -> pd.DataFrame:
     """Every testable claim at the final epoch and at matched training progress.
 
     Returns:
@@ -150,9 +162,9 @@ VERDICT_COLUMNS = [
 ]  # fmt: skip
 
 
-def comparison_frames(study: Study, claims: list[Claim], *, options: Options) -> dict:
+def comparison_frames(study: StudyResults, claims: list[Claim], *, options: Options) -> dict:
     """Per-trial frames to compare on: the final epoch and the matched progress level."""
-    quantities = sorted({c.y for c in claims} | {c.x for c in claims if c.x in C.METRIC_SCHEMA})
+    quantities = sorted({c.y for c in claims} | {c.x for c in claims if schema.is_metric_name(c.x)})
     finals = aggregate.final_rows(study)
     by = options.progress_by
     if not study.measured(by):
@@ -161,7 +173,7 @@ def comparison_frames(study: Study, claims: list[Claim], *, options: Options) ->
         study, quantities, by=by, quantile=options.progress_quantile
     )
     op = "≤" if by == "train_loss" else "≥"
-    return {"final epoch": finals, f"{C.label(by)} {op} {level:.3g}": matched}
+    return {"final epoch": finals, f"{schema.label(by)} {op} {level:.3g}": matched}
 
 
 def _evaluate(frame, claims, hyper, at: str, options: Options) -> list[list]:
@@ -193,9 +205,9 @@ def _rank_evidence(frame, claims, slices, options: Options) -> dict:
 
 
 def _row(claim: Claim, sub: pd.DataFrame, note: str, at: str, rho, options: Options) -> list:
-    ext = None if claim.x in C.METRIC_SCHEMA else _extremes(claim, sub, options)
+    ext = None if schema.is_metric_name(claim.x) else _extremes(claim, sub, options)
     tests: dict[str, int | None] = {}
-    if "extremes" in options.evidence and claim.x not in C.METRIC_SCHEMA:
+    if "extremes" in options.evidence and not schema.is_metric_name(claim.x):
         tests["extremes"] = (
             None if ext is None else side(ext["diff_low"], ext["diff_high"], claim.sign)
         )

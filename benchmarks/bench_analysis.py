@@ -33,7 +33,7 @@ import pyarrow.dataset as ds  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from synthetic_study import SyntheticSpec, write_synthetic_study  # noqa: E402
 
-from analysis import aggregate, load_study, write_report  # noqa: E402
+from analysis import aggregate, load_results, write_report  # noqa: E402
 from analysis import columns as C  # noqa: E402
 from orchestrator.parts import MERGE_TRIALS, PART_ROWS  # noqa: E402
 from orchestrator.sink import ROLL_EVERY  # noqa: E402
@@ -131,7 +131,7 @@ def bench_load(path: str, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
-        study = load_study(path)
+        study = load_results(path)
         loaded = time.perf_counter() - start
         aggregate_all(study)
         total = time.perf_counter() - start

@@ -387,13 +387,13 @@ def quickstart_epoch_vs_evaluation(args: argparse.Namespace, device: torch.devic
     """Section 4: the real training loop and evaluation of the quickstart's trial config."""
     from pathlib import Path
 
-    from orchestrator.spec import load_study
+    from orchestrator.spec import load_spec
     from trainables.config import TrialConfig
     from trainables.data import load_dataset
     from trainables.train import _Trial
 
     path = Path(__file__).resolve().parents[1] / "studies" / "quickstart.toml"
-    base = load_study(path).base_config()
+    base = load_spec(path).base_config()
     base["train"]["device"] = device.type
     rows = []
     projection = {"gc_estimator": "projection", "gc_options": {"probes": 8, "dist": "sphere"}}

@@ -4,7 +4,7 @@ Only :mod:`orchestrator.runner` imports ``ray``; everything else (validation, st
 metrics sink, ``gcnc status``) works without it.
 """
 
-from orchestrator.errors import StudyError
-from orchestrator.spec import Study, build_study, load_study
+from orchestrator.spec import StudySpec, build_spec, load_spec
+from studyfiles import InputError
 
-__all__ = ["Study", "StudyError", "build_study", "load_study"]
+__all__ = ["InputError", "StudySpec", "build_spec", "load_spec"]

@@ -11,9 +11,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from orchestrator import columns
-from orchestrator.sink import ARROW_TYPES, RowContext, cell, now, read_parquet, to_bytes
-from orchestrator.studydir import StudyDir
+from orchestrator.sink import RowContext, cell, now
+from studyfiles import StudyDir, schema
+from studyfiles.schema import ARROW_TYPES
+from studyfiles.tables import read_parquet, to_bytes
 
 
 @dataclass
@@ -186,7 +187,7 @@ class TrialBook:
 
     def table(self) -> pa.Table:
         """Every trial as one row of ``trials.parquet``."""
-        kinds = {**columns.TRIALS_HEAD, **self.ctx.param_types, **columns.TRIALS_TAIL}
+        kinds = {**schema.TRIALS_HEAD, **self.ctx.param_types, **schema.TRIALS_TAIL}
         recs = sorted(self.trials.values(), key=lambda r: r.trial_id)
         cols = {name: [] for name in kinds}
         for rec in recs:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from orchestrator.errors import StudyError
 from orchestrator.spec import ResourcesSpec
+from studyfiles import InputError
 
 BIGGER = "--address a Ray cluster with bigger nodes"
 
@@ -27,7 +27,7 @@ def check_capacity(
         stored: the study's spec is stored already, so its resources cannot change.
 
     Raises:
-        StudyError: naming the field, the cluster's capacity and the fix.
+        InputError: naming the field, the cluster's capacity and the fix.
     """
     want = {"CPU": resources.cpus_per_trial, "GPU": resources.gpus_per_trial}
     if any(all(_fits(want[k], node.get(k, 0.0)) for k in want) for node in nodes):
@@ -35,7 +35,7 @@ def check_capacity(
     most = {k: max([node.get(k, 0.0) for node in nodes], default=0.0) for k in want}
     short = [k for k in want if not _fits(want[k], most[k])]
     if not short:  # each fits some node, but no node holds both
-        raise StudyError(
+        raise InputError(
             "resources",
             f"a trial needs {_amount(want['CPU'], 'CPU')} and {_amount(want['GPU'], 'GPU')} "
             f"on one node, but no node of the Ray cluster ({_capacity(nodes)}) has both",
@@ -47,7 +47,7 @@ def check_capacity(
         f"a trial needs {needs} on one node, but no node of the Ray cluster has {has} "
         f"({_capacity(nodes)}), so no trial could ever start"
     )
-    raise StudyError(_FIELDS[short[0]], problem, _fix(short, most, stored=stored))
+    raise InputError(_FIELDS[short[0]], problem, _fix(short, most, stored=stored))
 
 
 _FIELDS = {"CPU": "resources.cpus_per_trial", "GPU": "resources.gpus_per_trial"}
@@ -90,13 +90,13 @@ def check_shared_storage(folder: str, seen: list[tuple[str, bool]]) -> None:
             just written in ``folder``.
 
     Raises:
-        StudyError: naming the nodes that did not see it and the fix.
+        InputError: naming the nodes that did not see it and the fix.
     """
     blind = [address for address, saw in seen if not saw]
     if not blind:
         return
     shown = ", ".join(blind[:3]) + (f" and {len(blind) - 3} more" if len(blind) > 3 else "")
-    raise StudyError(
+    raise InputError(
         "--storage",
         f"{folder} is not shared with {len(blind)} of the cluster's {len(seen)} nodes "
         f"({shown}): rows written there would be scattered over the nodes' own disks",

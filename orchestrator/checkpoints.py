@@ -22,7 +22,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator.studydir import StudyDir
+from studyfiles import StudyDir
 
 KEEP = 2  # checkpoints a running trial keeps (the newest may be unreadable if cut off)
 SUFFIX = ".ckpt"

@@ -17,12 +17,13 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from orchestrator.book import Counts
-from orchestrator.errors import StudyError, from_validation
+from orchestrator.errors import from_validation
 from orchestrator.interrupts import StopRequests
 from orchestrator.lock import driver_lock
 from orchestrator.progress import ProgressView, format_duration
+from orchestrator.provenance import open_study_dir
 from orchestrator.space import check_study, trial_count
-from orchestrator.spec import Study, load_study
+from orchestrator.spec import StudySpec, load_spec
 from orchestrator.status import (
     StudyStatus,
     count_rows,
@@ -31,8 +32,8 @@ from orchestrator.status import (
     next_steps,
     read_status,
 )
-from orchestrator.studydir import StudyDir, open_study_dir
 from orchestrator.trial import make_job
+from studyfiles import InputError, StudyDir
 from trainables.overrides import add_set_option
 
 PROG = "gcnc"
@@ -137,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except StudyError as err:
+    except InputError as err:
         print(f"{PROG}: error: {err.line()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C outside a run (which stops in order: _execute)
@@ -149,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    study = load_study(args.study, overrides=args.overrides, smoke=args.smoke)
+    study = load_spec(args.study, overrides=args.overrides, smoke=args.smoke)
     sdir = StudyDir.of(args.storage, study.name)
     # An existing study dir with another spec is refused now; a new one is written once
     # the cluster has been found to hold the study's trials.
@@ -160,21 +161,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     sdir = StudyDir.at(args.study_dir)
     info = sdir.read_info()
-    return _execute(stored_study(info), sdir, info, args=args)
+    return _execute(stored_spec(info), sdir, info, args=args)
 
 
-def stored_study(info: dict[str, Any]) -> Study:
+def stored_spec(info: dict[str, Any]) -> StudySpec:
     """The study a ``study.json`` holds, checked as a study file would be."""
     try:
-        study = Study.model_validate(info["spec"])
+        study = StudySpec.model_validate(info["spec"])
     except ValidationError as err:
-        raise from_validation(err, model=Study, prefix="study.json:spec") from None
+        raise from_validation(err, model=StudySpec, prefix="study.json:spec") from None
     check_study(study)
     return study
 
 
 def _execute(
-    study: Study, sdir: StudyDir, info: dict[str, Any] | None, *, args: argparse.Namespace
+    study: StudySpec, sdir: StudyDir, info: dict[str, Any] | None, *, args: argparse.Namespace
 ) -> int:
     """Run ``study`` in ``sdir``, whose ``study.json`` holds ``info`` (None: not written yet).
 
@@ -210,7 +211,7 @@ def _execute(
 
 
 def _run_trials(
-    study: Study,
+    study: StudySpec,
     sdir: StudyDir,
     info: dict[str, Any] | None,
     *,
@@ -235,7 +236,7 @@ def _run_trials(
         return runner.run_study(study, sdir, job, view=view, stop=stop)
 
 
-def _summarise(study: Study, sdir: StudyDir, counts: Counts, *, elapsed_s: float) -> None:
+def _summarise(study: StudySpec, sdir: StudyDir, counts: Counts, *, elapsed_s: float) -> None:
     """What the run left: trials by state, rows, and how to go on where that can help."""
     rows, _ = count_rows(sdir)
     stopped = f", {counts.stopped} stopped early by the scheduler" if counts.stopped else ""
@@ -267,7 +268,7 @@ def _final_report(sdir: StudyDir) -> None:
         )
 
 
-def _stopped(study: Study, sdir: StudyDir, stop: StopRequests, *, elapsed_s: float) -> int:
+def _stopped(study: StudySpec, sdir: StudyDir, stop: StopRequests, *, elapsed_s: float) -> int:
     """Say what a run stopped by a signal left, and return its exit code (128 + signal)."""
     if not sdir.exists():
         print(f"{PROG}: {stop.name}: stopped before the study started; nothing was written",
@@ -301,8 +302,8 @@ def _report(location: str, *, output: str | None, args: argparse.Namespace | Non
     png_dir = args.png if args is not None else None
     try:
         path = analysis.write_report(location, output=output, png_dir=png_dir, options=options)
-    except analysis.StudyError as err:
-        raise StudyError("STUDY_DIR", str(err), "check the study directory") from None
+    except analysis.ResultsError as err:
+        raise InputError("STUDY_DIR", str(err), "check the study directory") from None
     except analysis.PngExportError as err:  # the HTML report is written before the images
         print(f"{PROG}: report written, no PNG images: {err}", file=sys.stderr)
         return 1
@@ -335,13 +336,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.studies:
         try:
-            study = load_study(path, overrides=args.overrides, smoke=args.smoke)
+            study = load_spec(path, overrides=args.overrides, smoke=args.smoke)
             smoke = ""
             if study.smoke and not args.smoke:
-                tiny = load_study(path, overrides=args.overrides, smoke=True)
+                tiny = load_spec(path, overrides=args.overrides, smoke=True)
                 smoke = f", smoke: {trial_count(tiny)} trials"
             print(f"ok: {path}: study {study.name}, {trial_count(study)} trials{smoke}")
-        except StudyError as err:
+        except InputError as err:
             where = f"{path}: " if len(args.studies) > 1 else ""
             print(f"{PROG}: error: {where}{err.line()}", file=sys.stderr)
             failed += 1
@@ -359,9 +360,9 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         return 1
     try:
         options = _analysis_options(analysis, args)
-        print(analysis.format_tables(analysis.load_study(location), options=options))
-    except analysis.StudyError as err:
-        raise StudyError("STUDY_DIR", str(err), "check the study directory") from None
+        print(analysis.format_tables(analysis.load_results(location), options=options))
+    except analysis.ResultsError as err:
+        raise InputError("STUDY_DIR", str(err), "check the study directory") from None
     return 0
 
 

@@ -19,9 +19,9 @@ from orchestrator.book import Counts, TrialBook, last_line
 from orchestrator.parts import MERGE_TRIALS, merge_finished
 from orchestrator.progress import ProgressView
 from orchestrator.space import trial_count
-from orchestrator.spec import Study
-from orchestrator.studydir import StudyDir
+from orchestrator.spec import StudySpec
 from orchestrator.trial import TrialJob
+from studyfiles import StudyDir
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class StudyRun:
 
     def __init__(
         self,
-        study: Study,
+        study: StudySpec,
         job: TrialJob,
         sdir: StudyDir,
         *,

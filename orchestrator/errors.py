@@ -1,6 +1,6 @@
 """Bad input as one line: ``<field>: <problem> (<fix>)``.
 
-Every check of a study file, an override or a study directory raises :class:`StudyError`;
+Every check of a study file, an override or a study directory raises :class:`InputError`;
 the CLI prints it as ``gcnc: error: <field>: <problem> (<fix>)`` and exits 2.
 """
 
@@ -12,19 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-
-class StudyError(ValueError):
-    """Bad input, naming the field, the problem and how to fix it."""
-
-    def __init__(self, field: str, problem: str, fix: str = "") -> None:
-        self.field, self.problem, self.fix = field, problem, fix
-        super().__init__(self.line())
-
-    def line(self) -> str:
-        """The one-line message, without the ``gcnc: error:`` prefix."""
-        text = f"{self.field}: {self.problem}"
-        return f"{text} ({self.fix})" if self.fix else text
-
+from studyfiles import InputError
 
 _FIXES: dict[str, str] = {
     "missing": "add it",
@@ -56,21 +44,21 @@ _FIXES: dict[str, str] = {
 
 def from_validation(
     err: ValidationError, *, model: type[BaseModel] | None = None, prefix: str = ""
-) -> StudyError:
-    """The first error of ``err`` as a :class:`StudyError` whose field is ``prefix + loc``."""
+) -> InputError:
+    """The first error of ``err`` as a :class:`InputError` whose field is ``prefix + loc``."""
     first = err.errors()[0]
     loc = tuple(first["loc"])
     field = ".".join([prefix, *(str(p) for p in loc)] if prefix else [str(p) for p in loc])
     kind, ctx = first["type"], first.get("ctx") or {}
     if kind == "gcnc":
-        return StudyError(field or "study", ctx["problem"], ctx.get("fix", ""))
+        return InputError(field or "study", ctx["problem"], ctx.get("fix", ""))
     if kind == "extra_forbidden":
         known = known_keys(model, loc[:-1]) if model is not None else []
         fix = "remove it or fix its spelling" + (f"; known: {', '.join(known)}" if known else "")
-        return StudyError(field, "unknown key", fix)
+        return InputError(field, "unknown key", fix)
     problem = _problem(first["msg"], kind, first.get("input"))
     fix = _FIXES.get(kind, "check the value").format(**{k: ctx.get(k, "") for k in _CTX_KEYS})
-    return StudyError(field or "study", problem, fix)
+    return InputError(field or "study", problem, fix)
 
 
 _CTX_KEYS = ("gt", "ge", "lt", "le", "expected")

@@ -21,8 +21,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.errors import StudyError
-from orchestrator.studydir import StudyDir
+from studyfiles import InputError, StudyDir
 
 LOCK_FILE = "driver.json"
 HEARTBEAT_S = 30.0
@@ -34,7 +33,7 @@ def driver_lock(sdir: StudyDir) -> Iterator[None]:
     """Hold ``sdir`` for this process while the block runs.
 
     Raises:
-        StudyError: another driver holds the study directory.
+        InputError: another driver holds the study directory.
     """
     path = sdir.storage.path(LOCK_FILE)
     check_free(sdir)
@@ -62,10 +61,10 @@ def driver_lock(sdir: StudyDir) -> Iterator[None]:
 
 
 def check_free(sdir: StudyDir) -> None:
-    """Raise a StudyError when a live driver holds ``sdir``."""
+    """Raise an InputError when a live driver holds ``sdir``."""
     holder = live_holder(sdir)
     if holder is not None:
-        raise StudyError(
+        raise InputError(
             "STUDY_DIR",
             f"{sdir.location} is being run by another gcnc driver ({describe(holder)})",
             "wait for it to finish, or stop it first; a driver that was killed on another "

@@ -29,16 +29,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from orchestrator.parquet import concat, latest_per_key, read_parquet, to_bytes
-from orchestrator.storage import Storage
-from orchestrator.studydir import StudyDir
+from studyfiles import StudyDir
+from studyfiles.layout import COMPACTED, PARTS_TRIALS_KEY, is_part, trial_of_folder
+from studyfiles.storage import Storage
+from studyfiles.tables import concat, latest_rows, read_parquet, to_bytes
 
 MERGE_TRIALS = 64  # finished trials that wait before the driver merges them
 PART_ROWS = 100_000  # rows a part holds at most (unless one trial has more)
 FULL = 0.9  # a part with fewer rows than this fraction of PART_ROWS takes more trials
-TRIALS_KEY = "gcnc.trials"
-COMPACTED = "compacted.parquet"
-_TRIAL_FOLDER = "trial_id="
 _RETRIES = 3  # reads of files that a merge may remove meanwhile
 T = TypeVar("T")
 
@@ -50,11 +48,6 @@ class Part:
     path: str
     trials: frozenset[str]
     rows: int
-
-
-def is_part(path: str) -> bool:
-    name = posixpath.basename(path)
-    return name.startswith("part-") and name.endswith(".parquet")
 
 
 def retrying(read: Callable[[], T]) -> T:
@@ -82,7 +75,7 @@ def _part(storage: Storage, path: str) -> Part | None:
     try:
         with storage.fs.open_input_file(path) as source:
             meta = pq.read_metadata(source)
-        trials = json.loads((meta.metadata or {}).get(TRIALS_KEY.encode(), b"[]"))
+        trials = json.loads((meta.metadata or {}).get(PARTS_TRIALS_KEY.encode(), b"[]"))
     except FileNotFoundError:
         raise
     except (OSError, pa.ArrowException, ValueError):
@@ -160,10 +153,10 @@ def merge_finished(sdir: StudyDir, *, min_trials: int = 1, part_rows: int = PART
             read_files[trial_id] = files
     if not read_files and len(read_parts) < 2:
         return 0
-    rows = latest_per_key(concat([t.replace_schema_metadata(None) for t in tables]))
+    rows, _ = latest_rows(concat([t.replace_schema_metadata(None) for t in tables]))
     for chunk in _chunks(rows, part_rows):
         trials = _trial_ids(chunk)
-        data = to_bytes(chunk, metadata={TRIALS_KEY: json.dumps(trials)})
+        data = to_bytes(chunk, metadata={PARTS_TRIALS_KEY: json.dumps(trials)})
         sdir.storage.write_bytes(sdir.part_file(uuid.uuid4().hex[:16]), data)
     _remove(sdir, read_parts, read_files)  # only now: every row is in the new parts
     return len(read_files)
@@ -173,9 +166,9 @@ def _plan(sdir: StudyDir, *, min_trials: int, part_rows: int) -> _Plan | None:
     files = sdir.storage.files(sdir.metrics, suffix=".parquet")
     folders: dict[str, list[str]] = {}
     for path in files:
-        folder = posixpath.basename(posixpath.dirname(path))
-        if folder.startswith(_TRIAL_FOLDER):
-            folders.setdefault(folder.removeprefix(_TRIAL_FOLDER), []).append(path)
+        trial_id = trial_of_folder(path)
+        if trial_id is not None:
+            folders.setdefault(trial_id, []).append(path)
     parts = list_parts(sdir)
     merged = [t for p in parts for t in p.trials]
     held = set(merged)

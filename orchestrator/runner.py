@@ -38,16 +38,16 @@ from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.book import Counts
 from orchestrator.capacity import check_capacity, check_shared_storage
-from orchestrator.columns import KEY_COLUMNS
 from orchestrator.driver import RunnerTrial, StudyRun
 from orchestrator.interrupts import StopRequests
 from orchestrator.lock import pid_alive
 from orchestrator.progress import ProgressView
 from orchestrator.space import optuna_space, trial_count
-from orchestrator.spec import Study
-from orchestrator.storage import Storage
-from orchestrator.studydir import StudyDir
+from orchestrator.spec import StudySpec
 from orchestrator.trial import TrialJob, run_trial
+from studyfiles import StudyDir
+from studyfiles.schema import KEY_COLUMNS
+from studyfiles.storage import Storage
 
 PRIVATE_PREFIX = "gcnc-"  # the folder of a private Ray: <temp root>/gcnc-XXXXXXXX/
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # trials exchange no large objects
@@ -98,12 +98,12 @@ class _StudyCallback(tune.Callback):
     Client), the callback keeps its own records there, in the same study directory.
     """
 
-    def __init__(self, study: Study, job: TrialJob) -> None:
+    def __init__(self, study: StudySpec, job: TrialJob) -> None:
         self._study, self._job = study, job
         self._own: StudyRun | None = None
         self._adopted = False
 
-    def __reduce__(self) -> tuple[Any, tuple[Study, TrialJob]]:
+    def __reduce__(self) -> tuple[Any, tuple[StudySpec, TrialJob]]:
         return (_StudyCallback, (self._study, self._job))
 
     def setup(self, **info: Any) -> None:
@@ -266,7 +266,7 @@ def _short_temp_root() -> str | None:
 
 @contextlib.contextmanager
 def session(
-    study: Study,
+    study: StudySpec,
     *,
     address: str | None = None,
     stored: bool = False,
@@ -285,7 +285,7 @@ def session(
         storage: the ``--storage`` folder (None: not checked).
 
     Raises:
-        StudyError: a trial's resources exceed every node's, or a node does not see
+        InputError: a trial's resources exceed every node's, or a node does not see
             ``storage``.
     """
     settings = _tune_settings(study)
@@ -342,7 +342,7 @@ def _sees(path: str, token: str) -> bool:
 
 
 def run_study(
-    study: Study,
+    study: StudySpec,
     sdir: StudyDir,
     job: TrialJob,
     *,
@@ -391,7 +391,7 @@ def _node_resources() -> list[dict[str, float]]:
     return [dict(node["Resources"]) for node in ray.nodes() if node.get("Alive")]
 
 
-def _tune_settings(study: Study) -> dict[str, str]:
+def _tune_settings(study: StudySpec) -> dict[str, str]:
     """Tune's settings for this run, as environment variables."""
     return {
         "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",  # rows after a divergence lack metrics
@@ -427,7 +427,7 @@ def _quiet_tune() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
-def _snapshot_period(study: Study) -> float:
+def _snapshot_period(study: StudySpec) -> float:
     """Seconds between snapshots of the Tune experiment (its state is rewritten whole).
 
     A grid's trials are fixed, so a killed driver only loses progress, which checkpoints
@@ -440,7 +440,7 @@ def _snapshot_period(study: Study) -> float:
     return max(2.0, min(30.0, n / 200))
 
 
-def _tuner(study: Study, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
+def _tuner(study: StudySpec, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
     res = study.resources
     trainable = tune.with_resources(
         tune.with_parameters(_tune_trial, job=job),
@@ -496,7 +496,7 @@ def _param_space(job: TrialJob) -> dict[str, Any]:
     return {"point": tune.grid_search(list(range(len(job.points))))}
 
 
-def _search(study: Study, job: TrialJob) -> tuple[Any, int]:
+def _search(study: StudySpec, job: TrialJob) -> tuple[Any, int]:
     """Tune's search algorithm (None: its grid generator) and number of samples."""
     if job.points is not None:
         return None, 1
@@ -512,7 +512,7 @@ def _search(study: Study, job: TrialJob) -> tuple[Any, int]:
     return searcher, trial_count(study)
 
 
-def _scheduler(study: Study, job: TrialJob) -> Any:
+def _scheduler(study: StudySpec, job: TrialJob) -> Any:
     sched = study.scheduler
     if sched is None:
         return None

@@ -23,20 +23,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from orchestrator import columns
-from orchestrator.parquet import concat, latest_per_key, read_parquet, row_count, to_bytes
-from orchestrator.parts import COMPACTED, merged_rows, retrying
-from orchestrator.studydir import StudyDir
+from orchestrator.parts import merged_rows, retrying
+from studyfiles import StudyDir, schema
+from studyfiles.layout import COMPACTED
+from studyfiles.schema import ARROW_TYPES
+from studyfiles.tables import concat, latest_rows, read_parquet, row_count, to_bytes
 
 ROLL_EVERY = 4  # per-epoch files a running trial leaves before they are rolled up
-
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "double": pa.float64(),
-    "int64": pa.int64(),
-    "string": pa.string(),
-    "bool": pa.bool_(),
-    "timestamp": pa.timestamp("ns", tz="UTC"),
-}
 
 
 @dataclass(frozen=True)
@@ -111,10 +104,10 @@ def row_table(
         "spec_hash": ctx.spec_hash,
         "code_version": ctx.code_version,
     }
-    values: dict[str, tuple[Any, str]] = {k: (v, columns.KEY_COLUMNS[k]) for k, v in keys.items()}
+    values: dict[str, tuple[Any, str]] = {k: (v, schema.KEY_COLUMNS[k]) for k, v in keys.items()}
     for key, kind in ctx.param_types.items():
         values[key] = (params.get(key), kind)
-    for name, kind in columns.metric_columns(ctx.shots).items():
+    for name, kind in schema.metric_columns(ctx.shots).items():
         values[name] = (metrics.get(name), kind)
     for name, value in metrics.items():  # anything else the trainable measured
         if name not in values and value is not None:
@@ -172,7 +165,7 @@ class TrialSink:
     def _read(self, files: Sequence[str], merged: pa.Table | None = None) -> pa.Table | None:
         tables = [read_parquet(self.sdir.storage, f) for f in files]
         tables += [merged] if merged is not None else []
-        return latest_per_key(concat(tables), ("epoch",)) if tables else None
+        return latest_rows(concat(tables))[0] if tables else None
 
     def rows(self) -> pa.Table | None:
         """The trial's rows, one per epoch (merged ones included), or None if there are none."""

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from orchestrator import columns
-from orchestrator.errors import StudyError, from_validation
-from orchestrator.spec import Distribution, Study
+from orchestrator.errors import from_validation
+from orchestrator.spec import Distribution, StudySpec
+from studyfiles import InputError, schema
 from trainables.config import TrialConfig
 from trainables.overrides import set_dotted
 
@@ -29,7 +29,7 @@ TRAINABLES: dict[str, str] = {
 MAX_CHECKED_COMBINATIONS = 20_000  # past this, grid values are checked one key at a time
 
 
-def trial_points(study: Study) -> list[dict[str, Any]] | None:
+def trial_points(study: StudySpec) -> list[dict[str, Any]] | None:
     """Every trial's point in run order, or None where an Optuna sampler proposes them."""
     search, sweep = study.search, study.sweep
     if search is not None:
@@ -69,7 +69,7 @@ def _grid_points(
     return points
 
 
-def trial_count(study: Study) -> int:
+def trial_count(study: StudySpec) -> int:
     """How many trials the study runs in all."""
     search = study.search
     if search is None or search.algorithm == "random":
@@ -79,12 +79,12 @@ def trial_count(study: Study) -> int:
     return int(search.budget or 0)
 
 
-def _grid_size(study: Study) -> int:
+def _grid_size(study: StudySpec) -> int:
     assert study.search is not None
     return math.prod(len(d.choice or ()) for d in study.search.space.values())
 
 
-def _random_points(study: Study) -> list[dict[str, Any]]:
+def _random_points(study: StudySpec) -> list[dict[str, Any]]:
     search = study.search
     assert search is not None and search.budget is not None
     rng = np.random.default_rng(search.seed)
@@ -109,7 +109,7 @@ def sample(dist: Distribution, rng: np.random.Generator) -> Any:
     return int(min(high, math.floor(drawn)))
 
 
-def optuna_space(study: Study) -> dict[str, Any]:
+def optuna_space(study: StudySpec) -> dict[str, Any]:
     """The search space as Optuna distributions (keys stay dotted)."""
     import optuna.distributions as od
 
@@ -154,13 +154,13 @@ def dotted(config: dict[str, Any], key: str) -> Any:
 # ---------------------------------------------------------------- checks
 
 
-def check_study(study: Study) -> None:
-    """Cross-field checks and a check of every trial's config; raises :class:`StudyError`."""
+def check_study(study: StudySpec) -> None:
+    """Cross-field checks and a check of every trial's config; raises :class:`InputError`."""
     if study.trainable not in TRAINABLES:
         known = ", ".join(sorted(TRAINABLES))
-        raise StudyError("trainable", f"unknown trainable {study.trainable!r}", f"known: {known}")
+        raise InputError("trainable", f"unknown trainable {study.trainable!r}", f"known: {known}")
     if study.sweep is not None and study.search is not None:
-        raise StudyError("search", "a study has a [sweep] or a [search], not both", "drop one")
+        raise InputError("search", "a study has a [sweep] or a [search], not both", "drop one")
     _check_sweep(study)
     _check_search(study)
     _check_scheduler(study)
@@ -169,7 +169,7 @@ def check_study(study: Study) -> None:
         _check_point(study, base, point)
 
 
-def _check_sweep(study: Study) -> None:
+def _check_sweep(study: StudySpec) -> None:
     if study.sweep is None:
         return
     grids = study.sweep.all_grids()
@@ -178,72 +178,72 @@ def _check_sweep(study: Study) -> None:
         for key, values in grid.items():
             field = f"{prefix}.{key}"
             if not values:
-                raise StudyError(field, "no values", "list at least one value")
+                raise InputError(field, "no values", "list at least one value")
             if len({_freeze(v) for v in values}) < len(values):
-                raise StudyError(field, f"repeated values in {values}", "list each value once")
+                raise InputError(field, f"repeated values in {values}", "list each value once")
     seeds = study.sweep.seeds
     if seeds is not None:
         if "train.seed" in study.sweep.varied_keys():
-            raise StudyError("sweep.seeds", "train.seed is also in sweep.grid", "keep one")
+            raise InputError("sweep.seeds", "train.seed is also in sweep.grid", "keep one")
         if not seeds or len(set(seeds)) < len(seeds):
-            raise StudyError("sweep.seeds", f"{seeds} is empty or repeats a seed", "list seeds")
+            raise InputError("sweep.seeds", f"{seeds} is empty or repeats a seed", "list seeds")
 
 
-def _check_search(study: Study) -> None:
+def _check_search(study: StudySpec) -> None:
     search = study.search
     if search is None:
         return
     if not search.space:
-        raise StudyError("search.space", "empty", "add e.g. train.lr = {loguniform = [1e-3, 0.1]}")
+        raise InputError("search.space", "empty", "add e.g. train.lr = {loguniform = [1e-3, 0.1]}")
     if search.algorithm in ("tpe", "grid"):
         for name in ("metric", "mode"):
             if getattr(search, name) is None:
                 hint = 'e.g. metric = "test_acc"' if name == "metric" else 'mode = "max" or "min"'
-                raise StudyError(f"search.{name}", f"required for {search.algorithm}", hint)
+                raise InputError(f"search.{name}", f"required for {search.algorithm}", hint)
     if search.metric is not None:
         _check_metric("search.metric", search.metric)
     if search.algorithm in ("tpe", "random") and search.budget is None:
-        raise StudyError("search.budget", "required", "give the number of trials, e.g. 20")
+        raise InputError("search.budget", "required", "give the number of trials, e.g. 20")
     if search.algorithm == "grid":
         for key, dist in search.space.items():
             if dist.kind != "choice":
-                raise StudyError(
+                raise InputError(
                     f"search.space.{key}", "a grid needs {choice = [...]}", "list values"
                 )
     if search.algorithm in ("tpe", "grid"):
         for key, dist in search.space.items():
             if dist.kind == "choice" and any(isinstance(v, list | dict) for v in dist.choice or ()):
-                raise StudyError(
+                raise InputError(
                     f"search.space.{key}",
                     "Optuna choices must be scalars",
                     "use numbers, strings or booleans",
                 )
 
 
-def _check_scheduler(study: Study) -> None:
+def _check_scheduler(study: StudySpec) -> None:
     sched, search = study.scheduler, study.search
     if sched is None:
         return
     metric = sched.metric or (search.metric if search else None)
     mode = sched.mode or (search.mode if search else None)
     if metric is None:
-        raise StudyError(
+        raise InputError(
             "scheduler.metric", "required without a search metric", 'e.g. metric = "test_acc"'
         )
     if mode is None:
-        raise StudyError(
+        raise InputError(
             "scheduler.mode", "required without a search mode", 'mode = "max" or "min"'
         )
     _check_metric("scheduler.metric", metric)
 
 
 def _check_metric(field: str, name: str) -> None:
-    if not columns.is_metric_name(name) or name in ("diverged", "gc_estimator"):
-        known = ", ".join(n for n in columns.known_metric_names() if n != "diverged")
-        raise StudyError(field, f"unknown metric {name!r}", f"known: {known}")
+    if not schema.is_metric_name(name) or name in schema.NOT_SEARCHABLE:
+        known = ", ".join(schema.searchable_names())
+        raise InputError(field, f"unknown metric {name!r}", f"known: {known}")
 
 
-def _points_to_check(study: Study) -> list[dict[str, Any]]:
+def _points_to_check(study: StudySpec) -> list[dict[str, Any]]:
     """Points that stand for every trial of the study."""
     search, sweep = study.search, study.sweep
     if search is not None:
@@ -260,7 +260,7 @@ def _points_to_check(study: Study) -> list[dict[str, Any]]:
     return singles + [{"train.seed": s} for s in sweep.seeds or ()]
 
 
-def _check_point(study: Study, base: dict[str, Any], point: dict[str, Any]) -> None:
+def _check_point(study: StudySpec, base: dict[str, Any], point: dict[str, Any]) -> None:
     try:
         config = trial_config(base, point)
     except ValueError as err:  # pydantic.ValidationError is a ValueError too
@@ -270,10 +270,10 @@ def _check_point(study: Study, base: dict[str, Any], point: dict[str, Any]) -> N
     _check_fewshot(study, config, point)
 
 
-def _point_error(study: Study, err: ValueError, point: dict[str, Any]) -> StudyError:
+def _point_error(study: StudySpec, err: ValueError, point: dict[str, Any]) -> InputError:
     if not isinstance(err, ValidationError):
         key, _, problem = str(err).partition(": ")
-        return StudyError(_field(study, point, key), problem, "address a key inside a table")
+        return InputError(_field(study, point, key), problem, "address a key inside a table")
     found = from_validation(err, model=TrialConfig)
     key = found.field
     if key == "study":  # a check across fields, e.g. overlapping class lists
@@ -281,7 +281,7 @@ def _point_error(study: Study, err: ValueError, point: dict[str, Any]) -> StudyE
     owner = _owner(point, key)
     if owner is not None and found.problem != "unknown key":
         found.problem = f"value {point[owner]!r}: {found.problem}"
-    return StudyError(_field(study, point, key), found.problem, found.fix)
+    return InputError(_field(study, point, key), found.problem, found.fix)
 
 
 def _owner(point: dict[str, Any], key: str) -> str | None:
@@ -289,7 +289,7 @@ def _owner(point: dict[str, Any], key: str) -> str | None:
     return next((k for k in point if key == k or key.startswith(f"{k}.")), None)
 
 
-def _field(study: Study, point: dict[str, Any], key: str) -> str:
+def _field(study: StudySpec, point: dict[str, Any], key: str) -> str:
     """The study-file field that set ``key`` of a trial config."""
     owner = _owner(point, key)
     if owner is None:
@@ -303,13 +303,13 @@ def _field(study: Study, point: dict[str, Any], key: str) -> str:
     return f"{table}.{owner}{rest}"
 
 
-def _check_names(study: Study, config: dict[str, Any], point: dict[str, Any]) -> None:
+def _check_names(study: StudySpec, config: dict[str, Any], point: dict[str, Any]) -> None:
     for key, registry in _registries().items():
         name = dotted(config, key)
         if name not in registry:
             known = ", ".join(registry.names())
             field = _field(study, point, key)
-            raise StudyError(field, f"unknown {registry.kind} {name!r}", f"known: {known}")
+            raise InputError(field, f"unknown {registry.kind} {name!r}", f"known: {known}")
         section = key.rpartition(".")[0]  # "data" for "data.name"
         allowed = registry.option_names(name)
         given = dotted(config, f"{section}.options") if section in ("data", "model") else None
@@ -317,7 +317,7 @@ def _check_names(study: Study, config: dict[str, Any], point: dict[str, Any]) ->
         if unknown:
             known = ", ".join(sorted(allowed)) or "none"
             field = _field(study, point, f"{section}.options.{unknown[0]}")
-            raise StudyError(
+            raise InputError(
                 field, f"unknown option of {registry.kind} {name!r}", f"known: {known}"
             )
 
@@ -336,13 +336,13 @@ def _registries() -> dict[str, Any]:
     }
 
 
-def _check_fewshot(study: Study, config: dict[str, Any], point: dict[str, Any]) -> None:
+def _check_fewshot(study: StudySpec, config: dict[str, Any], point: dict[str, Any]) -> None:
     metrics, data = config["metrics"], config["data"]
     targets = data.get("target_classes")
     if metrics["fewshot"] and targets is not None and metrics["fewshot_ways"] > len(targets):
         ways = metrics["fewshot_ways"]
         field = _field(study, point, "metrics.fewshot_ways")
-        raise StudyError(
+        raise InputError(
             field,
             f"{ways}-way episodes need {ways} target classes, "
             f"data.target_classes has {len(targets)}",

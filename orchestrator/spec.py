@@ -1,4 +1,4 @@
-"""The study file: a TOML document validated by :class:`Study`.
+"""The study file: a TOML document validated by :class:`StudySpec`.
 
 A study names its trainable, gives the trial config's four sections (the very models of
 :mod:`trainables.config`), and either a ``[sweep]`` (a grid over dotted keys, times seeds)
@@ -61,7 +61,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from orchestrator.errors import StudyError, from_validation
+from orchestrator.errors import from_validation
+from studyfiles import InputError
 from trainables.config import DataConfig, MetricsConfig, ModelConfig, TrainConfig, TrialConfig
 from trainables.overrides import parse_value, set_dotted
 
@@ -193,7 +194,7 @@ class ResourcesSpec(_Strict):
         return gpus
 
 
-class Study(_Strict):
+class StudySpec(_Strict):
     """A whole study file (see the module docstring)."""
 
     name: str = Field(pattern=NAME_PATTERN, max_length=100)
@@ -237,18 +238,18 @@ def spec_hash(spec: dict[str, Any]) -> str:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The TOML document at ``path``; unreadable or malformed files raise :class:`StudyError`."""
+    """The TOML document at ``path``; unreadable or malformed files raise :class:`InputError`."""
     try:
         text = Path(path).read_text()
     except OSError as err:
-        raise StudyError(str(path), f"cannot read it: {err.strerror}", "check the path") from None
+        raise InputError(str(path), f"cannot read it: {err.strerror}", "check the path") from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise StudyError(str(path), f"invalid TOML: {err}", "fix the syntax there") from None
+        raise InputError(str(path), f"invalid TOML: {err}", "fix the syntax there") from None
 
 
-def load_study(path: str | Path, *, overrides: Sequence[str] = (), smoke: bool = False) -> Study:
+def load_spec(path: str | Path, *, overrides: Sequence[str] = (), smoke: bool = False) -> StudySpec:
     """Read, override, validate and check the study file at ``path``.
 
     Args:
@@ -257,16 +258,16 @@ def load_study(path: str | Path, *, overrides: Sequence[str] = (), smoke: bool =
         smoke: apply the file's ``[smoke]`` table first and add ``-smoke`` to the name.
 
     Raises:
-        StudyError: the first problem found, naming its field.
+        InputError: the first problem found, naming its field.
     """
     doc = read_toml(path)
     doc.setdefault("name", Path(path).stem)
-    return build_study(doc, overrides=overrides, smoke=smoke)
+    return build_spec(doc, overrides=overrides, smoke=smoke)
 
 
-def build_study(
+def build_spec(
     doc: dict[str, Any], *, overrides: Sequence[str] = (), smoke: bool = False
-) -> Study:
+) -> StudySpec:
     """Validate a study document (already parsed) with its smoke table and overrides."""
     from orchestrator.space import check_study  # the trial-level checks
 
@@ -278,31 +279,31 @@ def build_study(
         _apply_override(work, item)
     _canonical_tables(work)
     try:
-        study = Study.model_validate(work)
+        study = StudySpec.model_validate(work)
     except ValidationError as err:
-        raise from_validation(err, model=Study) from None
+        raise from_validation(err, model=StudySpec) from None
     check_study(study)
     if not smoke and study.smoke:
         try:  # a bad [smoke] table fails now, not when the smoke run starts
-            build_study(doc, overrides=overrides, smoke=True)
-        except StudyError as err:
+            build_spec(doc, overrides=overrides, smoke=True)
+        except InputError as err:
             raise _smoke_error(err, study.smoke) from None
     return study
 
 
-def _smoke_error(err: StudyError, table: dict[str, Any]) -> StudyError:
+def _smoke_error(err: InputError, table: dict[str, Any]) -> InputError:
     """``err`` of the smoke form, naming the ``[smoke]`` key that caused it when one did."""
     keys = [k for k, _ in flatten(table, leaf=lambda v: not isinstance(v, dict) or not v)]
     f = err.field
     if any(f == k or f.startswith(f"{k}.") or k.startswith(f"{f}.") for k in keys):
-        return StudyError(f"smoke.{f}", err.problem, err.fix)
-    return StudyError(f, f"{err.problem} with [smoke] applied", err.fix)
+        return InputError(f"smoke.{f}", err.problem, err.fix)
+    return InputError(f, f"{err.problem} with [smoke] applied", err.fix)
 
 
 def _apply_smoke(doc: dict[str, Any]) -> None:
     table = doc.get("smoke", {})
     if not isinstance(table, dict):
-        raise StudyError("smoke", "is not a table", "write [smoke] with key = value lines")
+        raise InputError("smoke", "is not a table", "write [smoke] with key = value lines")
     for key, value in flatten(table, leaf=lambda v: not isinstance(v, dict) or not v):
         _set(doc, key, copy.deepcopy(value), field=f"smoke.{key}")
     if isinstance(doc.get("name"), str):
@@ -313,7 +314,7 @@ def _apply_override(doc: dict[str, Any], item: str) -> None:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise StudyError("--set", f"{item!r} is not key=value", "write e.g. --set train.lr=0.1")
+        raise InputError("--set", f"{item!r} is not key=value", "write e.g. --set train.lr=0.1")
     _set(doc, key, parse_value(text.strip()), field=key)
 
 
@@ -321,7 +322,7 @@ def _set(doc: dict[str, Any], key: str, value: Any, *, field: str) -> None:
     try:
         set_dotted(doc, key, value)
     except ValueError as err:
-        raise StudyError(field, str(err).split(": ", 1)[-1], "set a key inside it") from None
+        raise InputError(field, str(err).split(": ", 1)[-1], "set a key inside it") from None
 
 
 def _canonical_tables(doc: dict[str, Any]) -> None:

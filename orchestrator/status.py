@@ -13,10 +13,10 @@ from pydantic import ValidationError
 
 from orchestrator.book import is_abandoned, last_line
 from orchestrator.lock import describe, live_holder
-from orchestrator.parquet import concat, read_parquet
 from orchestrator.space import trial_count
-from orchestrator.spec import Study
-from orchestrator.studydir import StudyDir
+from orchestrator.spec import StudySpec
+from studyfiles import StudyDir
+from studyfiles.tables import concat, read_parquet
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def read_status(sdir: StudyDir) -> StudyStatus:
     live = [t for t in trials if t not in abandoned]
     by_status = Counter(str(t["status"]) for t in live)
     try:
-        total = max(trial_count(Study.model_validate(info["spec"])), len(live))
+        total = max(trial_count(StudySpec.model_validate(info["spec"])), len(live))
     except (ValidationError, KeyError, TypeError):
         total = len(live)
     by_status["pending"] += total - len(live)

@@ -11,13 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from orchestrator import columns
 from orchestrator.checkpoints import CheckpointStore
 from orchestrator.sink import RowContext, TrialSink, type_name
 from orchestrator.space import TRAINABLES, dotted, trial_config, trial_points
-from orchestrator.spec import Study
-from orchestrator.storage import Storage
-from orchestrator.studydir import StudyDir
+from orchestrator.spec import StudySpec
+from studyfiles import StudyDir, schema
+from studyfiles.storage import Storage
 from trainables.reporter import Reporter
 
 Trainable = Callable[[dict[str, Any], Reporter], dict[str, Any]]
@@ -70,12 +69,12 @@ class TrialJob:
         return CheckpointStore(self.study_dir(), trial_id, self.params(config))
 
 
-def make_job(study: Study, sdir: StudyDir, info: Mapping[str, Any]) -> TrialJob:
+def make_job(study: StudySpec, sdir: StudyDir, info: Mapping[str, Any]) -> TrialJob:
     """The job of ``study`` writing to ``sdir`` (``info`` is its ``study.json``)."""
     points = trial_points(study)
     base = study.base_config()
     configs = [trial_config(base, p) for p in points] if points is not None else [base]
-    keys = list(columns.ALWAYS_PARAMS)
+    keys = list(schema.ALWAYS_PARAMS)
     keys += [k for k in study.sweep_params() if k not in keys]
     candidates = {k: [dotted(c, k) for c in configs] for k in keys}
     if study.search is not None:

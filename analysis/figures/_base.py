@@ -7,15 +7,17 @@ from collections.abc import Sequence
 import numpy as np
 from plotly.colors import sample_colorscale
 
-from analysis import columns as C
-from analysis.load import Study
+from analysis.load import StudyResults
+from studyfiles import schema
 
 
 class NotMeasured(LookupError):
     """The study did not measure what a figure needs; the message says what is missing."""
 
 
-def measured(study: Study, wanted: Sequence[str], *, figure: str, need: int = 1) -> list[str]:
+def measured(
+    study: StudyResults, wanted: Sequence[str], *, figure: str, need: int = 1
+) -> list[str]:
     """The measured subset of ``wanted``; raise :class:`NotMeasured` with fewer than ``need``."""
     found = [c for c in wanted if study.measured(c)]
     if len(found) < need:
@@ -29,7 +31,7 @@ def format_value(param: str | None, value: object) -> str:
     if param is None:
         return "all trials"
     shown = f"{value:g}" if isinstance(value, float | np.floating) else str(value)
-    return f"{C.label(param)}={shown}"
+    return f"{schema.label(param)}={shown}"
 
 
 def value_colors(values: Sequence[object]) -> dict[object, str]:

@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 
 from analysis import aggregate
 from analysis.figures._base import band, format_value, measured, thin, value_colors
-from analysis.load import Study
+from analysis.load import StudyResults
 from analysis.options import Options
 
 
@@ -25,7 +25,7 @@ class BoundInfo:
 
 
 def _get_bound_info(
-    study: Study, *, param: str | None = None, options: Options | None = None
+    study: StudyResults, *, param: str | None = None, options: Options | None = None
 ) -> BoundInfo:
     """Bound and error by epoch across seeds, per value of ``param`` (all trials if None)."""
     options = options or Options()

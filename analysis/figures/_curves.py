@@ -16,8 +16,9 @@ from plotly.subplots import make_subplots
 from analysis import aggregate
 from analysis import columns as C
 from analysis.figures._base import band, format_value, measured, thin, value_colors
-from analysis.load import Study
+from analysis.load import StudyResults
 from analysis.options import Options
+from studyfiles import schema
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class CurvesInfo:
 
 
 def _get_sweep_info(
-    study: Study,
+    study: StudyResults,
     param: str | None,
     *,
     metrics: Sequence[str] = C.SOURCE_METRICS,
@@ -58,12 +59,12 @@ def _get_sweep_info(
 ) -> CurvesInfo:
     """The sweep figure's data: ``metrics`` vs ``align``, one line per value of ``param``."""
     found = measured(study, metrics, figure="sweep figure")
-    title = f"Sweep over {C.label(param)}" if param else "All trials"
+    title = f"Sweep over {schema.label(param)}" if param else "All trials"
     return _curves_info(study, param, found, list(metrics), title, align, band, options)
 
 
 def _get_transfer_info(
-    study: Study,
+    study: StudyResults,
     param: str | None,
     *,
     shots: int | None = None,
@@ -72,7 +73,7 @@ def _get_transfer_info(
     options: Options | None = None,
 ) -> CurvesInfo:
     """The transfer figure's data: source GC, target NC and few-shot accuracy (5-shot if any)."""
-    fewshot = C.fewshot_columns(c for c in study.metrics.columns if study.measured(c))
+    fewshot = schema.fewshot_columns(c for c in study.metrics.columns if study.measured(c))
     if shots is not None:
         fewshot = [c for c in fewshot if c == f"fewshot_acc_{shots}shot"]
     elif "fewshot_acc_5shot" in fewshot:
@@ -81,7 +82,7 @@ def _get_transfer_info(
     measured(study, wanted, figure="transfer figure")
     wanted = ["gc", *wanted]
     found = [m for m in wanted if study.measured(m)]
-    title = f"Transfer over {C.label(param)}" if param else "Transfer"
+    title = f"Transfer over {schema.label(param)}" if param else "Transfer"
     return _curves_info(study, param, found, wanted, title, align, band, options)
 
 
@@ -112,7 +113,7 @@ def _curves_info(study, param, found, wanted, title, align, band_kind, options) 
     notes = [note] if note else []
     skipped = [m for m in wanted if m not in found]
     if skipped:
-        notes.append(f"not measured, left out: {', '.join(C.label(m) for m in skipped)}")
+        notes.append(f"not measured, left out: {', '.join(schema.label(m) for m in skipped)}")
     band_name = f"{options.confidence:.0%} CI" if band_kind == "ci" else "± 1 std"
     return CurvesInfo(title, param, align, found, lines, band_name, notes)
 
@@ -129,7 +130,7 @@ def _band(part, kind: str) -> tuple[np.ndarray, np.ndarray]:
 def plot_curves(info: CurvesInfo, *, max_points: int = 2000) -> go.Figure:
     """Draw a :class:`CurvesInfo`: one subplot per metric, one coloured line per value."""
     grid = make_subplots(
-        rows=1, cols=len(info.metrics), subplot_titles=[C.label(m) for m in info.metrics]
+        rows=1, cols=len(info.metrics), subplot_titles=[schema.label(m) for m in info.metrics]
     )
     colors = value_colors([line.value for line in info.lines])
     traces = []
@@ -163,7 +164,7 @@ def plot_curves(info: CurvesInfo, *, max_points: int = 2000) -> go.Figure:
 
 
 def _axes(fig: go.Figure, info: CurvesInfo) -> None:
-    x_title = C.label(info.align)
+    x_title = schema.label(info.align)
     if info.align == "train_loss":
         fig.update_xaxes(type="log", autorange="reversed", title_text=f"{x_title} (training →)")
     else:

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analysis import columns as C
 from analysis.correlate import study_correlations
 from analysis.figures._base import NotMeasured
-from analysis.load import Study
+from analysis.load import StudyResults
 from analysis.options import Options
+from studyfiles import schema
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class HeatmapInfo:
 
 
 def _get_correlation_heatmap_info(
-    study: Study,
+    study: StudyResults,
     *,
     table: pd.DataFrame | None = None,
     method: str = "spearman",
@@ -38,7 +38,7 @@ def _get_correlation_heatmap_info(
     if sub.empty:
         raise NotMeasured("correlation heatmap: fewer than two quantities to correlate")
     seen = list(dict.fromkeys([*sub["x"], *sub["y"]]))
-    names = [n for n in seen if n not in C.METRIC_SCHEMA and not C.FEWSHOT_RE.match(n)]
+    names = [n for n in seen if not schema.is_metric_name(n) and n not in schema.KEY_COLUMNS]
     names += [n for n in seen if n not in names]
     pos = {n: i for i, n in enumerate(names)}
     r = np.full((len(names), len(names)), np.nan)
@@ -48,7 +48,7 @@ def _get_correlation_heatmap_info(
         i, j = pos[row.x], pos[row.y]
         r[i, j] = r[j, i] = row.r
         text = (
-            f"{C.label(row.x)} vs {C.label(row.y)}<br>"
+            f"{schema.label(row.x)} vs {schema.label(row.y)}<br>"
             f"r = {row.r:.3f} [{row.ci_low:.3f}, {row.ci_high:.3f}]<br>"
             f"n = {row.n}, p = {row.p_value:.2g}"
         )
@@ -58,7 +58,7 @@ def _get_correlation_heatmap_info(
 
 def plot_correlation_heatmap(info: HeatmapInfo) -> go.Figure:
     """Draw a :class:`HeatmapInfo` on a diverging scale from -1 to 1."""
-    labels = [C.label(n) for n in info.names]
+    labels = [schema.label(n) for n in info.names]
     text = np.where(
         np.isfinite(info.r), np.vectorize(lambda v: f"{v:.2f}")(np.nan_to_num(info.r)), ""
     )

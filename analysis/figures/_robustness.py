@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis.figures._base import measured, thin, value_colors
-from analysis.load import Study
+from analysis.load import StudyResults
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class RobustnessInfo:
     summary: pd.DataFrame  # estimator, n, median_abs_rel_error, p90_abs_rel_error, mean_ratio
 
 
-def _get_robustness_info(study: Study) -> RobustnessInfo:
+def _get_robustness_info(study: StudyResults) -> RobustnessInfo:
     """Rows holding both ``gc`` and ``gc_exact``, grouped by ``gc_estimator``."""
     measured(study, ["gc", "gc_exact"], figure="robustness figure", need=2)
     cols = ["trial_id", "epoch", "gc_estimator", "gc_exact", "gc"]

@@ -10,10 +10,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analysis import aggregate
-from analysis import columns as C
 from analysis.correlate import numeric_params, quantities
 from analysis.figures._base import NotMeasured
-from analysis.load import Study
+from analysis.load import StudyResults
+from studyfiles import schema
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class ScatterMatrixInfo:
 
 
 def _get_scatter_matrix_info(
-    study: Study, *, frame: pd.DataFrame | None = None
+    study: StudyResults, *, frame: pd.DataFrame | None = None
 ) -> ScatterMatrixInfo:
     """Final quantities per trial, coloured by the first numeric swept key."""
     frame = aggregate.final_rows(study) if frame is None else frame
@@ -44,7 +44,7 @@ def _get_scatter_matrix_info(
         raw = frame[color_by].to_numpy(dtype=float)
         logged = bool(np.all(raw > 0) and raw.max() > 10 * raw.min())
         color = np.log10(raw) if logged else raw
-        color_label = f"log10 {C.label(color_by)}" if logged else C.label(color_by)
+        color_label = f"log10 {schema.label(color_by)}" if logged else schema.label(color_by)
     hover = [_hover(row, study.hyper_params) for _, row in frame.iterrows()]
     return ScatterMatrixInfo(dims, frame[dims], color_by, color, color_label, hover)
 
@@ -80,7 +80,7 @@ def plot_scatter_matrix(info: ScatterMatrixInfo) -> go.Figure:
             "showscale": True,
             "colorbar": {"title": {"text": info.color_label}},
         }
-    dims = [{"label": C.label(d), "values": info.values[d]} for d in info.dimensions]
+    dims = [{"label": schema.label(d), "values": info.values[d]} for d in info.dimensions]
     fig = go.Figure(
         go.Splom(
             dimensions=dims,

@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # any pytest imp
 
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
-from analysis import load_study
+from analysis import load_results
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def lr_study_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def lr_study(lr_study_dir: str):
-    return load_study(lr_study_dir)
+    return load_results(lr_study_dir)
 
 
 @pytest.fixture(scope="session")

@@ -32,11 +32,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestrator.parquet import to_bytes
 from orchestrator.parts import PART_ROWS, merge_finished
 from orchestrator.sink import ROLL_EVERY, RowContext, TrialSink
-from orchestrator.storage import Storage
-from orchestrator.studydir import StudyDir
+from studyfiles import StudyDir
+from studyfiles.storage import Storage
+from studyfiles.tables import to_bytes
 
 STALE = 1.0e6
 HYPER_KEYS = ("train.lr", "train.batch_size", "train.l2", "train.gc_reg.alpha", "train.seed")

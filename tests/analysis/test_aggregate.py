@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
-from analysis import aggregate, load_study
+from analysis import aggregate, load_results
 
 
 def test_t_interval_matches_scipy():
@@ -140,7 +140,7 @@ def test_unknown_alignment_is_rejected(lr_study):
 
 def test_curves_of_a_grid_study_report_the_pooling(tmp_path):
     spec = SyntheticSpec(lrs=(0.01, 0.1), batch_sizes=(64, 256), seeds=(0, 1), epochs=3)
-    study = load_study(write_synthetic_study(tmp_path / "g", spec))
+    study = load_results(write_synthetic_study(tmp_path / "g", spec))
     _, note = aggregate.curves(study, "train.lr", ["gc"])
     assert note == "pooled over train.batch_size"
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
-from analysis import aggregate, load_study
+from analysis import aggregate, load_results
 from analysis import figures as F
 from analysis.correlate import study_correlations
 
@@ -56,7 +56,7 @@ def test_transfer_info_uses_source_gc_target_nc_and_five_shot(lr_study):
 
 
 def test_figures_for_unmeasured_metrics_raise_not_measured(source_only_dir):
-    study = load_study(source_only_dir)
+    study = load_results(source_only_dir)
     with pytest.raises(F.NotMeasured, match="target_nc_cdnv"):
         F._get_transfer_info(study, "train.batch_size")
     with pytest.raises(F.NotMeasured, match="gc_exact"):
@@ -67,7 +67,7 @@ def test_figures_for_unmeasured_metrics_raise_not_measured(source_only_dir):
 
 def test_robustness_info_pairs_estimates_with_exact_gc(tmp_path):
     spec = SyntheticSpec(probes=(1, 16, 256), lrs=(0.01,), seeds=(0, 1, 2, 3), epochs=6)
-    study = load_study(write_synthetic_study(tmp_path / "r", spec))
+    study = load_results(write_synthetic_study(tmp_path / "r", spec))
     info = F._get_robustness_info(study)
     assert list(info.points) == [f"projection(dist=sphere,probes={p})" for p in (1, 16, 256)]
     errors = info.summary["median_abs_rel_error"].to_numpy()
@@ -82,7 +82,7 @@ def test_estimates_without_a_label_are_grouped_as_unlabelled(tmp_path):
     table = pq.read_table(path)
     i = table.schema.get_field_index("gc_estimator")
     pq.write_table(table.set_column(i, "gc_estimator", pa.nulls(table.num_rows, pa.string())), path)
-    info = F._get_robustness_info(load_study(root))
+    info = F._get_robustness_info(load_results(root))
     assert sorted(info.points) == ["projection(dist=sphere,probes=4)", "unlabelled"]
 
 

@@ -14,7 +14,7 @@ import pytest
 from synthetic_study import STALE, SyntheticSpec, write_synthetic_study
 
 import analysis.load
-from analysis import StudyError, load_study
+from analysis import ResultsError, load_results
 
 # Finished trials only, none left over: t00000-t00007 merged into one part, t00008 compacted.
 TIDY = SyntheticSpec(running=0, leftovers=0, restarted=0, stopped_merge=False, merge_every=4)
@@ -58,7 +58,7 @@ def test_a_later_per_epoch_file_wins_over_the_merged_row(tmp_path):
     pq.write_table(
         pa.Table.from_pandas(row, preserve_index=False), os.path.join(folder, "epoch=00004.parquet")
     )
-    study = load_study(root)
+    study = load_results(root)
     got = study.metrics.set_index(["trial_id", "epoch"]).loc[("t00002", 4), "gc"]
     assert got == 123.0
     assert study.n_duplicates == 1
@@ -94,7 +94,7 @@ def test_a_truncated_file_is_named_in_a_warning_and_the_rest_loads(tmp_path):
     bad = os.path.join(root, "metrics", "trial_id=t00008", "compacted.parquet")
     with open(bad, "r+b") as fh:
         fh.truncate(os.path.getsize(bad) // 2)
-    study = load_study(root)
+    study = load_results(root)
     assert any(bad in w and "unreadable" in w for w in study.warnings)
     assert "t00008" not in set(study.metrics["trial_id"])
     assert study.metrics["trial_id"].nunique() == 8
@@ -105,7 +105,7 @@ def test_a_truncated_part_is_named_and_its_trials_are_missing(tmp_path):
     bad = _part(root)
     with open(bad, "r+b") as fh:
         fh.truncate(os.path.getsize(bad) - 100)
-    study = load_study(root)
+    study = load_results(root)
     assert any(bad in w and "unreadable" in w for w in study.warnings)
     assert set(study.metrics["trial_id"]) == {"t00008"}
 
@@ -115,8 +115,8 @@ def test_strict_loading_raises_on_an_unreadable_file(tmp_path):
     bad = _part(root)
     with open(bad, "wb") as fh:
         fh.write(b"not parquet")
-    with pytest.raises(StudyError, match=os.path.basename(bad)):
-        load_study(root, strict=True)
+    with pytest.raises(ResultsError, match=os.path.basename(bad)):
+        load_results(root, strict=True)
 
 
 def test_files_with_different_columns_are_unified(tmp_path):
@@ -124,7 +124,7 @@ def test_files_with_different_columns_are_unified(tmp_path):
     path = os.path.join(root, "metrics", "trial_id=t00008", "compacted.parquet")
     table = pq.read_table(path)
     pq.write_table(table.drop_columns(["fewshot_acc_5shot", "fewshot_ci_5shot"]), path)
-    study = load_study(root)
+    study = load_results(root)
     rows = study.metrics.set_index("trial_id")
     assert rows.loc["t00008", "fewshot_acc_5shot"].isna().all()
     assert rows.loc["t00001", "fewshot_acc_5shot"].notna().all()
@@ -136,7 +136,7 @@ def test_a_missing_fixed_column_reads_as_not_measured_with_a_warning(tmp_path):
         for f in files:
             path = os.path.join(folder, f)
             pq.write_table(pq.read_table(path).drop_columns(["nc_bound"]), path)
-    study = load_study(root)
+    study = load_results(root)
     assert study.metrics["nc_bound"].isna().all()
     assert any("nc_bound" in w for w in study.warnings)
 
@@ -147,8 +147,8 @@ def test_a_missing_required_column_is_an_error_naming_it(tmp_path):
         for f in files:
             path = os.path.join(folder, f)
             pq.write_table(pq.read_table(path).drop_columns(["written_at"]), path)
-    with pytest.raises(StudyError, match="written_at"):
-        load_study(root)
+    with pytest.raises(ResultsError, match="written_at"):
+        load_results(root)
 
 
 def test_a_column_of_the_wrong_type_is_an_error(tmp_path):
@@ -159,8 +159,8 @@ def test_a_column_of_the_wrong_type_is_an_error(tmp_path):
             t = pq.read_table(path)
             i = t.schema.get_field_index("gc")
             pq.write_table(t.set_column(i, "gc", t["gc"].cast(pa.string())), path)
-    with pytest.raises(StudyError, match="'gc'"):
-        load_study(root)
+    with pytest.raises(ResultsError, match="'gc'"):
+        load_results(root)
 
 
 def test_files_disagreeing_on_a_type_are_named(tmp_path):
@@ -169,24 +169,24 @@ def test_files_disagreeing_on_a_type_are_named(tmp_path):
     t = pq.read_table(path)
     i = t.schema.get_field_index("nc1")
     pq.write_table(t.set_column(i, "nc1", t["nc1"].cast(pa.string())), path)
-    with pytest.raises(StudyError, match="t00008"):
-        load_study(root)
+    with pytest.raises(ResultsError, match="t00008"):
+        load_results(root)
 
 
 def test_no_study_json_is_an_error(tmp_path):
-    with pytest.raises(StudyError, match=r"study\.json"):
-        load_study(str(tmp_path))
+    with pytest.raises(ResultsError, match=r"study\.json"):
+        load_results(str(tmp_path))
 
 
 def test_a_uri_reads_like_a_path(lr_study_dir, lr_study):
-    study = load_study("file://" + lr_study_dir)
+    study = load_results("file://" + lr_study_dir)
     pd.testing.assert_frame_equal(study.metrics, lr_study.metrics)
 
 
 def test_missing_trials_file_is_warned_and_trials_derived(tmp_path):
     root = write_synthetic_study(tmp_path / "s", SyntheticSpec())
     os.remove(os.path.join(root, "trials.parquet"))
-    study = load_study(root)
+    study = load_results(root)
     assert any("trials.parquet" in w for w in study.warnings)
     assert sorted(study.trials["trial_id"]) == sorted(study.metrics["trial_id"].unique())
 
@@ -200,14 +200,14 @@ def test_metrics_of_an_unknown_trial_and_another_spec_hash_are_warned(tmp_path):
     t = pq.read_table(path).to_pandas()
     t["trial_id"], t["spec_hash"] = "zz", "0000000000000000"
     pq.write_table(pa.Table.from_pandas(t, preserve_index=False), path)
-    study = load_study(root)
+    study = load_results(root)
     assert any("no row in trials.parquet: zz" in w for w in study.warnings)
     assert any("another spec hash (0000000000000000)" in w for w in study.warnings)
 
 
 def test_a_study_without_metrics_loads_empty_with_a_warning(tmp_path):
     (tmp_path / "study.json").write_text(json.dumps({"name": "e", "sweep_params": ["train.lr"]}))
-    study = load_study(str(tmp_path))
+    study = load_results(str(tmp_path))
     assert study.metrics.empty
     assert any("no metrics files" in w for w in study.warnings)
 
@@ -218,7 +218,7 @@ def test_a_study_whose_every_file_is_unreadable_loads_empty_naming_them(tmp_path
     bad = os.path.join(root, "metrics", "trial_id=t00000", "compacted.parquet")
     with open(bad, "wb") as fh:
         fh.write(b"PAR1 garbage")
-    study = load_study(root)
+    study = load_results(root)
     assert study.metrics.empty
     assert any(bad in w for w in study.warnings)
 
@@ -237,7 +237,7 @@ def test_a_file_merged_away_while_it_is_read_is_found_in_its_new_file(tmp_path, 
         return read_file(fs, path)
 
     monkeypatch.setattr(analysis.load, "_read_file", merged_while_read)
-    study = load_study(root)
+    study = load_results(root)
     assert not os.path.exists(old) and os.path.exists(new)
     assert study.warnings == []
     assert study.metrics["trial_id"].nunique() == 9
@@ -254,7 +254,7 @@ def test_trials_that_did_not_finish_are_named_with_the_epoch_their_rows_reach(tm
     trials.loc[trials["trial_id"] == "t00003", "status"] = "error"
     pending = trials[trials["trial_id"] == "t00000"].assign(trial_id="t00099", status="pending")
     pq.write_table(pa.Table.from_pandas(pd.concat([trials, pending]), preserve_index=False), path)
-    study = load_study(root)
+    study = load_results(root)
     (unfinished,) = [w for w in study.warnings if "have not finished" in w]
     assert unfinished == (
         "3 of 10 trials have not finished and are left out of final-epoch comparisons: "

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
-from analysis import Options, load_study
+from analysis import Options, load_results
 from analysis import verdicts as V
 
 
@@ -54,7 +54,7 @@ def test_combining_tests_into_a_verdict(sides, require, want):
 
 def _study(tmp_path, **kw):
     spec = SyntheticSpec(seeds=(0, 1, 2, 3), epochs=8, running=0, **kw)
-    return load_study(write_synthetic_study(tmp_path / "s", spec))
+    return load_results(write_synthetic_study(tmp_path / "s", spec))
 
 
 def _final(table):
@@ -96,7 +96,7 @@ def test_smaller_batches_are_the_claimed_direction(tmp_path):
 def test_claims_follow_what_the_study_measured(lr_study, source_only_dir):
     ys = {c.y for c in V.claims_for(lr_study)}
     assert {"gc", "geo_collapse", "nc_cdnv", "target_nc_cdnv", "fewshot_acc_5shot"} <= ys
-    source_only = V.claims_for(load_study(source_only_dir))
+    source_only = V.claims_for(load_results(source_only_dir))
     assert {c.y for c in source_only} == {"gc", "geo_collapse", "nc_cdnv"}
     assert all(c.x == "train.batch_size" for c in source_only)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.capacity import check_capacity, check_shared_storage
-from orchestrator.errors import StudyError
 from orchestrator.spec import ResourcesSpec
+from studyfiles import InputError
 
 
 def _nodes(*resources: dict[str, float]) -> list[dict[str, float]]:
@@ -43,7 +43,7 @@ def test_resources_some_node_holds_are_accepted(cpus, gpus, nodes):
     ],
 )  # fmt: skip
 def test_resources_no_node_holds_are_refused(cpus, gpus, nodes, field, words):
-    with pytest.raises(StudyError) as caught:
+    with pytest.raises(InputError) as caught:
         check_capacity(ResourcesSpec(cpus_per_trial=cpus, gpus_per_trial=gpus), nodes)
     assert caught.value.field == field
     for word in words:
@@ -51,7 +51,7 @@ def test_resources_no_node_holds_are_refused(cpus, gpus, nodes, field, words):
 
 
 def test_a_stored_spec_is_not_told_to_change():
-    with pytest.raises(StudyError) as caught:
+    with pytest.raises(InputError) as caught:
         check_capacity(ResourcesSpec(cpus_per_trial=3), _nodes({"CPU": 2}), stored=True)
     fix = caught.value.fix
     assert "study.json" in fix and "--address" in fix and "--set" not in fix
@@ -63,7 +63,7 @@ def test_storage_every_node_sees_is_accepted():
 
 def test_storage_a_node_does_not_see_is_refused_naming_the_nodes():
     seen = [("10.0.0.1", True), ("10.0.0.2", False)]
-    with pytest.raises(StudyError) as err:
+    with pytest.raises(InputError) as err:
         check_shared_storage("/home/me/runs", seen)
     assert err.value.field == "--storage"
     assert "/home/me/runs is not shared with 1 of the cluster's 2 nodes (10.0.0.2)" in str(
@@ -71,5 +71,5 @@ def test_storage_a_node_does_not_see_is_refused_naming_the_nodes():
     )
     assert "NFS" in str(err.value) and "s3://" in str(err.value)
     many = [(f"10.0.0.{i}", i == 0) for i in range(6)]
-    with pytest.raises(StudyError, match=r"10\.0\.0\.1, 10\.0\.0\.2, 10\.0\.0\.3 and 2 more"):
+    with pytest.raises(InputError, match=r"10\.0\.0\.1, 10\.0\.0\.2, 10\.0\.0\.3 and 2 more"):
         check_shared_storage("/home/me/runs", many)

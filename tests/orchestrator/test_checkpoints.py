@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from orchestrator.checkpoints import CheckpointStore
-from orchestrator.studydir import StudyDir
+from studyfiles import StudyDir
 
 PARAMS = {"train.lr": 0.1, "train.seed": 0}
 

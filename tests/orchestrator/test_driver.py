@@ -14,16 +14,17 @@ from orchestrator.book import Counts
 from orchestrator.driver import RunnerTrial, StudyRun
 from orchestrator.parts import list_parts
 from orchestrator.progress import ProgressView, eta_seconds, format_duration, status_line
-from orchestrator.spec import load_study
-from orchestrator.studydir import StudyDir, open_study_dir
+from orchestrator.provenance import open_study_dir
+from orchestrator.spec import load_spec
 from orchestrator.trial import make_job, run_trial
+from studyfiles import StudyDir
 from trainables.reporter import TrialInterrupted
 
 
 @pytest.fixture
 def setup(tmp_path):
     path = sleep_study(tmp_path, "[sweep]\nseeds = [0, 1, 2]", epochs=2, sleep_s=0.0)
-    study = load_study(path)
+    study = load_spec(path)
     sdir = StudyDir.of(str(tmp_path / "runs"), study.name)
     info, _ = open_study_dir(sdir, study)
     return study, sdir, make_job(study, sdir, info)
@@ -209,7 +210,7 @@ def test_a_searcher_trial_the_runner_forgot_is_abandoned_unless_it_finished(tmp_
         '[search]\nmetric = "test_acc"\nmode = "max"\nbudget = 2\n'
         "[search.space]\ntrain.lr = {loguniform = [0.01, 1.0]}\n"
     )
-    study = load_study(sleep_study(tmp_path, extra, epochs=2, sleep_s=0.0))
+    study = load_spec(sleep_study(tmp_path, extra, epochs=2, sleep_s=0.0))
     sdir = StudyDir.of(str(tmp_path / "runs"), study.name)
     info, _ = open_study_dir(sdir, study)
     job = make_job(study, sdir, info)

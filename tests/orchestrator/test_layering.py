@@ -50,13 +50,31 @@ def test_trainables_and_analysis_never_import_ray(package):
 
 @pytest.mark.parametrize(
     ("package", "forbidden"),
-    [("trainables", {"orchestrator", "analysis"}), ("analysis", {"orchestrator", "trainables"})],
+    [
+        ("trainables", {"orchestrator", "analysis", "studyfiles"}),
+        ("analysis", {"orchestrator", "trainables"}),
+        ("studyfiles", {"orchestrator", "analysis", "trainables"}),
+    ],
 )
 def test_imports_flow_one_way(package, forbidden):
     offenders = {
         f: names & forbidden for f, names in imported_roots(package).items() if names & forbidden
     }
     assert offenders == {}
+
+
+def test_the_contract_package_imports_nothing_heavier_than_pyarrow():
+    """``studyfiles`` (the on-disk contract): the standard library, numpy and pyarrow."""
+    allowed = {"pyarrow", "numpy", "studyfiles", "__future__"} | set(sys.stdlib_module_names)
+    imported = {n for names in imported_roots("studyfiles").values() for n in names}
+    assert imported <= allowed, imported - allowed
+    done = _python(
+        "import sys, studyfiles, studyfiles.schema, studyfiles.tables, studyfiles.layout\n"
+        "heavy = {'pandas', 'torch', 'ray', 'pydantic', 'orchestrator', 'analysis'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_validate_and_status_do_not_load_ray(tmp_path):

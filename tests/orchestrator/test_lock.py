@@ -13,16 +13,16 @@ import pytest
 from gcnc_testkit import sleep_study
 
 from orchestrator import cli, lock
-from orchestrator.errors import StudyError
-from orchestrator.spec import load_study
+from orchestrator.provenance import open_study_dir
+from orchestrator.spec import load_spec
 from orchestrator.status import format_status, read_status
-from orchestrator.studydir import StudyDir, open_study_dir
+from studyfiles import InputError, StudyDir
 
 
 @pytest.fixture
 def sdir(tmp_path) -> StudyDir:
     """A study directory with its study.json, as ``gcnc run`` leaves it."""
-    study = load_study(sleep_study(tmp_path, "[sweep]\nseeds = [0, 1]\n"))
+    study = load_spec(sleep_study(tmp_path, "[sweep]\nseeds = [0, 1]\n"))
     folder = StudyDir.of(str(tmp_path / "runs"), study.name)
     open_study_dir(folder, study)
     return folder
@@ -54,7 +54,7 @@ def lock_record(sdir: StudyDir) -> dict | None:
 def test_a_live_driver_on_this_host_keeps_the_study(sdir):
     theirs = hold(sdir, pid=os.getpid())
     with (
-        pytest.raises(StudyError, match=f"another gcnc driver \\(pid {os.getpid()} on"),
+        pytest.raises(InputError, match=f"another gcnc driver \\(pid {os.getpid()} on"),
         lock.driver_lock(sdir),
     ):
         pytest.fail("the lock was taken from a live driver")
@@ -71,7 +71,7 @@ def test_a_killed_driver_on_this_host_is_taken_over_at_once(sdir):
 
 def test_a_driver_on_another_host_holds_until_its_heartbeat_is_stale(sdir):
     hold(sdir, pid=1, host="elsewhere", age_s=lock.STALE_S / 2)
-    with pytest.raises(StudyError, match="pid 1 on elsewhere"), lock.driver_lock(sdir):
+    with pytest.raises(InputError, match="pid 1 on elsewhere"), lock.driver_lock(sdir):
         pytest.fail("the lock was taken from a live driver")
     hold(sdir, pid=1, host="elsewhere", age_s=lock.STALE_S + 1)
     with lock.driver_lock(sdir):

@@ -11,12 +11,12 @@ import pytest
 from gcnc_testkit import raw_rows, read_rows
 
 from orchestrator import parts
-from orchestrator.columns import ALWAYS_PARAMS
 from orchestrator.parts import list_parts, merge_finished, merged_rows
 from orchestrator.sink import RowContext, TrialSink
 from orchestrator.status import count_rows
-from orchestrator.storage import Storage
-from orchestrator.studydir import StudyDir
+from studyfiles import StudyDir
+from studyfiles.schema import ALWAYS_PARAMS
+from studyfiles.storage import Storage
 
 KINDS = ("double", "int64", "double", "double", "int64")
 PARAMS = dict(zip(ALWAYS_PARAMS, (0.1, 64, 0.0, 0.0, 3), strict=True))

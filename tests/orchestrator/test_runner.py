@@ -15,9 +15,10 @@ import pytest
 from gcnc_testkit import raw_rows, read_rows, read_trials, sleep_study, starts
 
 from orchestrator import cli
+from orchestrator.provenance import open_study_dir
 from orchestrator.runner import remove_dead_private_folders
-from orchestrator.spec import load_study
-from orchestrator.studydir import StudyDir, open_study_dir
+from orchestrator.spec import load_spec
+from studyfiles import StudyDir
 
 
 def run(path: Path, storage: Path | str, *extra: str) -> int:
@@ -212,7 +213,7 @@ def test_resuming_a_stored_study_no_node_can_hold_is_refused(ray_cluster, tmp_pa
     """A study started on a bigger cluster: its resources are part of the stored spec."""
     path = sleep_study(tmp_path, epochs=1, sleep_s=0.0, cpus=4)
     sdir = StudyDir.of(str(tmp_path / "runs"), "sleepy")
-    open_study_dir(sdir, load_study(path))
+    open_study_dir(sdir, load_spec(path))
     before = sorted(p.name for p in (tmp_path / "runs" / "sleepy").iterdir())
     assert cli.main(["resume", str(tmp_path / "runs" / "sleepy"), "--no-report"]) == 2
     err = capsys.readouterr().err

@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 from gcnc_testkit import raw_rows, read_rows
 
 from orchestrator.book import TrialBook
-from orchestrator.columns import ALWAYS_PARAMS
-from orchestrator.sink import RowContext, TrialSink, latest_per_key, row_table
-from orchestrator.studydir import StudyDir
+from orchestrator.sink import RowContext, TrialSink, row_table
+from studyfiles import StudyDir
+from studyfiles.schema import ALWAYS_PARAMS
 
 SCHEMA_MD = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 MD_TYPES = {
@@ -208,30 +207,6 @@ def test_a_finished_trial_is_recognised_only_with_the_same_params(sink, tmp_path
     assert other.finished_row() is None and other.has_foreign_rows()
     other.clear()
     assert sink.rows() is None
-
-
-def test_latest_per_key_matches_a_pandas_reference():
-    rng = np.random.default_rng(0)
-    n = 200
-    table = pa.table(
-        {
-            "trial_id": pa.array(rng.choice(["a", "b", "c"], n)),
-            "epoch": pa.array(rng.integers(0, 5, n), pa.int64()),
-            "written_at": pa.array(rng.permutation(n).astype("datetime64[ns]")).cast(
-                pa.timestamp("ns", tz="UTC")
-            ),
-            "value": pa.array(rng.normal(size=n)),
-        }
-    )
-    got = latest_per_key(table).to_pandas()
-    ref = (
-        table.to_pandas()
-        .sort_values("written_at")
-        .drop_duplicates(["trial_id", "epoch"], keep="last")
-        .sort_values(["trial_id", "epoch"])
-        .reset_index(drop=True)
-    )
-    pd.testing.assert_frame_equal(got.reset_index(drop=True), ref)
 
 
 def test_always_present_params_are_the_schema_s_first_four_and_the_seed():

@@ -9,10 +9,11 @@ import optuna.distributions as od
 import pytest
 from gcnc_testkit import write_study
 
+from orchestrator.provenance import study_info
 from orchestrator.space import optuna_space, sample, trial_config, trial_count, trial_points
-from orchestrator.spec import Distribution, load_study
-from orchestrator.studydir import StudyDir, study_info
+from orchestrator.spec import Distribution, load_spec
 from orchestrator.trial import make_job
+from studyfiles import StudyDir
 from trainables.config import TrialConfig
 
 SEARCH = """
@@ -40,7 +41,7 @@ def test_grid_is_every_combination_times_every_seed_seeds_outermost(tmp_path):
         train.l2 = [0.0, 0.001]
     """,
     )
-    points = trial_points(load_study(path))
+    points = trial_points(load_spec(path))
     expected = [
         {"train.lr": lr, "train.l2": l2, "train.seed": s}
         for s, lr, l2 in itertools.product([3, 4], [0.01, 0.1, 1.0], [0.0, 0.001])
@@ -49,16 +50,16 @@ def test_grid_is_every_combination_times_every_seed_seeds_outermost(tmp_path):
 
 
 def test_no_sweep_is_one_trial_of_the_base_config(tmp_path):
-    study = load_study(write_study(tmp_path, "[train]\nepochs = 2"))
+    study = load_spec(write_study(tmp_path, "[train]\nepochs = 2"))
     assert trial_points(study) == [{}]
     assert trial_count(study) == 1
 
 
 def test_random_points_are_seeded_and_inside_the_space(tmp_path):
     path = write_study(tmp_path, SEARCH.format(algorithm="random", budget=50, seed=7))
-    first = trial_points(load_study(path))
-    assert first == trial_points(load_study(path))
-    other = trial_points(load_study(path, overrides=["search.seed=8"]))
+    first = trial_points(load_spec(path))
+    assert first == trial_points(load_spec(path))
+    other = trial_points(load_spec(path, overrides=["search.seed=8"]))
     assert first != other
     assert len(first) == 50
     for p in first:
@@ -82,7 +83,7 @@ def test_integer_bounds_are_inclusive():
 
 
 def test_optuna_space_matches_the_study_space(tmp_path):
-    study = load_study(write_study(tmp_path, SEARCH.format(algorithm="tpe", budget=5, seed=0)))
+    study = load_spec(write_study(tmp_path, SEARCH.format(algorithm="tpe", budget=5, seed=0)))
     space = optuna_space(study)
     assert space["train.lr"] == od.FloatDistribution(0.001, 0.1, log=True)
     assert space["train.batch_size"] == od.CategoricalDistribution([32, 64, 128])
@@ -102,8 +103,8 @@ def test_optuna_grid_runs_every_point_unless_the_budget_is_smaller(tmp_path):
         train.seed = {choice = [0, 1, 2]}
     """
     path = write_study(tmp_path, text)
-    assert trial_count(load_study(path)) == 6
-    assert trial_count(load_study(path, overrides=["search.budget=4"])) == 4
+    assert trial_count(load_spec(path)) == 6
+    assert trial_count(load_spec(path, overrides=["search.budget=4"])) == 4
 
 
 def test_trial_config_applies_the_point_and_normalises_types():
@@ -116,7 +117,7 @@ def test_trial_config_applies_the_point_and_normalises_types():
 
 @pytest.mark.parametrize("algorithm", ["random", "tpe"])
 def test_job_has_the_always_present_and_the_swept_columns(tmp_path, algorithm):
-    study = load_study(write_study(tmp_path, SEARCH.format(algorithm=algorithm, budget=3, seed=0)))
+    study = load_spec(write_study(tmp_path, SEARCH.format(algorithm=algorithm, budget=3, seed=0)))
     job = make_job(study, StudyDir.of(str(tmp_path / "runs"), study.name), study_info(study))
     assert job.ctx.param_types == {
         "train.lr": "double",
@@ -132,14 +133,14 @@ def test_job_has_the_always_present_and_the_swept_columns(tmp_path, algorithm):
 
 def test_job_trial_ids_are_stable_and_sortable(tmp_path):
     path = write_study(tmp_path, "[sweep]\nseeds = [0, 1, 2]")
-    study = load_study(path)
+    study = load_spec(path)
     job = make_job(study, StudyDir.of(str(tmp_path / "runs"), study.name), study_info(study))
     ids = [job.trial_id({"point": i}, "ignored") for i in range(3)]
     assert ids == ["t00000", "t00001", "t00002"]
 
 
 def test_searcher_trials_are_named_after_the_runner_id(tmp_path):
-    study = load_study(write_study(tmp_path, SEARCH.format(algorithm="tpe", budget=3, seed=0)))
+    study = load_spec(write_study(tmp_path, SEARCH.format(algorithm="tpe", budget=3, seed=0)))
     job = make_job(study, StudyDir.of(str(tmp_path / "runs"), study.name), study_info(study))
     config = {"train.lr": 0.01, "train.batch_size": 64, "model.width": 16}
     assert job.trial_id(config, "0123abcd") == "t0123abcd"

@@ -1,4 +1,4 @@
-"""Study files that are valid: defaults, grid forms, overrides, smoke, hashing, study.json."""
+"""StudySpec files that are valid: defaults, grid forms, overrides, smoke, hashing, study.json."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import pytest
 from gcnc_testkit import write_study
 
-from orchestrator.errors import StudyError
-from orchestrator.spec import load_study, spec_hash
-from orchestrator.studydir import StudyDir, open_study_dir, study_info
+from orchestrator.provenance import open_study_dir, study_info
+from orchestrator.spec import load_spec, spec_hash
+from studyfiles import InputError, StudyDir
 from trainables.config import TrialConfig
 
 GRID = """
@@ -28,7 +28,7 @@ sweep.seeds = [0]
 
 
 def test_defaults_are_the_trial_configs_and_the_name_is_the_file_stem(tmp_path):
-    study = load_study(write_study(tmp_path, "", filename="plain.toml"))
+    study = load_spec(write_study(tmp_path, "", filename="plain.toml"))
     assert study.name == "plain"
     assert study.trainable == "gcnc"
     assert study.base_config() == TrialConfig().model_dump(mode="json")
@@ -36,14 +36,14 @@ def test_defaults_are_the_trial_configs_and_the_name_is_the_file_stem(tmp_path):
 
 
 def test_grid_keys_may_be_nested_or_quoted(tmp_path):
-    study = load_study(write_study(tmp_path, GRID))
+    study = load_spec(write_study(tmp_path, GRID))
     assert study.sweep.grid == {"train.lr": [0.01, 0.1], "train.batch_size": [32, 64]}
     assert study.sweep_params() == ["train.lr", "train.batch_size", "train.seed"]
 
 
 def test_set_overrides_values_read_as_toml(tmp_path):
     path = write_study(tmp_path, GRID)
-    study = load_study(
+    study = load_spec(
         path,
         overrides=[
             "train.momentum=0.9",
@@ -60,7 +60,7 @@ def test_set_overrides_values_read_as_toml(tmp_path):
 
 def test_smoke_applies_its_table_then_the_overrides_and_renames(tmp_path):
     path = write_study(tmp_path, GRID, filename="grid.toml")
-    study = load_study(path, smoke=True, overrides=["train.epochs=2"])
+    study = load_spec(path, smoke=True, overrides=["train.epochs=2"])
     assert study.name == "grid-smoke"
     assert study.sweep.seeds == [0]
     assert study.train.epochs == 2  # --set wins over [smoke]
@@ -74,16 +74,16 @@ def test_spec_hash_is_sha256_of_canonical_json():
 
 def test_spec_hash_ignores_key_order_and_catches_value_changes(tmp_path):
     a = write_study(tmp_path, "[train]\nlr = 0.1\nepochs = 3", filename="s.toml")
-    first = study_info(load_study(a))["spec_hash"]
+    first = study_info(load_spec(a))["spec_hash"]
     (tmp_path / "b").mkdir()
     b = write_study(tmp_path / "b", "[train]\nepochs = 3\nlr = 0.1", filename="s.toml")
-    assert study_info(load_study(b))["spec_hash"] == first
-    changed = study_info(load_study(a, overrides=["train.epochs=4"]))["spec_hash"]
+    assert study_info(load_spec(b))["spec_hash"] == first
+    changed = study_info(load_spec(a, overrides=["train.epochs=4"]))["spec_hash"]
     assert changed != first
 
 
 def test_study_info_holds_the_schema_keys(tmp_path):
-    info = study_info(load_study(write_study(tmp_path, GRID)))
+    info = study_info(load_spec(write_study(tmp_path, GRID)))
     assert set(info) == {
         "name",
         "spec",
@@ -104,19 +104,19 @@ def test_study_info_holds_the_schema_keys(tmp_path):
 def test_study_dir_is_created_then_resumed_and_a_different_spec_is_refused(tmp_path):
     path = write_study(tmp_path, GRID, filename="grid.toml")
     sdir = StudyDir.of(str(tmp_path / "runs"), "grid")
-    info, existed = open_study_dir(sdir, load_study(path))
+    info, existed = open_study_dir(sdir, load_spec(path))
     assert not existed and (tmp_path / "runs" / "grid" / "study.json").is_file()
-    again, existed = open_study_dir(sdir, load_study(path))
+    again, existed = open_study_dir(sdir, load_spec(path))
     assert existed and again == info
-    with pytest.raises(StudyError) as caught:
-        open_study_dir(sdir, load_study(path, overrides=["train.epochs=9"]))
+    with pytest.raises(InputError) as caught:
+        open_study_dir(sdir, load_spec(path, overrides=["train.epochs=9"]))
     assert caught.value.field == "study.json"
     assert "train.epochs" in caught.value.problem
     assert json.loads((tmp_path / "runs" / "grid" / "study.json").read_text()) == info
 
 
 def test_a_path_without_study_json_is_not_a_study_dir(tmp_path):
-    with pytest.raises(StudyError) as caught:
+    with pytest.raises(InputError) as caught:
         StudyDir.at(str(tmp_path))
     assert caught.value.field == "STUDY_DIR"
 
@@ -125,8 +125,8 @@ def test_an_unwritable_storage_is_bad_input(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")  # a file where the storage folder should be
     path = write_study(tmp_path, GRID, filename="grid.toml")
-    with pytest.raises(StudyError) as caught:
-        open_study_dir(StudyDir.of(str(blocker), "grid"), load_study(path))
+    with pytest.raises(InputError) as caught:
+        open_study_dir(StudyDir.of(str(blocker), "grid"), load_spec(path))
     assert caught.value.field == "--storage"
 
 
@@ -138,5 +138,5 @@ def test_the_examples_in_the_spec_docstring_are_valid_study_files(tmp_path):
     blocks = [b.split("\n\n", 1)[0] for b in spec_module.__doc__.split("::\n\n")[1:]]
     assert len(blocks) == 2
     for i, block in enumerate(blocks):
-        study = load_study(write_study(tmp_path, textwrap.dedent(block), filename=f"ex{i}.toml"))
+        study = load_spec(write_study(tmp_path, textwrap.dedent(block), filename=f"ex{i}.toml"))
         assert study.sweep is not None or study.search is not None

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from gcnc_testkit import write_study
 
-from orchestrator.errors import StudyError
 from orchestrator.space import trial_points
-from orchestrator.spec import load_study
+from orchestrator.spec import load_spec
+from studyfiles import InputError
 
 ONE_AT_A_TIME = """
 [train]
@@ -24,7 +24,7 @@ train.batch_size = [16, 64]
 
 
 def test_grids_run_side_by_side_and_the_shared_centre_runs_once(tmp_path):
-    study = load_study(write_study(tmp_path, ONE_AT_A_TIME))
+    study = load_spec(write_study(tmp_path, ONE_AT_A_TIME))
     points = trial_points(study)
     seed0 = [p for p in points if p["train.seed"] == 0]
     assert seed0 == [
@@ -39,25 +39,25 @@ def test_grids_run_side_by_side_and_the_shared_centre_runs_once(tmp_path):
 
 def test_a_point_off_the_centre_is_not_merged_with_another(tmp_path):
     text = ONE_AT_A_TIME.replace("[16, 64]", "[16, 128]")
-    points = trial_points(load_study(write_study(tmp_path, text)))
+    points = trial_points(load_spec(write_study(tmp_path, text)))
     assert len(points) == 2 * 5
 
 
 def test_grid_and_grids_together_are_refused(tmp_path):
     text = ONE_AT_A_TIME + '[sweep.grid]\n"train.l2" = [0.0, 0.1]\n'
-    with pytest.raises(StudyError, match="not both"):
-        load_study(write_study(tmp_path, text))
+    with pytest.raises(InputError, match="not both"):
+        load_spec(write_study(tmp_path, text))
 
 
 def test_a_bad_value_in_a_later_grid_names_that_table(tmp_path):
     text = ONE_AT_A_TIME.replace("[16, 64]", "[16, 0]")
-    with pytest.raises(StudyError) as info:
-        load_study(write_study(tmp_path, text))
+    with pytest.raises(InputError) as info:
+        load_spec(write_study(tmp_path, text))
     assert info.value.field.startswith("sweep.grids")
     assert "batch_size" in info.value.field
 
 
 def test_an_empty_value_list_in_a_grid_is_refused(tmp_path):
     text = ONE_AT_A_TIME.replace("[16, 64]", "[]")
-    with pytest.raises(StudyError, match="no values"):
-        load_study(write_study(tmp_path, text))
+    with pytest.raises(InputError, match="no values"):
+        load_spec(write_study(tmp_path, text))

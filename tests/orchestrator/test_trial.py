@@ -12,9 +12,10 @@ from gcnc_testkit import Results, raw_rows, read_rows, sleep_study, starts
 from orchestrator._testing import curve
 from orchestrator.checkpoints import CheckpointStore
 from orchestrator.parts import merge_finished
-from orchestrator.spec import load_study
-from orchestrator.studydir import StudyDir, open_study_dir
+from orchestrator.provenance import open_study_dir
+from orchestrator.spec import load_spec
 from orchestrator.trial import make_job, run_trial
+from studyfiles import StudyDir
 from trainables.reporter import TrialInterrupted
 
 VALUES = ["epoch", "step", "train_loss", "train_acc", "test_acc", "gc", "nc_cdnv", "diverged"]
@@ -22,7 +23,7 @@ VALUES = ["epoch", "step", "train_loss", "train_acc", "test_acc", "gc", "nc_cdnv
 
 @pytest.fixture
 def job(tmp_path):
-    study = load_study(sleep_study(tmp_path, "[sweep]\nseeds = [0, 1]", epochs=4, sleep_s=0.0))
+    study = load_spec(sleep_study(tmp_path, "[sweep]\nseeds = [0, 1]", epochs=4, sleep_s=0.0))
     sdir = StudyDir.of(str(tmp_path / "runs"), study.name)
     info, _ = open_study_dir(sdir, study)
     return make_job(study, sdir, info)
@@ -153,7 +154,7 @@ def test_a_diverged_trial_reports_it_with_null_metrics(tmp_path):
     extra = "diverge_lr = 0.5\ndiverge_at = 2\n"
     path = sleep_study(tmp_path, epochs=5, sleep_s=0.0)
     path.write_text(path.read_text().replace("[resources]", extra + "[resources]"))
-    study = load_study(path, overrides=["train.lr=1.0"])
+    study = load_spec(path, overrides=["train.lr=1.0"])
     sdir = StudyDir.of(str(tmp_path / "runs"), study.name)
     info, _ = open_study_dir(sdir, study)
     job = make_job(study, sdir, info)

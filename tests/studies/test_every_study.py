@@ -13,7 +13,7 @@ import pytest
 import analysis
 from orchestrator import cli
 from orchestrator.space import trial_count
-from orchestrator.spec import load_study
+from orchestrator.spec import load_spec
 from trainables.data.mnist import DEBIAN_FASHION_MNIST
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,7 +38,7 @@ def test_there_is_a_quickstart_and_one_file_per_experiment_of_the_paper():
 @pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.stem)
 def test_every_study_validates_in_full_and_smoke_form(path, capsys):
     assert cli.main(["validate", str(path)]) == 0
-    full, smoke = load_study(path), load_study(path, smoke=True)
+    full, smoke = load_spec(path), load_spec(path, smoke=True)
     assert trial_count(full) >= 2 and 1 <= trial_count(smoke) <= 4
     assert smoke.train.epochs <= 2 and smoke.resources.gpus_per_trial == 0
     assert smoke.resources.cpus_per_trial <= 1  # fits a 2-core CI machine
@@ -59,7 +59,7 @@ def test_every_study_opens_with_what_it_shows_and_how_to_launch_it(path):
 
 
 def test_the_quickstart_sweeps_lr_batch_and_l2_with_three_seeds_and_transfer():
-    study = load_study(ROOT / "studies" / "quickstart.toml")
+    study = load_spec(ROOT / "studies" / "quickstart.toml")
     assert {"train.lr", "train.batch_size", "train.l2"} <= set(study.sweep_params())
     assert len(study.sweep.seeds) >= 3
     assert study.data.name == "digits" and study.data.target_classes
@@ -80,9 +80,9 @@ def test_smoke_run_end_to_end_with_the_report(path, ray_cluster, tmp_path):
     info = json.loads((study_dir / "study.json").read_text())
     trials = pd.read_parquet(study_dir / "trials.parquet")
     assert (trials["status"] == "done").all() and len(trials) == trial_count(
-        load_study(path, smoke=True)
+        load_spec(path, smoke=True)
     )
-    loaded = analysis.load_study(str(study_dir))
+    loaded = analysis.load_results(str(study_dir))
     rows = loaded.metrics
     assert not loaded.warnings
     assert len(rows) >= len(trials) * 2  # at initialisation and after the epoch

@@ -1,4 +1,4 @@
-"""The study directory (docs/schema.md): its paths, and ``study.json`` with provenance."""
+"""``study.json``: the resolved spec, its hash and what produced the study (docs/schema.md)."""
 
 from __future__ import annotations
 
@@ -7,104 +7,18 @@ import importlib.metadata
 import json
 import platform
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from orchestrator.errors import StudyError
-from orchestrator.spec import Study, spec_hash
-from orchestrator.storage import Storage
+from orchestrator.spec import StudySpec, spec_hash
+from studyfiles import InputError, StudyDir
 
 PACKAGES = ("torch", "torchvision", "ray", "optuna", "pyarrow", "pandas", "numpy", "pydantic")
 
 
-@dataclass(frozen=True)
-class StudyDir:
-    """Paths of one study directory on its storage."""
-
-    storage: Storage  # rooted at the study directory
-
-    @classmethod
-    def of(cls, storage: str, name: str) -> StudyDir:
-        """The directory of study ``name`` under ``--storage``."""
-        return cls(Storage.open(storage).child(name))
-
-    @classmethod
-    def at(cls, location: str) -> StudyDir:
-        """An existing study directory, e.g. for ``gcnc resume`` and ``gcnc status``."""
-        storage = Storage.open(location, field="STUDY_DIR")
-        sdir = cls(storage)
-        if not storage.is_file(sdir.study_json):
-            raise StudyError(
-                "STUDY_DIR",
-                f"{location} holds no study.json",
-                "give a directory written by gcnc run",
-            )
-        return sdir
-
-    @property
-    def location(self) -> str:
-        return self.storage.location
-
-    @property
-    def study_json(self) -> str:
-        return self.storage.path("study.json")
-
-    @property
-    def trials_parquet(self) -> str:
-        return self.storage.path("trials.parquet")
-
-    @property
-    def metrics(self) -> str:
-        return self.storage.path("metrics")
-
-    def trial_folder(self, trial_id: str) -> str:
-        return self.storage.path("metrics", f"trial_id={trial_id}")
-
-    def epoch_file(self, trial_id: str, epoch: int) -> str:
-        return self.storage.path("metrics", f"trial_id={trial_id}", f"epoch={epoch:05d}.parquet")
-
-    def rolled_file(self, trial_id: str) -> str:
-        return self.storage.path("metrics", f"trial_id={trial_id}", "rolled.parquet")
-
-    def compacted_file(self, trial_id: str) -> str:
-        return self.storage.path("metrics", f"trial_id={trial_id}", "compacted.parquet")
-
-    def part_file(self, name: str) -> str:
-        return self.storage.path("metrics", f"part-{name}.parquet")
-
-    @property
-    def checkpoints(self) -> str:
-        return self.storage.path("checkpoints")
-
-    def checkpoint_folder(self, trial_id: str) -> str:
-        return self.storage.path("checkpoints", trial_id)
-
-    def checkpoint_file(self, trial_id: str, epoch: int) -> str:
-        return self.storage.path("checkpoints", trial_id, f"epoch={epoch:05d}.ckpt")
-
-    @property
-    def tune(self) -> str:
-        return self.storage.path("tune")
-
-    def read_info(self) -> dict[str, Any]:
-        """The parsed ``study.json``."""
-        try:
-            return json.loads(self.storage.read_bytes(self.study_json))
-        except (OSError, ValueError) as err:
-            raise StudyError(
-                "study.json",
-                f"cannot read {self.study_json}: {err}",
-                "restore the file or start a new study",
-            ) from None
-
-    def exists(self) -> bool:
-        return self.storage.is_file(self.study_json)
-
-
-def study_info(study: Study) -> dict[str, Any]:
+def study_info(study: StudySpec) -> dict[str, Any]:
     """The content of ``study.json`` for ``study`` (docs/schema.md)."""
     spec = study.resolved()
     return {
@@ -119,21 +33,21 @@ def study_info(study: Study) -> dict[str, Any]:
     }
 
 
-def open_study_dir(sdir: StudyDir, study: Study) -> tuple[dict[str, Any], bool]:
+def open_study_dir(sdir: StudyDir, study: StudySpec) -> tuple[dict[str, Any], bool]:
     """Create the directory's ``study.json``, or check the existing one holds the same spec.
 
     Returns:
         The study info and whether the directory already existed (a resume).
 
     Raises:
-        StudyError: the directory holds a study with another spec hash.
+        InputError: the directory holds a study with another spec hash.
     """
     info = study_info(study)
     if not sdir.exists():
         try:
             sdir.storage.write_bytes(sdir.study_json, json.dumps(info, indent=2).encode())
         except (OSError, pa.ArrowException) as err:
-            raise StudyError(
+            raise InputError(
                 "--storage",
                 f"cannot write {sdir.study_json}: {err}",
                 "give a writable local path or URI",
@@ -142,7 +56,7 @@ def open_study_dir(sdir: StudyDir, study: Study) -> tuple[dict[str, Any], bool]:
     stored = sdir.read_info()
     if stored.get("spec_hash") != info["spec_hash"]:
         changed = _changed_keys(stored.get("spec", {}), info["spec"])
-        raise StudyError(
+        raise InputError(
             "study.json",
             f"{sdir.location} holds study {stored.get('name')!r} with spec "
             f"{stored.get('spec_hash')}, this file resolves to {info['spec_hash']} "

@@ -7,8 +7,8 @@ import os
 import pyarrow.fs as pafs
 import pytest
 
-from orchestrator.errors import StudyError
-from orchestrator.storage import Storage
+from studyfiles import InputError
+from studyfiles.storage import Storage
 
 
 def test_local_paths_become_absolute(tmp_path, monkeypatch):
@@ -70,7 +70,7 @@ def test_child_keeps_the_location_readable(tmp_path):
 
 
 def test_an_unknown_uri_scheme_is_bad_input():
-    with pytest.raises(StudyError) as caught:
+    with pytest.raises(InputError) as caught:
         Storage.open("nosuchscheme://bucket/x")
     assert caught.value.field == "--storage"
 

@@ -1,9 +1,10 @@
 """Where studies live: a ``pyarrow.fs`` filesystem and absolute paths in it.
 
-``--storage`` is a local path (made absolute once, here) or a URI that ``pyarrow.fs``
+A location is a local path (made absolute once, here) or a URI that ``pyarrow.fs``
 understands (``s3://bucket/runs``, ``gs://…``, ``file:///…``). Writes are atomic: on a
 filesystem a temporary file in the same folder is renamed over the target; on an object
-store a single put replaces the object whole.
+store a single put replaces the object whole. Listings leave out names starting with ``.``
+(writes in progress) or ``_`` (not data: ``_SUCCESS``, ``_common_metadata``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from orchestrator.errors import StudyError
+from studyfiles.errors import InputError
 
 RENAMING_FILESYSTEMS = frozenset({"local", "hdfs"})  # where rename replaces atomically
 
@@ -38,14 +39,15 @@ class Storage:
 
     @classmethod
     def open(cls, location: str, *, field: str = "--storage") -> Storage:
-        """The storage at a local path or URI; an unusable one raises :class:`StudyError`."""
+        """The storage at a local path or URI; an unusable one raises :class:`InputError`
+        naming ``field``."""
         if "://" not in location:
             path = os.path.abspath(os.path.expanduser(location))
             return cls(pafs.LocalFileSystem(), path, path)
         try:
             fs, path = pafs.FileSystem.from_uri(location)
         except (pa.ArrowException, ValueError, OSError) as err:
-            raise StudyError(
+            raise InputError(
                 field,
                 f"cannot open {location!r}: {err}",
                 "give a local path or a URI pyarrow.fs understands",
@@ -94,7 +96,7 @@ class Storage:
 
     def files(self, folder: str, *, suffix: str = "", recursive: bool = True) -> list[str]:
         """Every file below ``folder`` (or only in it) whose name ends with ``suffix``, sorted;
-        hidden (``.``-prefixed) files are left out."""
+        names starting with ``.`` or ``_`` are left out."""
         selector = pafs.FileSelector(folder, recursive=recursive, allow_not_found=True)
         infos = self.fs.get_file_info(selector)
         return sorted(
@@ -102,7 +104,7 @@ class Storage:
             for i in infos
             if i.type == pafs.FileType.File
             and i.base_name.endswith(suffix)
-            and not i.base_name.startswith(".")
+            and not i.base_name.startswith((".", "_"))
         )
 
     def delete(self, path: str) -> None:
