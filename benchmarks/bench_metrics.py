@@ -387,7 +387,7 @@ def quickstart_epoch_vs_evaluation(args: argparse.Namespace, device: torch.devic
     """Section 4: the real training loop and evaluation of the quickstart's trial config."""
     from pathlib import Path
 
-    from orchestrator.spec import load_spec
+    from orchestrator.studyfile import load_spec
     from trainables.config import TrialConfig
     from trainables.data import load_dataset
     from trainables.train import _Trial

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from orchestrator.book import Counts, TrialBook, last_line
 from orchestrator.parts import MERGE_TRIALS, merge_finished
 from orchestrator.progress import ProgressView
-from orchestrator.space import trial_count
+from orchestrator.search import trial_count
 from orchestrator.spec import StudySpec
 from orchestrator.trial import TrialJob
 from studyfiles import StudyDir

@@ -1,4 +1,4 @@
-"""The study file: a TOML document validated by :class:`StudySpec`.
+"""The study file's models: a TOML document validated by :class:`StudySpec`.
 
 A study names its trainable, gives the trial config's four sections (the very models of
 :mod:`trainables.config`), and either a ``[sweep]`` (a grid over dotted keys, times seeds)
@@ -19,7 +19,7 @@ an optional ``[scheduler]`` (ASHA), ``[resources]`` and a ``[smoke]`` table of o
 A search instead of a sweep, with early stopping and resources::
 
     [search]
-    algorithm = "tpe"                    # "tpe", "random", or "grid" (choices only)
+    algorithm = "tpe"                    # "tpe", "random", "grid" (choices only), …
     metric = "fewshot_acc_5shot"
     mode = "max"
     budget = 40                          # trials
@@ -35,19 +35,14 @@ A search instead of a sweep, with early stopping and resources::
     max_concurrent = 8                   # 0: as many as the resources allow
     max_failures = 2                     # restarts of a trial from its last checkpoint
 
-Loading applies ``[smoke]`` (with ``smoke=True``) and then ``--set key=value`` overrides
-to the document, validates it, and checks every trial's resolved config
-(:mod:`orchestrator.space`), so bad input fails before anything is written.
+These are the models alone; :mod:`orchestrator.studyfile` reads a file into them (with its
+``[smoke]`` table and ``--set`` overrides) and :mod:`orchestrator.checks` checks the rest.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
-import tomllib
-from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
@@ -55,16 +50,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveInt,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from orchestrator.errors import from_validation
-from studyfiles import InputError
 from trainables.config import DataConfig, MetricsConfig, ModelConfig, TrainConfig, TrialConfig
-from trainables.overrides import parse_value, set_dotted
 
 DIST_KINDS: tuple[str, ...] = ("choice", "uniform", "loguniform", "integer", "log_integer")
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -154,9 +145,9 @@ class SweepSpec(_Strict):
 
 
 class SearchSpec(_Strict):
-    """Random search, Optuna TPE, or an Optuna grid (GridSampler) over ``space``."""
+    """A search over ``space`` by a registered algorithm (:mod:`orchestrator.search`)."""
 
-    algorithm: Literal["tpe", "random", "grid"] = "tpe"
+    algorithm: str = "tpe"  # a name of orchestrator.search.ALGORITHMS
     metric: str | None = None
     mode: Literal["min", "max"] | None = None
     budget: PositiveInt | None = None  # trials; a grid defaults to all its points
@@ -235,120 +226,3 @@ def spec_hash(spec: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of ``spec``, first 16 hex digits (docs/schema.md)."""
     canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The TOML document at ``path``; unreadable or malformed files raise :class:`InputError`."""
-    try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise InputError(str(path), f"cannot read it: {err.strerror}", "check the path") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise InputError(str(path), f"invalid TOML: {err}", "fix the syntax there") from None
-
-
-def load_spec(path: str | Path, *, overrides: Sequence[str] = (), smoke: bool = False) -> StudySpec:
-    """Read, override, validate and check the study file at ``path``.
-
-    Args:
-        path: a TOML study file; its stem is the study's name unless it sets ``name``.
-        overrides: ``key=value`` assignments into the document (values read as TOML).
-        smoke: apply the file's ``[smoke]`` table first and add ``-smoke`` to the name.
-
-    Raises:
-        InputError: the first problem found, naming its field.
-    """
-    doc = read_toml(path)
-    doc.setdefault("name", Path(path).stem)
-    return build_spec(doc, overrides=overrides, smoke=smoke)
-
-
-def build_spec(
-    doc: dict[str, Any], *, overrides: Sequence[str] = (), smoke: bool = False
-) -> StudySpec:
-    """Validate a study document (already parsed) with its smoke table and overrides."""
-    from orchestrator.space import check_study  # the trial-level checks
-
-    work = copy.deepcopy(doc)
-    _canonical_tables(work)
-    if smoke:
-        _apply_smoke(work)
-    for item in overrides:
-        _apply_override(work, item)
-    _canonical_tables(work)
-    try:
-        study = StudySpec.model_validate(work)
-    except ValidationError as err:
-        raise from_validation(err, model=StudySpec) from None
-    check_study(study)
-    if not smoke and study.smoke:
-        try:  # a bad [smoke] table fails now, not when the smoke run starts
-            build_spec(doc, overrides=overrides, smoke=True)
-        except InputError as err:
-            raise _smoke_error(err, study.smoke) from None
-    return study
-
-
-def _smoke_error(err: InputError, table: dict[str, Any]) -> InputError:
-    """``err`` of the smoke form, naming the ``[smoke]`` key that caused it when one did."""
-    keys = [k for k, _ in flatten(table, leaf=lambda v: not isinstance(v, dict) or not v)]
-    f = err.field
-    if any(f == k or f.startswith(f"{k}.") or k.startswith(f"{f}.") for k in keys):
-        return InputError(f"smoke.{f}", err.problem, err.fix)
-    return InputError(f, f"{err.problem} with [smoke] applied", err.fix)
-
-
-def _apply_smoke(doc: dict[str, Any]) -> None:
-    table = doc.get("smoke", {})
-    if not isinstance(table, dict):
-        raise InputError("smoke", "is not a table", "write [smoke] with key = value lines")
-    for key, value in flatten(table, leaf=lambda v: not isinstance(v, dict) or not v):
-        _set(doc, key, copy.deepcopy(value), field=f"smoke.{key}")
-    if isinstance(doc.get("name"), str):
-        doc["name"] = f"{doc['name']}-smoke"
-
-
-def _apply_override(doc: dict[str, Any], item: str) -> None:
-    key, sep, text = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise InputError("--set", f"{item!r} is not key=value", "write e.g. --set train.lr=0.1")
-    _set(doc, key, parse_value(text.strip()), field=key)
-
-
-def _set(doc: dict[str, Any], key: str, value: Any, *, field: str) -> None:
-    try:
-        set_dotted(doc, key, value)
-    except ValueError as err:
-        raise InputError(field, str(err).split(": ", 1)[-1], "set a key inside it") from None
-
-
-def _canonical_tables(doc: dict[str, Any]) -> None:
-    """Flatten ``sweep.grid`` and ``search.space`` to dotted keys (later keys win)."""
-    sweep, search = doc.get("sweep"), doc.get("search")
-    if isinstance(sweep, dict) and isinstance(sweep.get("grid"), dict):
-        sweep["grid"] = _flat_grid(sweep["grid"])
-    if isinstance(sweep, dict) and isinstance(sweep.get("grids"), list):
-        sweep["grids"] = [_flat_grid(g) if isinstance(g, dict) else g for g in sweep["grids"]]
-    if isinstance(search, dict) and isinstance(search.get("space"), dict):
-        search["space"] = dict(flatten(search["space"], leaf=_is_distribution))
-
-
-def _flat_grid(grid: dict[str, Any]) -> dict[str, Any]:
-    return dict(flatten(grid, leaf=lambda v: not isinstance(v, dict)))
-
-
-def _is_distribution(value: Any) -> bool:
-    return not isinstance(value, dict) or not value or set(value) <= set(DIST_KINDS)
-
-
-def flatten(tree: dict[str, Any], *, leaf: Any, prefix: str = "") -> Iterable[tuple[str, Any]]:
-    """``(dotted key, value)`` pairs of a nested dict, stopping where ``leaf(value)``."""
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if leaf(value):
-            yield dotted, value
-        else:
-            yield from flatten(value, leaf=leaf, prefix=f"{dotted}.")

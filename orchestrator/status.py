@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from orchestrator.book import is_abandoned, last_line
 from orchestrator.lock import describe, live_holder
-from orchestrator.space import trial_count
+from orchestrator.search import trial_count
 from orchestrator.spec import StudySpec
 from studyfiles import StudyDir
 from studyfiles.tables import concat, read_parquet

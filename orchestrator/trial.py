@@ -1,7 +1,7 @@
 """One trial, runner-agnostic: its id, config and sink, and the reporter that writes rows.
 
-:func:`run_trial` is what every trial process runs; the Ray adapter in
-:mod:`orchestrator.runner` only supplies a reporter that speaks to Tune.
+:func:`run_trial` is what every trial process runs; the Ray adapter
+(:mod:`orchestrator.cluster.tuner`) only passes each result on to Tune.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from orchestrator import entrypoints
 from orchestrator.checkpoints import CheckpointStore
+from orchestrator.points import trial_config
+from orchestrator.search import trial_points
 from orchestrator.sink import RowContext, TrialSink, type_name
-from orchestrator.space import TRAINABLES, dotted, trial_config, trial_points
 from orchestrator.spec import StudySpec
 from studyfiles import StudyDir, schema
 from studyfiles.storage import Storage
+from trainables.overrides import get_dotted
 from trainables.reporter import Reporter
 
 Trainable = Callable[[dict[str, Any], Reporter], dict[str, Any]]
@@ -29,7 +32,8 @@ class TrialJob:
     Attributes:
         location: the study directory (local path or URI).
         ctx: the row context of the study's metrics.
-        trainable: the registered trainable's name.
+        trainable: the trainable's ``module:function`` (resolved by the driver, so a trial
+            process needs only to import it).
         base_config: the config every trial starts from.
         points: every trial's point, or None where a searcher proposes them.
     """
@@ -57,7 +61,7 @@ class TrialJob:
 
     def params(self, config: Mapping[str, Any]) -> dict[str, Any]:
         """The values of the hyperparameter columns."""
-        return {k: dotted(dict(config), k) for k in self.ctx.param_types}
+        return {k: get_dotted(dict(config), k) for k in self.ctx.param_types}
 
     def study_dir(self) -> StudyDir:
         return StudyDir(Storage.open(self.location))
@@ -76,7 +80,7 @@ def make_job(study: StudySpec, sdir: StudyDir, info: Mapping[str, Any]) -> Trial
     configs = [trial_config(base, p) for p in points] if points is not None else [base]
     keys = list(schema.ALWAYS_PARAMS)
     keys += [k for k in study.sweep_params() if k not in keys]
-    candidates = {k: [dotted(c, k) for c in configs] for k in keys}
+    candidates = {k: [get_dotted(c, k) for c in configs] for k in keys}
     if study.search is not None:
         for key, dist in study.search.space.items():
             candidates[key] += dist.edge_values()
@@ -88,12 +92,12 @@ def make_job(study: StudySpec, sdir: StudyDir, info: Mapping[str, Any]) -> Trial
         shots=tuple(sorted({k for c in configs for k in c["metrics"]["fewshot_shots"]})),
     )
     frozen = tuple(points) if points is not None else None
-    return TrialJob(sdir.location, ctx, study.trainable, base, frozen)
+    return TrialJob(sdir.location, ctx, entrypoints.resolve(study.trainable), base, frozen)
 
 
-def load_trainable(name: str) -> Trainable:
-    """The registered trainable ``name`` (imported in the process that runs it)."""
-    module, _, attr = TRAINABLES[name].partition(":")
+def load_trainable(target: str) -> Trainable:
+    """The trainable at ``module:function`` (imported in the process that runs it)."""
+    module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
 
 

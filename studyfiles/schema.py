@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from studyfiles.errors import InputError
+
 ARROW_TYPES: dict[str, pa.DataType] = {
     "double": pa.float64(),
     "int64": pa.int64(),
@@ -144,6 +146,17 @@ def searchable_names() -> list[str]:
     names = [n for n in METRICS if n not in NOT_SEARCHABLE]
     at = names.index(_FEWSHOT_AFTER) + 1
     return [*names[:at], "fewshot_acc_<k>shot", "fewshot_ci_<k>shot", *names[at:]]
+
+
+def check_metric(field: str, name: str) -> None:
+    """Refuse a ``search.metric`` / ``scheduler.metric`` that is no metric one can optimise.
+
+    Raises:
+        InputError: naming ``field`` and the known metrics.
+    """
+    if not is_metric_name(name) or name in NOT_SEARCHABLE:
+        known = ", ".join(searchable_names())
+        raise InputError(field, f"unknown metric {name!r}", f"known: {known}")
 
 
 def fewshot_columns(columns: Iterable[str]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -19,6 +20,23 @@ def private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", folder)
         yield folder
+
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+SLEEPY = "testing.sleep=sleepy:run"  # the tests' stand-in trainable (tests/fixtures/sleepy.py)
+sys.path.insert(0, FIXTURES)  # for the test modules that import it, before they are collected
+
+
+@pytest.fixture(scope="session", autouse=True)
+def test_trainables() -> Iterator[None]:
+    """Register the tests' own trainable for every process of the session: this one, the
+    drivers it starts and the Ray workers (they inherit ``PYTHONPATH`` and, through the
+    job, the trainable's module). Set before Ray starts."""
+    path = os.pathsep.join(filter(None, [FIXTURES, os.environ.get("PYTHONPATH")]))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", path)
+        patch.setenv("GCNC_TRAINABLES", SLEEPY)
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -41,12 +41,40 @@ def set_dotted(config: dict[str, Any], key: str, value: Any) -> None:
     node[leaf] = value
 
 
+_MISSING = object()
+
+
+def get_dotted(config: dict[str, Any], key: str, default: Any = None) -> Any:
+    """``config[a][b][c]`` for ``key = "a.b.c"``, or ``default`` where the path does not exist."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def has_dotted(config: dict[str, Any], key: str) -> bool:
+    """Whether the dotted ``key`` leads to a value in ``config``."""
+    return get_dotted(config, key, _MISSING) is not _MISSING
+
+
+def split_assignment(item: str) -> tuple[str, str]:
+    """``"a.b = 0.1"`` -> ``("a.b", "0.1")``.
+
+    Raises:
+        ValueError: ``item`` is not of the form key=value.
+    """
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"{item!r} is not of the form key=value")
+    return key.strip(), text.strip()
+
+
 def apply_overrides(config: dict[str, Any], assignments: Iterable[str]) -> dict[str, Any]:
     """Return a copy of ``config`` with every ``key=value`` assignment applied in order."""
     out = copy.deepcopy(config)
     for item in assignments:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"override {item!r} is not of the form key=value")
-        set_dotted(out, key.strip(), parse_value(text.strip()))
+        key, text = split_assignment(item)
+        set_dotted(out, key, parse_value(text))
     return out

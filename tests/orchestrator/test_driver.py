@@ -15,7 +15,7 @@ from orchestrator.driver import RunnerTrial, StudyRun
 from orchestrator.parts import list_parts
 from orchestrator.progress import ProgressView, eta_seconds, format_duration, status_line
 from orchestrator.provenance import open_study_dir
-from orchestrator.spec import load_spec
+from orchestrator.studyfile import load_spec
 from orchestrator.trial import make_job, run_trial
 from studyfiles import StudyDir
 from trainables.reporter import TrialInterrupted

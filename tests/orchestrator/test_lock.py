@@ -14,8 +14,8 @@ from gcnc_testkit import sleep_study
 
 from orchestrator import cli, lock
 from orchestrator.provenance import open_study_dir
-from orchestrator.spec import load_spec
 from orchestrator.status import format_status, read_status
+from orchestrator.studyfile import load_spec
 from studyfiles import InputError, StudyDir
 
 

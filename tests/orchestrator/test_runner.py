@@ -15,9 +15,9 @@ import pytest
 from gcnc_testkit import raw_rows, read_rows, read_trials, sleep_study, starts
 
 from orchestrator import cli
+from orchestrator.cluster import remove_dead_private_folders
 from orchestrator.provenance import open_study_dir
-from orchestrator.runner import remove_dead_private_folders
-from orchestrator.spec import load_spec
+from orchestrator.studyfile import load_spec
 from studyfiles import StudyDir
 
 

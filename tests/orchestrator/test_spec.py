@@ -8,8 +8,10 @@ import json
 import pytest
 from gcnc_testkit import write_study
 
+from orchestrator import cli
 from orchestrator.provenance import open_study_dir, study_info
-from orchestrator.spec import load_spec, spec_hash
+from orchestrator.spec import spec_hash
+from orchestrator.studyfile import load_spec
 from studyfiles import InputError, StudyDir
 from trainables.config import TrialConfig
 
@@ -140,3 +142,18 @@ def test_the_examples_in_the_spec_docstring_are_valid_study_files(tmp_path):
     for i, block in enumerate(blocks):
         study = load_spec(write_study(tmp_path, textwrap.dedent(block), filename=f"ex{i}.toml"))
         assert study.sweep is not None or study.search is not None
+
+
+def test_the_tests_trainable_is_no_trainable_of_the_product(tmp_path, monkeypatch, capsys):
+    path = write_study(tmp_path, 'trainable = "testing.sleep"\n')
+    monkeypatch.delenv("GCNC_TRAINABLES")
+    assert cli.main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "gcnc: error: trainable: unknown trainable 'testing.sleep' "
+        "(known: gcnc (more through GCNC_TRAINABLES))"
+    )
+    monkeypatch.setenv("GCNC_TRAINABLES", "testing.sleep")  # no module:function
+    assert cli.main(["validate", str(path)]) == 2
+    assert "GCNC_TRAINABLES: 'testing.sleep' is not name=module:function" in capsys.readouterr().err
+    monkeypatch.setenv("GCNC_TRAINABLES", "mine=sleepy:run")
+    assert cli.main(["validate", str(write_study(tmp_path, 'trainable = "mine"\n'))]) == 0

@@ -144,7 +144,7 @@ def _run_bad(tmp_path: Path, text: str, monkeypatch, capsys, *extra: str) -> tup
     def never(*args, **kwargs):
         raise AssertionError("a malformed study passed validation")
 
-    monkeypatch.setattr(cli, "_execute", never)
+    monkeypatch.setattr(cli, "execute", never)
     path = write_study(tmp_path, text)
     storage = tmp_path / "runs"
     code = cli.main(["run", str(path), "--storage", str(storage), *extra])

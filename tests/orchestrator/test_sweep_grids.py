@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from gcnc_testkit import write_study
 
-from orchestrator.space import trial_points
-from orchestrator.spec import load_spec
+from orchestrator.search import trial_points
+from orchestrator.studyfile import load_spec
 from studyfiles import InputError
 
 ONE_AT_A_TIME = """

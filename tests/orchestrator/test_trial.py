@@ -8,12 +8,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from gcnc_testkit import Results, raw_rows, read_rows, sleep_study, starts
+from sleepy import curve
 
-from orchestrator._testing import curve
 from orchestrator.checkpoints import CheckpointStore
 from orchestrator.parts import merge_finished
 from orchestrator.provenance import open_study_dir
-from orchestrator.spec import load_spec
+from orchestrator.studyfile import load_spec
 from orchestrator.trial import make_job, run_trial
 from studyfiles import StudyDir
 from trainables.reporter import TrialInterrupted

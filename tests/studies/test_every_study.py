@@ -12,8 +12,8 @@ import pytest
 
 import analysis
 from orchestrator import cli
-from orchestrator.space import trial_count
-from orchestrator.spec import load_spec
+from orchestrator.search import trial_count
+from orchestrator.studyfile import load_spec
 from trainables.data.mnist import DEBIAN_FASHION_MNIST
 
 ROOT = Path(__file__).resolve().parents[2]

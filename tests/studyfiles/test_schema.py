@@ -8,7 +8,7 @@ import pytest
 
 import analysis
 from orchestrator.sink import RowContext, TrialSink, row_table
-from orchestrator.spec import build_spec
+from orchestrator.studyfile import build_spec
 from studyfiles import InputError, StudyDir, schema
 from studyfiles.schema import ALWAYS_PARAMS, Metric
 from studyfiles.tables import to_bytes

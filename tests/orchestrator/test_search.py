@@ -1,4 +1,4 @@
-"""Trial points: grids times seeds, seeded random draws, Optuna spaces, resolved configs."""
+"""Search algorithms: grids times seeds, seeded random draws, Optuna spaces, the registry."""
 
 from __future__ import annotations
 
@@ -9,11 +9,16 @@ import optuna.distributions as od
 import pytest
 from gcnc_testkit import write_study
 
+from orchestrator import search
+from orchestrator.points import trial_config
 from orchestrator.provenance import study_info
-from orchestrator.space import optuna_space, sample, trial_config, trial_count, trial_points
-from orchestrator.spec import Distribution, load_spec
+from orchestrator.search import algorithm_of, trial_count, trial_points
+from orchestrator.search._base import SpaceSearch
+from orchestrator.search.random_search import sample
+from orchestrator.spec import Distribution
+from orchestrator.studyfile import load_spec
 from orchestrator.trial import make_job
-from studyfiles import StudyDir
+from studyfiles import InputError, StudyDir
 from trainables.config import TrialConfig
 
 SEARCH = """
@@ -84,7 +89,7 @@ def test_integer_bounds_are_inclusive():
 
 def test_optuna_space_matches_the_study_space(tmp_path):
     study = load_spec(write_study(tmp_path, SEARCH.format(algorithm="tpe", budget=5, seed=0)))
-    space = optuna_space(study)
+    space = algorithm_of(study).optuna_space(study)
     assert space["train.lr"] == od.FloatDistribution(0.001, 0.1, log=True)
     assert space["train.batch_size"] == od.CategoricalDistribution([32, 64, 128])
     assert space["model.width"] == od.IntDistribution(8, 64, log=True)
@@ -145,3 +150,34 @@ def test_searcher_trials_are_named_after_the_runner_id(tmp_path):
     config = {"train.lr": 0.01, "train.batch_size": 64, "model.width": 16}
     assert job.trial_id(config, "0123abcd") == "t0123abcd"
     assert job.point(config) == config
+
+
+class _EveryOther(SpaceSearch):
+    """A made-up algorithm: every other value of each choice, one key at a time."""
+
+    name = "every-other"
+
+    def points(self, spec):
+        return [{k: v} for k, d in spec.search.space.items() for v in (d.choice or [])[::2]]
+
+
+def test_a_new_algorithm_is_one_registered_class(tmp_path, monkeypatch):
+    path = write_study(
+        tmp_path,
+        """
+        [search]
+        algorithm = "every-other"
+        [search.space]
+        train.lr = {choice = [0.1, 0.2, 0.3]}
+        train.batch_size = {choice = [32, 64]}
+    """,
+    )
+    with pytest.raises(InputError, match=r"unknown algorithm 'every-other' \(known: grid"):
+        load_spec(path)
+    monkeypatch.setattr(search, "ALGORITHMS", dict(search.ALGORITHMS))
+    search.register(_EveryOther())
+    spec = load_spec(path)
+    assert trial_points(spec) == [{"train.lr": 0.1}, {"train.lr": 0.3}, {"train.batch_size": 32}]
+    assert trial_count(spec) == 3
+    with pytest.raises(ValueError, match="registered already"):
+        search.register(_EveryOther())

@@ -1,0 +1,138 @@
+"""The checks on a study beyond its file's shape: its trainable, its search, its scheduler,
+and every trial's resolved config (names, options, few-shot ways), before anything runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator import entrypoints
+from orchestrator.errors import from_validation
+from orchestrator.points import trial_config
+from orchestrator.search import algorithm_of
+from orchestrator.spec import StudySpec
+from studyfiles import InputError
+from studyfiles.schema import check_metric
+from trainables.config import TrialConfig
+from trainables.overrides import get_dotted
+
+
+def check_spec(spec: StudySpec) -> None:
+    """Cross-field checks and a check of every trial's config; raises :class:`InputError`."""
+    entrypoints.resolve(spec.trainable)
+    if spec.sweep is not None and spec.search is not None:
+        raise InputError("search", "a study has a [sweep] or a [search], not both", "drop one")
+    algorithm = algorithm_of(spec)
+    algorithm.check(spec)
+    _check_scheduler(spec)
+    base = spec.base_config()
+    for point in algorithm.points_to_check(spec):
+        _check_point(spec, base, point)
+
+
+def _check_scheduler(spec: StudySpec) -> None:
+    sched, search = spec.scheduler, spec.search
+    if sched is None:
+        return
+    metric = sched.metric or (search.metric if search else None)
+    mode = sched.mode or (search.mode if search else None)
+    if metric is None:
+        raise InputError(
+            "scheduler.metric", "required without a search metric", 'e.g. metric = "test_acc"'
+        )
+    if mode is None:
+        raise InputError(
+            "scheduler.mode", "required without a search mode", 'mode = "max" or "min"'
+        )
+    check_metric("scheduler.metric", metric)
+
+
+def _check_point(spec: StudySpec, base: dict[str, Any], point: dict[str, Any]) -> None:
+    try:
+        config = trial_config(base, point)
+    except ValueError as err:  # pydantic.ValidationError is a ValueError too
+        raise _point_error(spec, err, point) from None
+    if spec.trainable == "gcnc":
+        _check_names(spec, config, point)
+    _check_fewshot(spec, config, point)
+
+
+def _point_error(spec: StudySpec, err: ValueError, point: dict[str, Any]) -> InputError:
+    if not isinstance(err, ValidationError):
+        key, _, problem = str(err).partition(": ")
+        return InputError(_field(spec, point, key), problem, "address a key inside a table")
+    found = from_validation(err, model=TrialConfig)
+    key = found.field
+    if key == "study":  # a check across fields, e.g. overlapping class lists
+        key = found.problem.split(" ", 1)[0]
+    owner = _owner(point, key)
+    if owner is not None and found.problem != "unknown key":
+        found.problem = f"value {point[owner]!r}: {found.problem}"
+    return InputError(_field(spec, point, key), found.problem, found.fix)
+
+
+def _owner(point: dict[str, Any], key: str) -> str | None:
+    """The point's key that ``key`` lies under, if any."""
+    return next((k for k in point if key == k or key.startswith(f"{k}.")), None)
+
+
+def _field(spec: StudySpec, point: dict[str, Any], key: str) -> str:
+    """The study-file field that set ``key`` of a trial config."""
+    owner = _owner(point, key)
+    if owner is None:
+        return key
+    rest = key[len(owner) :]
+    if spec.search is not None:
+        return f"search.space.{owner}{rest}"
+    if owner == "train.seed" and spec.sweep is not None and spec.sweep.seeds is not None:
+        return f"sweep.seeds{rest}"
+    table = "sweep.grids" if spec.sweep is not None and spec.sweep.grids else "sweep.grid"
+    return f"{table}.{owner}{rest}"
+
+
+def _check_names(spec: StudySpec, config: dict[str, Any], point: dict[str, Any]) -> None:
+    for key, registry in _registries().items():
+        name = get_dotted(config, key)
+        if name not in registry:
+            known = ", ".join(registry.names())
+            field = _field(spec, point, key)
+            raise InputError(field, f"unknown {registry.kind} {name!r}", f"known: {known}")
+        section = key.rpartition(".")[0]  # "data" for "data.name"
+        allowed = registry.option_names(name)
+        given = get_dotted(config, f"{section}.options") if section in ("data", "model") else None
+        unknown = sorted(set(given or ()) - allowed) if allowed is not None else []
+        if unknown:
+            known = ", ".join(sorted(allowed)) or "none"
+            field = _field(spec, point, f"{section}.options.{unknown[0]}")
+            raise InputError(
+                field, f"unknown option of {registry.kind} {name!r}", f"known: {known}"
+            )
+
+
+def _registries() -> dict[str, Any]:
+    """The name registries of :mod:`trainables`, by the config key they check."""
+    from trainables.data import DATASETS
+    from trainables.metrics.estimators import ESTIMATORS
+    from trainables.models import MODELS
+
+    return {
+        "data.name": DATASETS,
+        "model.name": MODELS,
+        "metrics.gc_estimator": ESTIMATORS,
+        "train.gc_reg.estimator": ESTIMATORS,
+    }
+
+
+def _check_fewshot(spec: StudySpec, config: dict[str, Any], point: dict[str, Any]) -> None:
+    metrics, data = config["metrics"], config["data"]
+    targets = data.get("target_classes")
+    if metrics["fewshot"] and targets is not None and metrics["fewshot_ways"] > len(targets):
+        ways = metrics["fewshot_ways"]
+        field = _field(spec, point, "metrics.fewshot_ways")
+        raise InputError(
+            field,
+            f"{ways}-way episodes need {ways} target classes, "
+            f"data.target_classes has {len(targets)}",
+            "lower metrics.fewshot_ways or list more target classes",
+        )

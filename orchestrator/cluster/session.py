@@ -1,0 +1,120 @@
+"""Ray for a run: the cluster at ``--address``, or a private local instance; Tune's settings;
+and the checks that need the cluster (its nodes' capacity, shared storage)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import ray
+
+from orchestrator.capacity import check_capacity
+from orchestrator.cluster.probe import check_shared, node_resources
+from orchestrator.cluster.settings import tune_environment, tune_settings
+from orchestrator.cluster.temp import PRIVATE_PREFIX, remove_dead_private_folders, short_temp_root
+from orchestrator.spec import StudySpec
+from studyfiles.storage import Storage
+
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # trials exchange no large objects
+
+
+@contextlib.contextmanager
+def session(
+    study: StudySpec,
+    *,
+    address: str | None = None,
+    stored: bool = False,
+    storage: Storage | None = None,
+) -> Iterator[None]:
+    """Ray (see :func:`ray_session`) and Tune's settings for running ``study``.
+
+    As soon as Ray is up, before the caller writes to the study directory, a study is
+    refused whose trials no node of the cluster can hold (Tune would wait for such a node
+    forever), or whose ``storage`` folder is on a disk some node does not share.
+
+    Args:
+        study: the study to run.
+        address: a Ray cluster, or None for a private local Ray.
+        stored: whether the study's spec is already stored (its resources are fixed).
+        storage: the ``--storage`` folder (None: not checked).
+
+    Raises:
+        InputError: a trial's resources exceed every node's, or a node does not see
+            ``storage``.
+    """
+    settings = tune_settings(study)
+    with tune_environment(settings), ray_session(address, settings):
+        check_capacity(study.resources, node_resources(), stored=stored)
+        if storage is not None:
+            check_shared(storage)
+        yield
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None, env: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Ray for the run: the one already initialised, a cluster at ``address``, or a private
+    local instance with its own temp dir (never a stranger's cluster).
+
+    Through Ray Client (``ray://``), Tune's driver runs in the cluster: ``env`` (Tune's
+    settings, set in this process by the caller) is sent with the job, and the user's
+    own values of those variables win as they do here.
+    """
+    if ray.is_initialized():
+        yield
+        return
+    quiet: dict[str, Any] = {"logging_level": logging.WARNING}
+    if (address or "").startswith("ray://"):  # Ray Client takes fewer options
+        sent = {k: os.environ.get(k, v) for k, v in (env or {}).items()}
+        quiet["runtime_env"] = {"env_vars": sent}
+    else:
+        quiet["log_to_driver"] = False
+    if address:
+        _connect(address, quiet)
+        temp = None
+    else:
+        root = short_temp_root()
+        remove_dead_private_folders(root or tempfile.gettempdir())
+        temp = tempfile.mkdtemp(prefix=PRIVATE_PREFIX, dir=root)
+        # Ray notes that a new local instance uses token authentication: expected here.
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+        ray.init(
+            address="local",
+            _temp_dir=temp,
+            include_dashboard=False,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            # Ray starts idle workers for a new driver, but Tune's trial actors carry a
+            # runtime env and never use them: they would only take CPU from the trials'
+            # start-up.
+            _system_config={"prestart_worker_first_driver": False},
+            **quiet,
+        )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if temp is not None:
+            shutil.rmtree(temp, ignore_errors=True)
+
+
+def _connect(address: str, options: dict[str, Any], *, attempts: int = 3) -> None:
+    """Join the cluster at ``address``. A Ray Client server may fail a new connection while
+    it sets up its per-client server (seen under load); such a refusal is tried again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(address=address, **options)
+            return
+        except ConnectionAbortedError as err:
+            if not address.startswith("ray://") or attempt == attempts:
+                raise
+            ray.shutdown()  # the refused attempt's log stream would print every line twice
+            first = str(err).strip().splitlines()[-1] if str(err).strip() else "refused"
+            print(f"gcnc: {address} refused the connection ({first}); trying again",
+                  file=sys.stderr)  # fmt: skip
+            time.sleep(2.0 * attempt)
