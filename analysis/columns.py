@@ -4,7 +4,5 @@ from __future__ import annotations
 
 #: The paper's source-side quantities, raw GC first and the scale-free ones beside it (SPEC 5).
 SOURCE_METRICS = ("gc", "geo_collapse", "nc_cdnv")
-TRANSFER_METRICS = ("gc", "target_nc_cdnv")
-PROGRESS_COLUMNS = ("train_loss", "train_acc")
 #: Final quantities compared across trials; few-shot accuracies go before ``test_acc``.
 FINAL_QUANTITIES = ("gc", "geo_collapse", "nc_cdnv", "target_nc_cdnv", "test_acc")

@@ -74,7 +74,7 @@ class StudyResults:
 
     @property
     def seed_param(self) -> str:
-        return str(self.meta.get("seed_param", "train.seed"))
+        return str(self.meta.get("seed_param", schema.SEED_PARAM))
 
     @cached_property
     def hyper_params(self) -> list[str]:

@@ -104,6 +104,7 @@ class TrialBook:
             self._dirty = True
 
     def _update(self, trial_id: str, **changes: Any) -> TrialRecord:
+        assert changes.get("status", "pending") in schema.STATUSES, changes
         rec = self.trials[trial_id]
         for key, value in changes.items():
             setattr(rec, key, value)

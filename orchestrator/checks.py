@@ -13,7 +13,7 @@ from orchestrator.points import trial_config
 from orchestrator.search import algorithm_of
 from orchestrator.spec import StudySpec
 from studyfiles import InputError
-from studyfiles.schema import check_metric
+from studyfiles.schema import SEED_PARAM, check_metric
 from trainables.config import TrialConfig
 from trainables.overrides import get_dotted
 
@@ -85,7 +85,7 @@ def _field(spec: StudySpec, point: dict[str, Any], key: str) -> str:
     rest = key[len(owner) :]
     if spec.search is not None:
         return f"search.space.{owner}{rest}"
-    if owner == "train.seed" and spec.sweep is not None and spec.sweep.seeds is not None:
+    if owner == SEED_PARAM and spec.sweep is not None and spec.sweep.seeds is not None:
         return f"sweep.seeds{rest}"
     table = "sweep.grids" if spec.sweep is not None and spec.sweep.grids else "sweep.grid"
     return f"{table}.{owner}{rest}"

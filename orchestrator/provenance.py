@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from orchestrator.spec import StudySpec, spec_hash
 from studyfiles import InputError, StudyDir
+from studyfiles.schema import SEED_PARAM
 
 PACKAGES = ("torch", "torchvision", "ray", "optuna", "pyarrow", "pandas", "numpy", "pydantic")
 
@@ -26,7 +27,7 @@ def study_info(study: StudySpec) -> dict[str, Any]:
         "spec": spec,
         "spec_hash": spec_hash(spec),
         "sweep_params": study.sweep_params(),
-        "seed_param": "train.seed",
+        "seed_param": SEED_PARAM,
         "code_version": code_version(),
         "packages": package_versions(),
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),

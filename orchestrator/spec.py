@@ -55,6 +55,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from studyfiles.schema import SEED_PARAM
 from trainables.config import DataConfig, MetricsConfig, ModelConfig, TrainConfig, TrialConfig
 
 DIST_KINDS: tuple[str, ...] = ("choice", "uniform", "loguniform", "integer", "log_integer")
@@ -219,7 +220,7 @@ class StudySpec(_Strict):
         if self.sweep is None:
             return []
         keys = self.sweep.varied_keys()
-        return [*keys, "train.seed"] if self.sweep.seeds is not None else keys
+        return [*keys, SEED_PARAM] if self.sweep.seeds is not None else keys
 
 
 def spec_hash(spec: dict[str, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.points import freeze, in_base
 from orchestrator.search._base import SearchAlgorithm
 from studyfiles import InputError
+from studyfiles.schema import SEED_PARAM
 
 if TYPE_CHECKING:
     from orchestrator.spec import StudySpec
@@ -32,7 +33,7 @@ class Sweep(SearchAlgorithm):
             for combo in combos:
                 point = dict(combo)
                 if seed is not None:
-                    point["train.seed"] = seed
+                    point[SEED_PARAM] = seed
                 points.append(point)
         return points
 
@@ -49,7 +50,7 @@ class Sweep(SearchAlgorithm):
                     raise InputError(field, f"repeated values in {values}", "list each value once")
         seeds = spec.sweep.seeds
         if seeds is not None:
-            if "train.seed" in spec.sweep.varied_keys():
+            if SEED_PARAM in spec.sweep.varied_keys():
                 raise InputError("sweep.seeds", "train.seed is also in sweep.grid", "keep one")
             if not seeds or len(set(seeds)) < len(seeds):
                 raise InputError("sweep.seeds", f"{seeds} is empty or repeats a seed", "list seeds")
@@ -62,7 +63,7 @@ class Sweep(SearchAlgorithm):
             return self.points(spec)
         assert sweep is not None
         singles = [{k: v} for g in grids for k, vals in g.items() for v in vals]
-        return singles + [{"train.seed": s} for s in sweep.seeds or ()]
+        return singles + [{SEED_PARAM: s} for s in sweep.seeds or ()]
 
 
 def _grid_points(
