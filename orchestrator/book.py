@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -84,11 +85,22 @@ class TrialBook:
         self._last_write = float("-inf")
 
     def load(self) -> None:
-        """Read the trials an earlier run recorded (resuming); nothing if there is no file."""
+        """Read the trials an earlier run recorded (resuming); nothing if there is no file.
+
+        A file that cannot be read is said on stderr and rebuilt: the runner's state and the
+        trials' rows say again which trials ended.
+        """
         storage = self.sdir.storage
         if not storage.is_file(self.sdir.trials_parquet):
             return
-        for row in read_parquet(storage, self.sdir.trials_parquet).to_pylist():
+        try:
+            rows = read_parquet(storage, self.sdir.trials_parquet).to_pylist()
+        except (OSError, pa.ArrowException) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            print(f"gcnc: {self.sdir.trials_parquet} is unreadable ({reason}); it is rebuilt "
+                  "from the trials' rows and the runner's state", file=sys.stderr)  # fmt: skip
+            return
+        for row in rows:
             params = {k: row.get(k) for k in self.ctx.param_types}
             rec = TrialRecord(row["trial_id"], json.loads(row["config"]), params)
             rec.status, rec.diverged, rec.attempts = row["status"], row["diverged"], row["attempts"]

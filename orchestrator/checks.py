@@ -3,6 +3,7 @@ and every trial's resolved config (names, options, few-shot ways), before anythi
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,7 +15,8 @@ from orchestrator.search import algorithm_of
 from orchestrator.spec import StudySpec
 from studyfiles import InputError
 from studyfiles.schema import SEED_PARAM, check_metric
-from trainables.config import TrialConfig
+from trainables.config import DataConfig, TrialConfig
+from trainables.data import preflight
 from trainables.overrides import get_dotted
 
 
@@ -55,7 +57,47 @@ def _check_point(spec: StudySpec, base: dict[str, Any], point: dict[str, Any]) -
         raise _point_error(spec, err, point) from None
     if spec.trainable == "gcnc":
         _check_names(spec, config, point)
+        _check_data(spec, config, point)
+        _check_device(spec, config, point)
     _check_fewshot(spec, config, point)
+
+
+def _check_data(spec: StudySpec, config: dict[str, Any], point: dict[str, Any]) -> None:
+    """The data section as its loader will see it: option values and class ids (no torch)."""
+    try:
+        preflight.check(DataConfig.model_validate(config["data"]))
+    except preflight.DataConfigError as err:
+        problem = str(err).removeprefix(f"{err.field} ").removeprefix("= ")
+        owner = _owner(point, err.field)
+        if owner is not None:
+            problem = f"value {point[owner]!r}: {problem}"
+        name = config["data"]["name"]
+        fix = f"see dataset {name!r} in docs/datasets.md"
+        raise InputError(_field(spec, point, err.field), problem, fix) from None
+
+
+def _check_device(spec: StudySpec, config: dict[str, Any], point: dict[str, Any]) -> None:
+    """A CUDA device needs a GPU from Ray: a trial without one sees none."""
+    device = str(config["train"]["device"])
+    if device.startswith("cuda") and spec.resources.gpus_per_trial == 0:
+        raise InputError(
+            _field(spec, point, "train.device"),
+            f"{device!r} but resources.gpus_per_trial = 0: Ray gives the trial no GPU",
+            'set resources.gpus_per_trial (e.g. 1, or 0.5 to share one), or train.device = "auto"',
+        )
+
+
+def data_configs(spec: StudySpec) -> list[dict[str, Any]]:
+    """The distinct data sections of the study's trials (of the points that stand for all),
+    for the trainable that reads datasets; none for another trainable."""
+    if spec.trainable != "gcnc":
+        return []
+    base = spec.base_config()
+    seen: dict[str, dict[str, Any]] = {}
+    for point in algorithm_of(spec).points_to_check(spec):
+        data = trial_config(base, point)["data"]
+        seen.setdefault(json.dumps(data, sort_keys=True), data)
+    return list(seen.values())
 
 
 def _point_error(spec: StudySpec, err: ValueError, point: dict[str, Any]) -> InputError:

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from studyfiles import StudyDir
 from studyfiles.layout import COMPACTED, PARTS_TRIALS_KEY, is_part, trial_of_folder
 from studyfiles.storage import Storage
-from studyfiles.tables import concat, latest_rows, read_parquet, to_bytes
+from studyfiles.tables import concat, latest_rows, read_parquet, write_verified
 
 MERGE_TRIALS = 64  # finished trials that wait before the driver merges them
 PART_ROWS = 100_000  # rows a part holds at most (unless one trial has more)
@@ -156,9 +156,9 @@ def merge_finished(sdir: StudyDir, *, min_trials: int = 1, part_rows: int = PART
     rows, _ = latest_rows(concat([t.replace_schema_metadata(None) for t in tables]))
     for chunk in _chunks(rows, part_rows):
         trials = _trial_ids(chunk)
-        data = to_bytes(chunk, metadata={PARTS_TRIALS_KEY: json.dumps(trials)})
-        sdir.storage.write_bytes(sdir.part_file(uuid.uuid4().hex[:16]), data)
-    _remove(sdir, read_parts, read_files)  # only now: every row is in the new parts
+        path = sdir.part_file(uuid.uuid4().hex[:16])
+        write_verified(sdir.storage, path, chunk, metadata={PARTS_TRIALS_KEY: json.dumps(trials)})
+    _remove(sdir, read_parts, read_files)  # only now: every row is in the new parts, verified
     return len(read_files)
 
 

@@ -27,7 +27,14 @@ from orchestrator.parts import merged_rows, retrying
 from studyfiles import StudyDir, schema
 from studyfiles.layout import COMPACTED
 from studyfiles.schema import ARROW_TYPES
-from studyfiles.tables import concat, latest_rows, read_parquet, row_count, to_bytes
+from studyfiles.tables import (
+    concat,
+    latest_rows,
+    read_parquet,
+    row_count,
+    to_bytes,
+    write_verified,
+)
 
 ROLL_EVERY = 4  # per-epoch files a running trial leaves before they are rolled up
 
@@ -180,8 +187,8 @@ class TrialSink:
         table = self._read(files)
         if table is None:
             return 0
-        self.sdir.storage.write_bytes(target, to_bytes(table))
-        for path in files:
+        write_verified(self.sdir.storage, target, table)
+        for path in files:  # only now: their rows are in target, read back
             if path != target:
                 self.sdir.storage.delete(path)
         return table.num_rows

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
@@ -15,7 +16,7 @@ from orchestrator.book import is_abandoned, last_line
 from orchestrator.lock import describe, live_holder
 from orchestrator.search import trial_count
 from orchestrator.spec import StudySpec
-from studyfiles import StudyDir
+from studyfiles import InputError, StudyDir
 from studyfiles.tables import concat, read_parquet
 
 
@@ -64,7 +65,15 @@ def read_status(sdir: StudyDir) -> StudyStatus:
     info = sdir.read_info()
     trials: list[dict[str, Any]] = []
     if sdir.storage.is_file(sdir.trials_parquet):
-        trials = read_parquet(sdir.storage, sdir.trials_parquet).to_pylist()
+        try:
+            trials = read_parquet(sdir.storage, sdir.trials_parquet).to_pylist()
+        except (OSError, pa.ArrowException) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InputError(
+                sdir.trials_parquet,
+                f"unreadable ({reason})",
+                f"gcnc resume {sdir.location} rebuilds it from the trials' rows",
+            ) from None
     abandoned = [t for t in trials if t["status"] == "error" and is_abandoned(t["error"])]
     live = [t for t in trials if t not in abandoned]
     by_status = Counter(str(t["status"]) for t in live)

@@ -22,17 +22,47 @@ from orchestrator.spec import DIST_KINDS, StudySpec
 from studyfiles import InputError
 from trainables.overrides import parse_value, set_dotted, split_assignment
 
+MAX_STUDY_FILE_BYTES = 2**20  # a study file is a few KB; anything this big is something else
+
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """The TOML document at ``path``; unreadable or malformed files raise :class:`InputError`."""
+    """The TOML document at ``path``.
+
+    Raises:
+        InputError: the file cannot be read, is too large for a study file, is not UTF-8
+            text, is not TOML, or holds no setting at all.
+    """
+    where = str(path)
     try:
-        text = Path(path).read_text()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_STUDY_FILE_BYTES + 1)
     except OSError as err:
-        raise InputError(str(path), f"cannot read it: {err.strerror}", "check the path") from None
+        raise InputError(where, f"cannot read it: {err.strerror}", "check the path") from None
+    if len(data) > MAX_STUDY_FILE_BYTES:
+        raise InputError(
+            where,
+            f"larger than {MAX_STUDY_FILE_BYTES // 2**20} MiB: not a study file",
+            "give the study's TOML file, a few KB of text",
+        )
     try:
-        return tomllib.loads(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(
+            where,
+            f"not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start})",
+            "save it as UTF-8",
+        ) from None
+    if "\x00" in text:
+        raise InputError(where, "holds NUL bytes: not a text file", "give the study's TOML file")
+    try:
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise InputError(str(path), f"invalid TOML: {err}", "fix the syntax there") from None
+        raise InputError(where, f"invalid TOML: {err}", "fix the syntax there") from None
+    if not doc:
+        raise InputError(
+            where, "holds no setting", "give at least a [train] table or a [sweep]; see studies/"
+        )
+    return doc
 
 
 def load_spec(path: str | Path, *, overrides: Sequence[str] = (), smoke: bool = False) -> StudySpec:

@@ -32,6 +32,26 @@ def to_bytes(table: pa.Table, *, metadata: Mapping[str, str] | None = None) -> b
     return sink.getvalue()
 
 
+def write_verified(
+    storage: Storage, path: str, table: pa.Table, *, metadata: Mapping[str, str] | None = None
+) -> None:
+    """Write ``table`` to ``path`` (atomically), then read it back and check that it holds
+    the same rows, so that the files it replaces are removed only after it is known good.
+
+    Raises:
+        OSError: the file does not read back as written (the caller keeps its inputs).
+    """
+    storage.write_bytes(path, to_bytes(table, metadata=metadata))
+    try:
+        back = read_parquet(storage, path)
+        keys = [c for c in ("trial_id", "epoch", "written_at") if c in table.column_names]
+        if back.num_rows != table.num_rows or not back.select(keys).equals(table.select(keys)):
+            raise OSError(f"{path} does not hold the rows written to it")
+    except (OSError, pa.ArrowException) as err:
+        storage.delete(path)  # a bad copy; the rows are still where they were
+        raise OSError(f"{path} did not read back as written: {err}") from err
+
+
 def read_parquet(storage: Storage, path: str) -> pa.Table:
     """One Parquet file, read whole and synchronously (no dataset discovery, no threads)."""
     with storage.fs.open_input_file(path) as source:

@@ -30,7 +30,7 @@ sweep.seeds = [0]
 
 
 def test_defaults_are_the_trial_configs_and_the_name_is_the_file_stem(tmp_path):
-    study = load_spec(write_study(tmp_path, "", filename="plain.toml"))
+    study = load_spec(write_study(tmp_path, "[train]\n", filename="plain.toml"))
     assert study.name == "plain"
     assert study.trainable == "gcnc"
     assert study.base_config() == TrialConfig().model_dump(mode="json")

@@ -135,6 +135,28 @@ MALFORMED = [
         '[scheduler]\nmetric = "test_acc"\nmode = "max"\nreduction_factor = 1',
         "scheduler.reduction_factor",
     ),
+    ("class-id-out-of-range", "[data]\nsource_classes = [0, 99]", "data.source_classes"),
+    (
+        "glyphs-vocabulary-too-large",
+        '[data]\nname = "glyphs"\noptions = {vocabulary = 500}',
+        "data.options.vocabulary",
+    ),
+    (
+        "glyphs-too-many-classes",
+        '[data]\nname = "glyphs"\noptions = {n_classes = 3000}',
+        "data.options.n_classes",
+    ),
+    (
+        "synthetic-negative-noise",
+        '[data]\nname = "synthetic"\noptions = {noise = -1}',
+        "data.options.noise",
+    ),
+    (
+        "grid-option-value",
+        '[data]\nname = "synthetic"\n[sweep.grid]\ndata.options.n_classes = [4, 0]',
+        "sweep.grid.data.options.n_classes",
+    ),
+    ("cuda-without-gpus", '[train]\ndevice = "cuda"', "train.device"),
     ("smoke-unknown-key", "[smoke]\ntrain.lrr = 1", "smoke.train.lrr"),
     ("smoke-impossible-value", "[smoke]\ntrain.batch_size = 0", "smoke.train.batch_size"),
 ]
@@ -221,3 +243,33 @@ def test_validate_reports_each_bad_file_and_exits_2(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out.startswith(f"ok: {good}")
     assert captured.err.strip().startswith(f"gcnc: error: {bad}: train.lr: ")
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'name = "x"\n# caf\xe9\n', "not UTF-8 text (byte 0xe9 at offset 16)"),
+        (bytes(range(256)) * 4, "not UTF-8 text"),
+        (b"", "holds no setting"),
+        (b"# only a comment\n\n", "holds no setting"),
+        (b'name = "x"\0\n', "holds NUL bytes"),
+        (b"#" * (2**20 + 1), "larger than 1 MiB"),
+    ],
+    ids=["latin-1", "binary", "empty", "comment-only", "nul", "huge"],
+)
+def test_a_file_that_is_no_study_file_exits_2_naming_it(
+    tmp_path, monkeypatch, capsys, content, problem
+):
+    path = tmp_path / "study.toml"
+    path.write_bytes(content)
+    monkeypatch.setattr(cli, "execute", lambda *a, **k: pytest.fail("a bad file was run"))
+    code = cli.main(["run", str(path), "--storage", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"gcnc: error: {path}: {problem}"), err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_given_as_the_study_file_exits_2(tmp_path, capsys):
+    assert cli.main(["validate", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.startswith(f"gcnc: error: {tmp_path}: cannot read it")

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from trainables._lazy import lazy_exports
 from trainables.config import DataConfig
+from trainables.data.preflight import OPTIONS
 from trainables.registry import Registry
 
 if TYPE_CHECKING:
@@ -38,39 +39,23 @@ __getattr__ = lazy_exports(__name__, {"Dataset": "_base", "Normalization": "_bas
 Loader = Callable[[DataConfig], "Dataset"]
 
 DATASETS: Registry[Loader] = Registry("dataset")
-DATASETS.add_lazy("digits", "trainables.data.digits:load_digits", options=())
-DATASETS.add_lazy("mnist", "trainables.data.mnist:load_mnist", options=())
+DATASETS.add_lazy("digits", "trainables.data.digits:load_digits", options=OPTIONS["digits"])
+DATASETS.add_lazy("mnist", "trainables.data.mnist:load_mnist", options=OPTIONS["mnist"])
 DATASETS.add_lazy(
-    "fashion_mnist", "trainables.data.mnist:load_fashion_mnist", options=("cache_dir",)
+    "fashion_mnist", "trainables.data.mnist:load_fashion_mnist", options=OPTIONS["fashion_mnist"]
 )
-DATASETS.add_lazy("cifar10", "trainables.data.cifar:load_cifar10", options=())
-DATASETS.add_lazy("cifar100", "trainables.data.cifar:load_cifar100", options=())
-DATASETS.add_lazy("cifar_fs", "trainables.data.cifar:load_cifar_fs", options=())
+DATASETS.add_lazy("cifar10", "trainables.data.cifar:load_cifar10", options=OPTIONS["cifar10"])
+DATASETS.add_lazy("cifar100", "trainables.data.cifar:load_cifar100", options=OPTIONS["cifar100"])
+DATASETS.add_lazy("cifar_fs", "trainables.data.cifar:load_cifar_fs", options=OPTIONS["cifar_fs"])
 DATASETS.add_lazy(
     "mini_imagenet",
     "trainables.data.mini_imagenet:load_mini_imagenet",
-    options=("holdout_fraction", "image_size"),
+    options=OPTIONS["mini_imagenet"],
 )
 DATASETS.add_lazy(
-    "synthetic",
-    "trainables.data.synthetic:load_synthetic",
-    options=("n_classes", "n_per_class", "channels", "image_size", "noise"),
+    "synthetic", "trainables.data.synthetic:load_synthetic", options=OPTIONS["synthetic"]
 )
-DATASETS.add_lazy(
-    "glyphs",
-    "trainables.data.glyphs:load_glyphs",
-    options=(
-        "n_classes",
-        "n_per_class",
-        "image_size",
-        "strokes",
-        "vocabulary",
-        "jitter",
-        "shift",
-        "noise",
-        "seed",
-    ),
-)
+DATASETS.add_lazy("glyphs", "trainables.data.glyphs:load_glyphs", options=OPTIONS["glyphs"])
 
 
 def load_dataset(config: DataConfig) -> Dataset:

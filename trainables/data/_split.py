@@ -8,15 +8,15 @@ once into float32.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from trainables.config import DataConfig
 from trainables.data._base import Dataset, Normalization
+from trainables.data.preflight import resolve_classes
 
 
 @dataclass
@@ -36,42 +36,6 @@ class Pools:
     scale: float = 255.0  # the pixel value of white
     default_source: list[int] | None = None  # None: every class
     default_target: list[int] = field(default_factory=list)
-
-
-def resolve_classes(
-    config: DataConfig,
-    n_classes: int,
-    *,
-    default_source: Sequence[int] | None = None,
-    default_target: Sequence[int] = (),
-) -> tuple[list[int], list[int]]:
-    """The ``(source, target)`` original class ids for ``config``.
-
-    Neither field given: the dataset's default split (``default_source`` None: every class).
-    Only ``target_classes`` given: every other class is a source class. Only
-    ``source_classes`` given: no target classes.
-
-    Raises:
-        ValueError: naming the field, for unknown or repeated ids, an empty source set, or
-            classes in both sets.
-    """
-    source, target = config.source_classes, config.target_classes
-    if target is not None:
-        target = _checked_ids("data.target_classes", target, n_classes)
-    if source is not None:
-        source = _checked_ids("data.source_classes", source, n_classes)
-    elif target is not None:
-        source = [c for c in range(n_classes) if c not in set(target)]
-    else:
-        source = list(range(n_classes)) if default_source is None else list(default_source)
-        target = list(default_target)
-    target = target or []
-    if not source:
-        raise ValueError("data.source_classes selects no class; give at least one class id")
-    overlap = sorted(set(source) & set(target))
-    if overlap:
-        raise ValueError(f"data.source_classes and data.target_classes overlap: {overlap}")
-    return source, target
 
 
 def build_dataset(
@@ -174,27 +138,6 @@ def fit_normalization(x: torch.Tensor, *, scale: float) -> Normalization:
     return Normalization(mean=tuple(mean.tolist()), std=tuple(std.tolist()))
 
 
-def parse_options(
-    dataset: str, options: Mapping[str, Any], defaults: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Merge ``options`` over ``defaults``; an unknown key raises ValueError listing the known."""
-    unknown = sorted(set(options) - set(defaults))
-    if unknown:
-        known = ", ".join(sorted(defaults)) or "none"
-        raise ValueError(f"unknown data.options {unknown} for dataset {dataset!r}; known: {known}")
-    return {**defaults, **options}
-
-
-def int_option(opts: Mapping[str, Any], key: str, *, at_least: int = 1) -> int:
-    """``opts[key]`` if it is an int (not a bool) ``>= at_least``, else a ValueError naming
-    ``data.options.<key>``."""
-    value = opts[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < at_least:
-        wanted = "a positive int" if at_least == 1 else f"an int >= {at_least}"
-        raise ValueError(f"data.options.{key} must be {wanted}; got {value!r}")
-    return value
-
-
 def generated_dataset(
     name: str, images: torch.Tensor, config: DataConfig, *, n_train: int, class_prefix: str
 ) -> Dataset:
@@ -216,24 +159,3 @@ def generated_dataset(
     )
     normalization = fit_normalization(pools.train_x, scale=1.0)
     return build_dataset(name, pools, config, normalization=normalization)
-
-
-def missing_files(dataset: str, looked: Sequence[Path | str], *, can_download: bool = True) -> str:
-    """The message of a FileNotFoundError: which dataset, where we looked, how to fix it."""
-    where = ", ".join(str(p) for p in looked) or "nowhere: data.data_root is not set"
-    fix = "set data.data_root to the folder that holds them"
-    if can_download:
-        fix += " (or where they should go) and data.download = true on a machine with internet"
-    return f"dataset {dataset!r}: files not found (looked in {where}); {fix}"
-
-
-def _checked_ids(field_name: str, ids: Sequence[int], n_classes: int) -> list[int]:
-    bad = [c for c in ids if not 0 <= c < n_classes]
-    if bad:
-        raise ValueError(
-            f"{field_name} has unknown class ids {bad}; valid ids are 0..{n_classes - 1}"
-        )
-    repeated = sorted({c for c in ids if list(ids).count(c) > 1})
-    if repeated:
-        raise ValueError(f"{field_name} repeats class ids {repeated}")
-    return list(ids)

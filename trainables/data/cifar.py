@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from trainables.config import DataConfig
+from trainables.data import preflight
 from trainables.data._base import Dataset, Normalization
-from trainables.data._split import Pools, build_dataset, missing_files, parse_options
+from trainables.data._split import Pools, build_dataset
 
 if TYPE_CHECKING:
     from torchvision import datasets
@@ -28,7 +29,7 @@ def load_cifar10(config: DataConfig) -> Dataset:
     """CIFAR-10: 50k/10k ``(N, 3, 32, 32)`` images of 10 classes, all source by default."""
     from torchvision import datasets  # slow import: load on use
 
-    parse_options("cifar10", config.options, {})
+    preflight.options(config)
     pools = _pools("cifar10", datasets.CIFAR10, config)
     return build_dataset("cifar10", pools, config, normalization=CIFAR10_NORMALIZATION)
 
@@ -37,7 +38,7 @@ def load_cifar100(config: DataConfig) -> Dataset:
     """CIFAR-100 (fine labels): 50k/10k ``(N, 3, 32, 32)`` images, all 100 classes source."""
     from torchvision import datasets  # slow import: load on use
 
-    parse_options("cifar100", config.options, {})
+    preflight.options(config)
     pools = _pools("cifar100", datasets.CIFAR100, config)
     return build_dataset("cifar100", pools, config, normalization=CIFAR100_NORMALIZATION)
 
@@ -52,7 +53,7 @@ def load_cifar_fs(config: DataConfig) -> Dataset:
     """
     from torchvision import datasets  # slow import: load on use
 
-    parse_options("cifar_fs", config.options, {})
+    preflight.options(config)
     pools = _pools("cifar_fs", datasets.CIFAR100, config)
     source, val, target = cifar_fs_classes(config.split_seed)
     pools.default_source, pools.default_target = source, target
@@ -77,13 +78,12 @@ def cifar_fs_classes(seed: int) -> tuple[list[int], list[int], list[int]]:
 
 
 def _pools(name: str, cls: type[datasets.CIFAR10], config: DataConfig) -> Pools:
-    if config.data_root is None:
-        raise FileNotFoundError(missing_files(name, []))
+    missing = preflight.files_missing(config)
+    if missing is not None:
+        raise FileNotFoundError(missing)
+    assert config.data_root is not None
     root = Path(config.data_root).expanduser()
     folder = root / cls.base_folder
-    names = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    if not config.download and not all((folder / f).is_file() for f in names):
-        raise FileNotFoundError(missing_files(name, [folder]))
     try:
         train = cls(str(root), train=True, download=config.download)
         test = cls(str(root), train=False)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 
 from trainables.config import DataConfig
+from trainables.data import preflight
 from trainables.data._base import Dataset
-from trainables.data._split import Pools, build_dataset, fit_normalization, parse_options
+from trainables.data._split import Pools, build_dataset, fit_normalization
 
 TEST_FRACTION = 0.2
 PIXEL_MAX = 16.0  # the digits' pixels are counts 0..16 of a 4x4 block
@@ -22,7 +23,7 @@ def load_digits(config: DataConfig) -> Dataset:
     from sklearn.datasets import load_digits as sklearn_digits  # slow import: load on use
     from sklearn.model_selection import train_test_split
 
-    parse_options("digits", config.options, {})
+    preflight.options(config)
     bunch = sklearn_digits()
     images = torch.from_numpy(bunch.images).to(torch.uint8).unsqueeze(1)  # (1797, 1, 8, 8)
     labels = torch.from_numpy(bunch.target).long()  # (1797,)

@@ -11,27 +11,15 @@ learnt on some classes describe the others.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from trainables.config import DataConfig
+from trainables.data import preflight
 from trainables.data._base import Dataset
-from trainables.data._split import generated_dataset, int_option, parse_options
+from trainables.data._split import generated_dataset
 
-DEFAULTS = {
-    "n_classes": 50,
-    "n_per_class": 60,
-    "image_size": 16,
-    "strokes": 3,
-    "vocabulary": 24,
-    "jitter": 0.04,
-    "shift": 0.06,
-    "noise": 0.1,
-    "seed": 0,
-}
 TEST_FRACTION = 0.2
-LATTICE = 4  # anchor points per side, spread over [MARGIN, 1 - MARGIN]
+LATTICE = preflight.GLYPH_LATTICE  # anchor points per side, over [MARGIN, 1 - MARGIN]
 MARGIN = 0.15
 PEN = (0.035, 0.07)  # half-width of a stroke, uniform in this range (image width = 1)
 
@@ -47,25 +35,11 @@ def load_glyphs(config: DataConfig) -> Dataset:
     Options (defaults): n_classes (50), n_per_class (60), image_size (16), strokes (3),
     vocabulary (24), jitter (0.04) and shift (0.06) in image widths, noise (0.1), seed (0).
     """
-    opts = parse_options("glyphs", config.options, DEFAULTS)
-    n_classes = int_option(opts, "n_classes", at_least=2)
-    n_per_class = int_option(opts, "n_per_class", at_least=2)
-    size, strokes = int_option(opts, "image_size", at_least=4), int_option(opts, "strokes")
-    vocabulary = int_option(opts, "vocabulary", at_least=strokes)
-    n_segments = math.comb(LATTICE * LATTICE, 2)
-    if vocabulary > n_segments:
-        raise ValueError(
-            f"data.options.vocabulary must be at most {n_segments} (the segments of a "
-            f"{LATTICE}x{LATTICE} lattice); got {vocabulary}"
-        )
-    if n_classes > math.comb(vocabulary, strokes):
-        raise ValueError(
-            f"data.options.n_classes = {n_classes} needs more distinct glyphs than "
-            f"{strokes} strokes of a vocabulary of {vocabulary} can make "
-            f"({math.comb(vocabulary, strokes)}); raise vocabulary or strokes"
-        )
-    jitter, shift, noise = (_non_negative(opts, key) for key in ("jitter", "shift", "noise"))
-    generator = torch.Generator().manual_seed(int_option(opts, "seed", at_least=0))
+    opts = preflight.options(config)  # every value checked
+    n_classes, n_per_class, size = opts["n_classes"], opts["n_per_class"], opts["image_size"]
+    strokes, vocabulary = opts["strokes"], opts["vocabulary"]
+    jitter, shift, noise = opts["jitter"], opts["shift"], opts["noise"]
+    generator = torch.Generator().manual_seed(opts["seed"])
 
     alphabet = _alphabet(vocabulary, generator)  # (V, 2, 2) segment end points
     classes = _classes(n_classes, vocabulary, strokes, generator)  # (K, S) stroke ids
@@ -119,10 +93,3 @@ def _draw(ends: torch.Tensor, pen: torch.Tensor, size: int) -> torch.Tensor:
     distance = (grid - nearest).norm(dim=-1)  # (..., S, H*W)
     ink = (1.0 - (distance - pen.unsqueeze(-1)) * size).clamp(0.0, 1.0)  # (..., S, H*W)
     return ink.amax(dim=-2).unflatten(-1, (size, size))  # (..., H, W)
-
-
-def _non_negative(opts: dict, key: str) -> float:
-    value = opts[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ValueError(f"data.options.{key} must be a number >= 0; got {value!r}")
-    return float(value)

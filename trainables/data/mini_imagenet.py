@@ -25,18 +25,13 @@ import torch
 from PIL import Image
 
 from trainables.config import DataConfig
+from trainables.data import preflight
 from trainables.data._base import Dataset, Normalization
-from trainables.data._split import (
-    Pools,
-    build_dataset,
-    missing_files,
-    parse_options,
-    resolve_classes,
-)
+from trainables.data._split import Pools, build_dataset
+from trainables.data.preflight import missing_files, resolve_classes
 
-SPLITS = ("train", "val", "test")
+SPLITS = preflight.MINI_IMAGENET_SPLITS
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-DEFAULTS = {"holdout_fraction": 1 / 6, "image_size": 84}
 # Pixel mean and std of mini-ImageNet's train split, as in Lee et al. (2019, MetaOptNet).
 MINI_IMAGENET_NORMALIZATION = Normalization(
     mean=(120.39586422 / 255, 115.59361427 / 255, 104.54012653 / 255),
@@ -50,10 +45,8 @@ def load_mini_imagenet(config: DataConfig) -> Dataset:
     Options (defaults): ``holdout_fraction`` (1/6) of each source class's images form the
     source test set, drawn with ``config.split_seed``; ``image_size`` (84).
     """
-    opts = parse_options("mini_imagenet", config.options, DEFAULTS)
-    fraction = float(opts["holdout_fraction"])
-    if not 0 <= fraction < 1:
-        raise ValueError(f"data.options.holdout_fraction must be in [0, 1); got {fraction}")
+    opts = preflight.options(config)  # every value checked
+    fraction = opts["holdout_fraction"]
     layout = _open_layout(config.data_root)
     names = {split: layout.class_names(split) for split in SPLITS}
     class_names = [n for split in SPLITS for n in names[split]]
@@ -65,7 +58,7 @@ def load_mini_imagenet(config: DataConfig) -> Dataset:
         default_source=range(n_train),
         default_target=range(len(class_names) - n_test, len(class_names)),
     )
-    size = int(opts["image_size"])
+    size = opts["image_size"]
     images = {c: layout.images(split_of[c], class_names[c], size) for c in source + target}
     pools = _holdout(images, class_names, set(source), fraction=fraction, seed=config.split_seed)
     pools.default_source, pools.default_target = source, target
@@ -109,16 +102,16 @@ def _stack(parts: list[tuple[int, np.ndarray]]) -> tuple[torch.Tensor, torch.Ten
 
 
 def _open_layout(data_root: str | None) -> _PickleLayout | _FolderLayout:
-    if data_root is None:
-        raise FileNotFoundError(missing_files("mini_imagenet", [], can_download=False))
-    root = Path(data_root).expanduser()
-    pickles = [root / f"mini-imagenet-cache-{split}.pkl" for split in SPLITS]
-    folders = [root / split for split in SPLITS]
-    if all(p.is_file() for p in pickles):
-        return _PickleLayout(pickles)
-    if all(f.is_dir() for f in folders):
-        return _FolderLayout(folders)
-    raise FileNotFoundError(missing_files("mini_imagenet", pickles + folders, can_download=False))
+    root = None if data_root is None else Path(data_root).expanduser()
+    layout = preflight.mini_imagenet_layout(root)
+    if layout == "pickles":
+        assert root is not None
+        return _PickleLayout([root / f"mini-imagenet-cache-{split}.pkl" for split in SPLITS])
+    if layout == "folders":
+        assert root is not None
+        return _FolderLayout([root / split for split in SPLITS])
+    looked = [root] if root is not None else []
+    raise FileNotFoundError(missing_files("mini_imagenet", looked, can_download=False))
 
 
 class _PickleLayout:

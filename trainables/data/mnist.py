@@ -19,8 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainables.config import DataConfig
+from trainables.data import preflight
 from trainables.data._base import Dataset, Normalization
-from trainables.data._split import Pools, build_dataset, missing_files, parse_options
+from trainables.data._split import Pools, build_dataset
+from trainables.data.preflight import DEBIAN_FASHION_MNIST, IDX_FILES, missing_files
 
 if TYPE_CHECKING:
     from torchvision import datasets
@@ -28,20 +30,13 @@ if TYPE_CHECKING:
 # Mean and std of the training images' pixels in [0, 1], as used across the literature.
 MNIST_NORMALIZATION = Normalization(mean=(0.1307,), std=(0.3081,))
 FASHION_MNIST_NORMALIZATION = Normalization(mean=(0.2860,), std=(0.3530,))
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-IDX_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 
 
 def load_mnist(config: DataConfig) -> Dataset:
     """MNIST: 60k/10k ``(N, 1, 28, 28)`` images of 10 digits, all classes source by default."""
     from torchvision import datasets  # slow import: load on use
 
-    parse_options("mnist", config.options, {})
+    preflight.options(config)
     root, notes = _find_root("mnist", datasets.MNIST, config, fallback=None)
     return _load("mnist", datasets.MNIST, root, config, MNIST_NORMALIZATION, notes)
 
@@ -54,7 +49,7 @@ def load_fashion_mnist(config: DataConfig) -> Dataset:
     """
     from torchvision import datasets
 
-    opts = parse_options("fashion_mnist", config.options, {"cache_dir": None})
+    opts = preflight.options(config)
     fallback = (DEBIAN_FASHION_MNIST, opts["cache_dir"])
     root, notes = _find_root("fashion_mnist", datasets.FashionMNIST, config, fallback=fallback)
     return _load(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import torch
 
 from trainables.config import DataConfig
+from trainables.data import preflight
 from trainables.data._base import Dataset
-from trainables.data._split import generated_dataset, int_option, parse_options
+from trainables.data._split import generated_dataset
 
-DEFAULTS = {"n_classes": 10, "n_per_class": 40, "channels": 1, "image_size": 8, "noise": 0.25}
 TEST_FRACTION = 0.2
 
 
@@ -21,13 +21,9 @@ def load_synthetic(config: DataConfig) -> Dataset:
     Options (defaults): n_classes (10), n_per_class (40), channels (1), image_size (8),
     noise (0.25).
     """
-    opts = parse_options("synthetic", config.options, DEFAULTS)
-    n_classes, n_per_class = int_option(opts, "n_classes"), int_option(opts, "n_per_class")
-    size = int_option(opts, "image_size")
-    shape = (int_option(opts, "channels"), size, size)
-    noise = float(opts["noise"])
-    if noise < 0:
-        raise ValueError(f"data.options.noise must be >= 0; got {noise}")
+    opts = preflight.options(config)  # every value checked
+    n_classes, n_per_class, noise = opts["n_classes"], opts["n_per_class"], opts["noise"]
+    shape = (opts["channels"], opts["image_size"], opts["image_size"])
     generator = torch.Generator().manual_seed(config.split_seed)
     prototypes = torch.rand((n_classes, *shape), generator=generator)  # (K, C, H, W)
     eps = torch.randn((n_classes, n_per_class, *shape), generator=generator)  # (K, n, C, H, W)
