@@ -16,7 +16,8 @@ from typing import Any
 import ray
 
 from orchestrator.capacity import check_capacity
-from orchestrator.cluster.probe import check_shared, node_resources
+from orchestrator.checks import data_configs
+from orchestrator.cluster.probe import check_data, check_shared, node_resources
 from orchestrator.cluster.settings import tune_environment, tune_settings
 from orchestrator.cluster.temp import PRIVATE_PREFIX, remove_dead_private_folders, short_temp_root
 from orchestrator.spec import StudySpec
@@ -37,7 +38,8 @@ def session(
 
     As soon as Ray is up, before the caller writes to the study directory, a study is
     refused whose trials no node of the cluster can hold (Tune would wait for such a node
-    forever), or whose ``storage`` folder is on a disk some node does not share.
+    forever), whose dataset files some node lacks (every trial there would fail), or whose
+    ``storage`` folder is on a disk some node does not share.
 
     Args:
         study: the study to run.
@@ -46,15 +48,21 @@ def session(
         storage: the ``--storage`` folder (None: not checked).
 
     Raises:
-        InputError: a trial's resources exceed every node's, or a node does not see
-            ``storage``.
+        InputError: a trial's resources exceed every node's, a node lacks the dataset's
+            files, or a node does not see ``storage``.
     """
     settings = tune_settings(study)
     with tune_environment(settings), ray_session(address, settings):
         check_capacity(study.resources, node_resources(), stored=stored)
+        check_data(data_configs(study), on_nodes=ray_session_is_shared(address))
         if storage is not None:
             check_shared(storage)
         yield
+
+
+def ray_session_is_shared(address: str | None) -> bool:
+    """Whether the run's trials may run on machines other than this one."""
+    return address is not None or len([n for n in ray.nodes() if n.get("Alive")]) > 1
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ from gcnc_testkit import (
     starts,
     trial_files,
     wait_for,
+    write_study,
 )
 
 from orchestrator import cli
@@ -268,6 +269,15 @@ def test_two_trials_share_one_gpu_with_half_a_gpu_each(cluster_tmpdir, spawn, tm
     refused = gcnc(spawn, *run, "--no-report", "--set", "resources.gpus_per_trial=2", env=env)
     out, _ = refused.communicate(timeout=120)
     assert refused.returncode == 2 and "resources.gpus_per_trial" in out, out
+    # every node is asked whether it has the dataset's files; this one has none
+    cifar = write_study(tmp_path, '[data]\nname = "cifar10"\ndata_root = "/nowhere"\n',
+                        filename="cifar.toml")  # fmt: skip
+    refused = gcnc(spawn, "run", str(cifar), "--address", address, "--storage",
+                   str(tmp_path / "cifar-runs"), env=env)  # fmt: skip
+    out, _ = refused.communicate(timeout=120)
+    assert refused.returncode == 2, out
+    assert "data.data_root: dataset 'cifar10': files not found (looked in /nowhere" in out
+    assert ") on node " in out and not (tmp_path / "cifar-runs").exists()
 
 
 # What every node of a test's own cluster runs with: in the foreground (``spawn`` reaps its

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from gcnc_testkit import raw_rows, read_rows, read_trials, sleep_study, starts
+from gcnc_testkit import raw_rows, read_rows, read_trials, sleep_study, starts, write_study
 
 from orchestrator import cli
 from orchestrator.cluster import remove_dead_private_folders
@@ -250,3 +250,16 @@ def test_folders_of_private_rays_whose_driver_was_killed_are_removed(tmp_path):
     assert remove_dead_private_folders(str(tmp_path)) == [str(killed)]
     assert not killed.exists()
     assert running.exists() and recent.exists() and unrelated.exists() and not_ray.exists()
+
+
+def test_a_study_whose_dataset_files_are_missing_is_refused_before_anything_is_written(
+    ray_cluster, tmp_path, capsys
+):
+    path = write_study(tmp_path, '[data]\nname = "cifar10"\ndata_root = "/nowhere"\n')
+    assert run(path, tmp_path / "runs") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "gcnc: error: data.data_root: dataset 'cifar10': files not found (looked in "
+        "/nowhere/cifar-10-batches-py) (set data.data_root to the folder that holds them"
+    ), err
+    assert not (tmp_path / "runs").exists()

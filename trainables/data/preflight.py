@@ -73,6 +73,9 @@ IDX_FILES = (
 MNIST_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MINI_IMAGENET_SPLITS = ("train", "val", "test")
+NEEDS_FILES = frozenset(
+    {"mnist", "fashion_mnist", "cifar10", "cifar100", "cifar_fs", "mini_imagenet"}
+)
 
 
 def check(config: DataConfig) -> dict[str, Any]:
@@ -256,7 +259,7 @@ def missing_files(dataset: str, looked: Sequence[Path | str], *, can_download: b
     where = ", ".join(str(p) for p in looked) or "nowhere: data.data_root is not set"
     fix = "set data.data_root to the folder that holds them"
     if can_download:
-        fix += " (or where they should go) and data.download = true on a machine with internet"
+        fix += ", or to where they should go with data.download = true on a machine with internet"
     return f"dataset {dataset!r}: files not found (looked in {where}); {fix}"
 
 
