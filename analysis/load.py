@@ -3,7 +3,8 @@
 Every ``*.parquet`` under ``metrics/`` is read whole (a few at once, string columns decoded
 as dictionaries), checked against the schema, and deduplicated on ``(trial_id, epoch)``
 keeping the row with the latest ``written_at``. A file that cannot be read is named in
-``StudyResults.warnings`` (or raises, with ``strict=True``); nothing is dropped in silence.
+an error naming it and the trials whose rows it held (or, with ``allow_missing=True``, a
+warning): nothing is dropped in silence.
 
 The cost is about a millisecond per file plus the rows: the orchestrator merges finished
 trials into large part files, so a study's files number a few per running trial.
@@ -87,15 +88,17 @@ class StudyResults:
         return column in self.metrics and bool(self.metrics[column].notna().any())
 
 
-def load_results(path_or_uri: str, *, strict: bool = False) -> StudyResults:
+def load_results(path_or_uri: str, *, allow_missing: bool = False) -> StudyResults:
     """Load a study directory from a local path or a ``pyarrow.fs`` URI.
 
     Args:
         path_or_uri: the study directory.
-        strict: raise :class:`ResultsError` on an unreadable metrics file instead of warning.
+        allow_missing: go on without the rows of metrics files that cannot be read (named
+            in the warnings, with the trials whose rows they held) instead of refusing.
 
     Raises:
-        ResultsError: no ``study.json``, a required column missing, or a column of the wrong type.
+        ResultsError: no ``study.json``, a required column missing, a column of the wrong
+            type, or (unless ``allow_missing``) a metrics file that cannot be read.
     """
     sdir = _study_dir(path_or_uri)
     meta = _read_meta(sdir)
@@ -108,7 +111,8 @@ def load_results(path_or_uri: str, *, strict: bool = False) -> StudyResults:
             if final:
                 raise
             continue
-        table = _read_metrics(sdir, files, warnings, strict=strict, final=final) if files else None
+        bad: dict[str, str] = {}
+        table = _read_metrics(sdir, files, bad, final=final) if files else None
         if table is not _MOVED:
             break
     if not files:
@@ -118,6 +122,8 @@ def load_results(path_or_uri: str, *, strict: bool = False) -> StudyResults:
     metrics = table.to_pandas(self_destruct=True)  # frees each column once converted
     del table  # unusable now
     trials = _read_trials(sdir, metrics, warnings)
+    if bad:
+        _refuse_or_warn(bad, _rows_lost(trials, metrics), warnings, allow=allow_missing)
     metrics = _join_trials(metrics, trials, warnings)
     _note_unfinished(trials, metrics, warnings)
     _check_provenance(metrics, meta, warnings)
@@ -146,7 +152,7 @@ def _read_meta(sdir: StudyDir) -> dict:
 
 
 def _read_metrics(
-    sdir: StudyDir, files: list[str], warnings: list[str], *, strict: bool, final: bool = True
+    sdir: StudyDir, files: list[str], bad_files: dict[str, str], *, final: bool = True
 ) -> Any:
     """All metric files as one table (None if none is readable), string columns as
     dictionaries; an unreadable file is named, and so are two files whose column types
@@ -159,10 +165,7 @@ def _read_metrics(
     bad = [(p, r) for p, r in zip(files, results, strict=True) if isinstance(r, str)]
     if not final and any(fs.get_file_info(p).type == pafs.FileType.NotFound for p, _ in bad):
         return _MOVED
-    if bad and strict:
-        raise ResultsError(f"unreadable metrics files: {', '.join(p for p, _ in bad)}")
-    for path, reason in bad:
-        warnings.append(f"unreadable metrics file skipped: {path} ({reason.splitlines()[0]})")
+    bad_files.update((path, reason.splitlines()[0]) for path, reason in bad)
     good = [(p, r) for p, r in zip(files, results, strict=True) if not isinstance(r, str)]
     if not good:
         return None
@@ -330,6 +333,35 @@ def _spread(per_trial: pd.Series, codes: np.ndarray) -> pd.Categorical | np.ndar
         return per_trial.to_numpy()[codes]
     values = pd.Categorical(per_trial)
     return pd.Categorical.from_codes(values.codes[codes], dtype=values.dtype)
+
+
+def _rows_lost(trials: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
+    """Trials whose readable rows stop short of the epoch ``trials.parquet`` records."""
+    if "epochs_done" not in trials or "trial_id" not in trials:
+        return []
+    reached = metrics.groupby("trial_id", observed=True)["epoch"].max() if len(metrics) else {}
+    lost = []
+    for t, done in zip(trials["trial_id"], trials["epochs_done"], strict=True):
+        got = reached.get(t) if len(reached) else None
+        if pd.notna(done) and (got is None or pd.isna(got) or got < done):
+            lost.append(str(t))
+    return sorted(lost)
+
+
+def _refuse_or_warn(
+    bad: dict[str, str], lost: list[str], warnings: list[str], *, allow: bool
+) -> None:
+    """Name the unreadable files and the trials whose rows are missing: an error, or with
+    ``allow`` a warning."""
+    files = "; ".join(f"{path} ({why})" for path, why in sorted(bad.items()))
+    shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+    trials = f"rows missing for {len(lost)} trials ({shown})" if lost else "rows of unknown trials"
+    if not allow:
+        raise ResultsError(
+            f"unreadable metrics files: {files}; {trials}: gcnc resume runs them again, or "
+            "--allow-missing analyses the rest"
+        )
+    warnings.append(f"unreadable metrics files skipped: {files}; {trials} left out")
 
 
 _NOT_ENDED = ("running", "interrupted")

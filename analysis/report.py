@@ -37,6 +37,7 @@ def write_report(
     output: str | None = None,
     png_dir: str | None = None,
     options: Options | None = None,
+    allow_missing: bool = False,
 ) -> str:
     """Write ``report.html`` for a study directory (local path or ``pyarrow.fs`` URI).
 
@@ -45,6 +46,7 @@ def write_report(
         output: where to write (default ``<study dir>/report.html``), a path or URI.
         png_dir: also export every figure as ``<name>.png`` there, through kaleido.
         options: statistical and drawing settings.
+        allow_missing: report without the rows of metrics files that cannot be read.
 
     Returns:
         The path or URI written.
@@ -54,7 +56,7 @@ def write_report(
             Chromium for it is missing.
     """
     options = options or Options()
-    study = load_results(study_dir)
+    study = load_results(study_dir, allow_missing=allow_missing)
     results = compute_results(study, options=options)
     figures, notes = build_figures(study, results, options=options)
     target = Storage.open(output) if output else Storage.open(study_dir).child("report.html")

@@ -154,6 +154,10 @@ class TrialBook:
         runs = self.trials[trial_id].failed_runs + 1
         self._update(trial_id, status="error", error=error, failed_runs=runs)
 
+    def rerun(self, trial_id: str) -> None:
+        """A trial whose rows were lost: not started again yet."""
+        self._update(trial_id, status="pending", epochs_done=None, error=None)
+
     def interrupted(self) -> None:
         """Trials left running when the run stops are ``interrupted``: started, not ended."""
         for rec in self.trials.values():

@@ -17,6 +17,7 @@ from studyfiles import InputError
 from studyfiles.schema import SEED_PARAM, check_metric
 from trainables.config import DataConfig, TrialConfig
 from trainables.data import preflight
+from trainables.models import preflight as model_preflight
 from trainables.overrides import get_dotted
 
 
@@ -58,6 +59,7 @@ def _check_point(spec: StudySpec, base: dict[str, Any], point: dict[str, Any]) -
     if spec.trainable == "gcnc":
         _check_names(spec, config, point)
         _check_data(spec, config, point)
+        _check_model_options(spec, config, point)
         _check_device(spec, config, point)
     _check_fewshot(spec, config, point)
 
@@ -74,6 +76,21 @@ def _check_data(spec: StudySpec, config: dict[str, Any], point: dict[str, Any]) 
         name = config["data"]["name"]
         fix = f"see dataset {name!r} in docs/datasets.md"
         raise InputError(_field(spec, point, err.field), problem, fix) from None
+
+
+def _check_model_options(spec: StudySpec, config: dict[str, Any], point: dict[str, Any]) -> None:
+    """The values of ``model.options`` as the model's factory will check them (no torch)."""
+    name = config["model"]["name"]
+    for key, value in (config["model"].get("options") or {}).items():
+        try:
+            model_preflight.check_option(name, key, value)
+        except ValueError as err:
+            field = f"model.options.{key}"
+            problem = str(err).removeprefix(f"model {name!r}: ").removeprefix(f"{key} ")
+            owner = _owner(point, field)
+            if owner is not None:
+                problem = f"value {point[owner]!r}: {problem}"
+            raise InputError(_field(spec, point, field), problem, f"see model {name!r}") from None
 
 
 def _check_device(spec: StudySpec, config: dict[str, Any], point: dict[str, Any]) -> None:

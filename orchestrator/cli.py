@@ -82,6 +82,11 @@ def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
         help="match at the level this fraction of trials reached (default 1: every trial; "
         "0.7 drops the least-trained 30%%)",
     )
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="go on without the rows of metrics files that cannot be read (named)",
+    )
 
 
 def _unit_fraction(text: str) -> float:
@@ -144,8 +149,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    print(format_status(read_status(StudyDir.at(args.study_dir))))
-    return 0
+    status = read_status(StudyDir.at(args.study_dir))
+    print(format_status(status))
+    return 1 if status.unreadable else 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -176,7 +182,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         return 1
     try:
         options = analysis_options(analysis, args)
-        print(analysis.format_tables(analysis.load_results(location), options=options))
+        study = analysis.load_results(location, allow_missing=args.allow_missing)
+        print(analysis.format_tables(study, options=options))
     except analysis.ResultsError as err:
         raise InputError("STUDY_DIR", str(err), "check the study directory") from None
     return 0

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from orchestrator import damage
 from orchestrator.book import Counts, TrialBook, last_line
 from orchestrator.parts import MERGE_TRIALS, merge_finished
 from orchestrator.progress import ProgressView
@@ -69,7 +70,14 @@ class StudyRun:
         self.book.load()
         self.book.interrupted()  # whatever an earlier run left running has not ended
         self.epochs: dict[str, int] = {}
+        self.points: dict[str, dict[str, Any]] = {}
         self.ended_since_merge = 0
+        self.scheduled = study.scheduler is not None
+        self.rerun: set[str] = set()  # ended trials whose rows were lost: to run again
+        self.started_here: set[str] = set()  # trials this run started
+        bad = damage.unreadable(sdir) if self.book.trials else {}
+        damage.move_aside(sdir, sorted(bad))
+        self.reach = damage.reach(sdir) if self.book.trials else {}
         for index, point in enumerate(job.points or ()):
             self._declare(job.trial_id({"point": index}, ""), point)
         self.book.flush(force=True)
@@ -79,6 +87,7 @@ class StudyRun:
             return
         config = self.job.config(point)
         self.epochs[trial_id] = int(config["train"]["epochs"])
+        self.points[trial_id] = dict(point)
         self.book.declare(trial_id, config, self.job.params(config))
 
     def trial_id(self, runner_id: str, tune_config: Mapping[str, Any]) -> str:
@@ -88,7 +97,9 @@ class StudyRun:
         return trial_id
 
     def started(self, runner_id: str, tune_config: Mapping[str, Any]) -> None:
-        self.book.started(self.trial_id(runner_id, tune_config))
+        trial_id = self.trial_id(runner_id, tune_config)
+        self.started_here.add(trial_id)
+        self.book.started(trial_id)
 
     def result(
         self, runner_id: str, tune_config: Mapping[str, Any], result: Mapping[str, Any]
@@ -156,18 +167,54 @@ class StudyRun:
     def adopt(self, trials: list[RunnerTrial]) -> None:
         """Take the runner's word on trials it holds as ended: a resumed run starts them no
         more, so no event would correct what an earlier, killed run last wrote of them.
-        Whether an ended trial is done or stopped is read from its rows."""
+        Whether an ended trial is done or stopped is read from its rows; one that ended
+        before this run and whose rows were lost since (as read when the run began) is to
+        run again."""
         for trial in trials:
             if trial.state not in ("done", "error"):
                 continue
             trial_id = self.trial_id(trial.runner_id, trial.config)
             rec = self.book.trials[trial_id]
-            if trial.state == "done" and rec.status not in ("done", "stopped"):
+            if trial.state == "done" and trial_id in self.rerun:
+                continue  # its rows were lost: it runs again after the runner's experiment
+            ended_before = trial_id not in self.started_here
+            if trial.state == "done" and ended_before and self._rows_lost(trial_id):
+                self._run_again(trial_id)
+            elif trial.state == "done" and rec.status not in ("done", "stopped"):
                 self._record_end(trial_id, rec.config)
             elif trial.state == "error" and rec.status != "error":
                 epoch, diverged = trial.last_result.get("epoch"), trial.last_result.get("diverged")
                 self.book.result(trial_id, epoch=epoch, diverged=bool(diverged))
                 self.book.failed(trial_id, rec.error or "failed (before a resume)", retrying=False)
+
+    def _rows_lost(self, trial_id: str) -> bool:
+        """Whether a trial the runner holds as ended lacks rows it had written (a damaged
+        file moved aside, a file removed by hand): none at all, or fewer than its epochs
+        when no scheduler could have stopped it, or fewer than where the scheduler did."""
+        reach, rec = self.reach.get(trial_id), self.book.trials[trial_id]
+        if reach is None:
+            return True  # a trial reports its first row before it can end
+        if reach.diverged or reach.last_epoch >= self.epochs.get(trial_id, self.default_epochs):
+            return False
+        if rec.status == "stopped":
+            return reach.last_epoch < (rec.epochs_done or 0)
+        return not self.scheduled or rec.status == "done"
+
+    def _run_again(self, trial_id: str) -> None:
+        """Run a trial whose rows were lost again from its start: its checkpoints (which would
+        resume it past the lost epochs) and the rows left of it are removed first."""
+        rec = self.book.trials[trial_id]
+        self.job.checkpoints(trial_id, rec.config).clear()
+        sink = self.job.sink(trial_id, rec.config)
+        for path in sink.sdir.storage.files(sink.sdir.trial_folder(trial_id), suffix=".parquet"):
+            sink.sdir.storage.delete(path)
+        self.book.rerun(trial_id)
+        self.rerun.add(trial_id)
+
+    def rerun_configs(self) -> list[dict[str, Any]]:
+        """What the runner gives each trial to run again, under
+        :data:`orchestrator.trial.RERUN`: its id and its point."""
+        return [{"trial_id": t, "point": self.points[t]} for t in sorted(self.rerun)]
 
     def experiment_ended(self, trials: list[RunnerTrial]) -> None:
         """The runner's experiment ended with ``trials``. A searcher's trial it does not know
@@ -177,6 +224,9 @@ class StudyRun:
         if self._stopping():
             return
         self.adopt(trials)
+        self.rerun -= {
+            t for t, rec in self.book.trials.items() if rec.status in ("done", "stopped")
+        }
         if self.job.points is not None:
             return  # grid ids are fixed: the runner proposes every point again
         ids = {self.job.trial_id(t.config, t.runner_id) for t in trials}

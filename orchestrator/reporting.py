@@ -21,7 +21,10 @@ def write_report(
     options = analysis_options(analysis, args) if args is not None else None
     png_dir = args.png if args is not None else None
     try:
-        path = analysis.write_report(location, output=output, png_dir=png_dir, options=options)
+        allow = bool(args is not None and args.allow_missing)
+        path = analysis.write_report(
+            location, output=output, png_dir=png_dir, options=options, allow_missing=allow
+        )
     except analysis.ResultsError as err:
         raise InputError("STUDY_DIR", str(err), "check the study directory") from None
     except analysis.PngExportError as err:  # the HTML report is written before the images

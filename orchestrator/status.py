@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import ValidationError
 
+from orchestrator import damage
 from orchestrator.book import is_abandoned, last_line
 from orchestrator.lock import describe, live_holder
 from orchestrator.search import trial_count
@@ -38,6 +39,8 @@ class StudyStatus:
     repeated: frozenset[str] = frozenset()  # failed trials that failed in two runs or more
     short: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     # ^ trial id -> (last epoch, epochs) for trials started and not ended
+    unreadable: dict[str, str] = field(default_factory=dict)  # metrics file -> why
+    lost: list[str] = field(default_factory=list)  # ended trials whose rows are not readable
 
     @property
     def resumable(self) -> int:
@@ -47,13 +50,20 @@ class StudyStatus:
         return get("pending", 0) + get("interrupted", 0) + get("running", 0) + once
 
 
-def count_rows(sdir: StudyDir) -> tuple[int, int]:
-    """Distinct ``(trial_id, epoch)`` keys under ``metrics/``, and trials with any row."""
+def count_rows(sdir: StudyDir, *, unreadable: dict[str, str] | None = None) -> tuple[int, int]:
+    """Distinct ``(trial_id, epoch)`` keys under ``metrics/``, and trials with any row; a
+    file that cannot be read is left out (and put in ``unreadable`` with why)."""
     tables = []
     for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
-        with sdir.storage.fs.open_input_file(path) as source:
-            file = pq.ParquetFile(source)
-            tables.append(file.read(columns=["trial_id", "epoch"], use_threads=False))
+        try:
+            with sdir.storage.fs.open_input_file(path) as source:
+                file = pq.ParquetFile(source)
+                tables.append(file.read(columns=["trial_id", "epoch"], use_threads=False))
+        except FileNotFoundError:
+            continue  # merged meanwhile by a running driver
+        except (OSError, pa.ArrowException) as err:
+            if unreadable is not None:
+                unreadable[path] = damage.reason(err)
     if not tables:
         return 0, 0
     keys = concat(tables).group_by(["trial_id", "epoch"]).aggregate([])
@@ -82,7 +92,9 @@ def read_status(sdir: StudyDir) -> StudyStatus:
     except (ValidationError, KeyError, TypeError):
         total = len(live)
     by_status["pending"] += total - len(live)
-    rows, with_rows = count_rows(sdir)
+    unreadable: dict[str, str] = {}
+    rows, with_rows = count_rows(sdir, unreadable=unreadable)
+    lost = _rows_lost(sdir, live) if unreadable else []
     short = {
         t["trial_id"]: (t["epochs_done"], _epochs(t.get("config")))
         for t in live
@@ -100,11 +112,28 @@ def read_status(sdir: StudyDir) -> StudyStatus:
         errors={t["trial_id"]: t["error"] for t in live if t["status"] == "error"},
         abandoned=len(abandoned),
         driver=describe(holder) if (holder := live_holder(sdir)) is not None else None,
+        unreadable=unreadable,
+        lost=lost,
         repeated=frozenset(
             t["trial_id"] for t in live if t["status"] == "error" and _failed_runs(t) >= 2
         ),
         short=short,
     )
+
+
+def _rows_lost(sdir: StudyDir, trials: list[dict[str, Any]]) -> list[str]:
+    """Trials recorded as ended (or under way) whose readable rows stop short of the epoch
+    recorded for them."""
+    reach = damage.reach(sdir)
+    lost = []
+    for t in trials:
+        done = t.get("epochs_done")
+        if t["status"] in ("pending", "error") or done is None:
+            continue
+        got = reach.get(t["trial_id"])
+        if got is None or (got.last_epoch < done and not got.diverged):
+            lost.append(t["trial_id"])
+    return sorted(lost)
 
 
 def _failed_runs(trial: dict[str, Any]) -> int:
@@ -136,11 +165,27 @@ def format_status(st: StudyStatus) -> str:
         lines.append("driver: none")
         if get("running", 0):
             lines.append("(running as last recorded: its driver stopped without saying)")
+    lines += damage_lines(st, limit=5)
     lines += short_lines(st.short, limit=5, running=st.driver is not None)
     lines += failure_lines(st.errors, limit=10, repeated=st.repeated)
     if st.driver is None:
         lines += next_steps(st)
     return "\n".join(lines)
+
+
+def damage_lines(st: StudyStatus, *, limit: int) -> list[str]:
+    """The metrics files that cannot be read, and the trials whose rows they held."""
+    if not st.unreadable:
+        return []
+    lines = ["unreadable metrics files (their rows are missing):"]
+    lines += [f"  {path}: {why}" for path, why in sorted(st.unreadable.items())[:limit]]
+    if st.lost:
+        shown = ", ".join(st.lost[:limit]) + (
+            f" and {len(st.lost) - limit} more" if len(st.lost) > limit else ""
+        )
+        lines.append(f"rows missing for {len(st.lost)} trials: {shown}")
+    lines.append(f"gcnc resume {st.location} moves the files aside and runs those trials again")
+    return lines
 
 
 def short_lines(

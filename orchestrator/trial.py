@@ -23,6 +23,7 @@ from trainables.overrides import get_dotted
 from trainables.reporter import Reporter
 
 Trainable = Callable[[dict[str, Any], Reporter], dict[str, Any]]
+RERUN = "rerun"  # a runner config {"rerun": {"trial_id": ..., "point": {...}}}: a trial again
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,17 @@ class TrialJob:
 
     def point(self, tune_config: Mapping[str, Any]) -> dict[str, Any]:
         """The trial's point from the config the runner gave it."""
+        if RERUN in tune_config:
+            return dict(tune_config[RERUN]["point"])
         if self.points is not None:
             return dict(self.points[int(tune_config["point"])])
         return {k: v for k, v in tune_config.items() if k in self.ctx.param_types}
 
     def trial_id(self, tune_config: Mapping[str, Any], runner_id: str) -> str:
-        """``t00042`` for the 43rd point of a grid; ``t<runner id>`` for a searcher's trial."""
+        """``t00042`` for the 43rd point of a grid; ``t<runner id>`` for a searcher's trial;
+        the id it names for a trial run again."""
+        if RERUN in tune_config:
+            return str(tune_config[RERUN]["trial_id"])
         if self.points is not None:
             return f"t{int(tune_config['point']):05d}"
         return f"t{runner_id}"

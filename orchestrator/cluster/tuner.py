@@ -19,6 +19,7 @@ import math
 import os
 import posixpath
 import signal
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,7 +35,7 @@ from orchestrator.progress import ProgressView
 from orchestrator.search import OptunaSearch as OptunaAlgorithm
 from orchestrator.search import algorithm_of
 from orchestrator.spec import StudySpec
-from orchestrator.trial import TrialJob, run_trial
+from orchestrator.trial import RERUN, TrialJob, run_trial
 from studyfiles import StudyDir
 from studyfiles.schema import KEY_COLUMNS
 
@@ -63,6 +64,8 @@ def run_study(
             if stop is not None:
                 stop.graceful = _end_tune_experiment
             _tuner(study, job, sdir).fit()
+            if run.rerun and not (stop is not None and stop.requested):
+                _rerun_tuner(study, job, sdir, run.rerun_configs()).fit()
     except BaseException:
         run.abort(look=False)
         raise
@@ -119,13 +122,8 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def _tuner(study: StudySpec, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
-    res = study.resources
-    trainable = tune.with_resources(
-        tune.with_parameters(_tune_trial, job=job),
-        {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial},
-    )
-    storage = sdir.storage
-    fs = None if storage.fs.type_name == "local" else storage.fs
+    """The study's experiment: restored where Tune saved it, else new."""
+    trainable = _trainable(study, job)
     if _restorable(sdir):
         return tune.Tuner.restore(
             sdir.tune,
@@ -133,28 +131,68 @@ def _tuner(study: StudySpec, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
             resume_unfinished=True,
             resume_errored=True,
             param_space=_param_space(job),
-            storage_filesystem=fs,
+            storage_filesystem=_filesystem(sdir),
         )
     search_alg, num_samples = _search(study, job)
-    tune_config = tune.TuneConfig(
+    tune_config = _tune_config(
+        study, search_alg=search_alg, scheduler=_scheduler(study, job), num_samples=num_samples
+    )
+    return tune.Tuner(
+        trainable,
+        param_space=_param_space(job),
+        tune_config=tune_config,
+        run_config=_run_config(study, job, sdir, name=posixpath.basename(sdir.tune)),
+    )
+
+
+def _rerun_tuner(
+    study: StudySpec, job: TrialJob, sdir: StudyDir, configs: list[dict[str, Any]]
+) -> tune.Tuner:
+    """A new experiment of the given trials alone (each ``{"rerun": ...}``), whose rows were
+    lost: no searcher (their points are known), no scheduler (each runs to its end)."""
+    name = f"{posixpath.basename(sdir.tune)}-rerun-{time.strftime('%Y%m%d-%H%M%S')}"
+    return tune.Tuner(
+        _trainable(study, job),
+        param_space={RERUN: tune.grid_search(configs)},
+        tune_config=_tune_config(study, search_alg=None, scheduler=None, num_samples=1),
+        run_config=_run_config(study, job, sdir, name=name),
+    )
+
+
+def _trainable(study: StudySpec, job: TrialJob) -> Any:
+    res = study.resources
+    return tune.with_resources(
+        tune.with_parameters(_tune_trial, job=job),
+        {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial},
+    )
+
+
+def _filesystem(sdir: StudyDir) -> Any:
+    return None if sdir.storage.fs.type_name == "local" else sdir.storage.fs
+
+
+def _tune_config(
+    study: StudySpec, *, search_alg: Any, scheduler: Any, num_samples: int
+) -> tune.TuneConfig:
+    return tune.TuneConfig(
         search_alg=search_alg,
-        scheduler=_scheduler(study, job),
+        scheduler=scheduler,
         num_samples=num_samples,
-        max_concurrent_trials=res.max_concurrent or None,
+        max_concurrent_trials=study.resources.max_concurrent or None,
         reuse_actors=True,  # a worker imports torch and the data once, not once per trial
         trial_dirname_creator=_trial_dirname,
         trial_name_creator=_trial_dirname,
     )
-    run_config = tune.RunConfig(
-        name="tune",
-        storage_path=storage.root,
-        storage_filesystem=fs,
+
+
+def _run_config(study: StudySpec, job: TrialJob, sdir: StudyDir, *, name: str) -> tune.RunConfig:
+    return tune.RunConfig(
+        name=name,
+        storage_path=sdir.storage.root,
+        storage_filesystem=_filesystem(sdir),
         callbacks=[StudyCallback(study, job)],
         verbose=0,
-        failure_config=tune.FailureConfig(max_failures=res.max_failures),
-    )
-    return tune.Tuner(
-        trainable, param_space=_param_space(job), tune_config=tune_config, run_config=run_config
+        failure_config=tune.FailureConfig(max_failures=study.resources.max_failures),
     )
 
 

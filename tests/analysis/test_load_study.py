@@ -89,12 +89,14 @@ def test_sweep_params_come_from_study_json(lr_study):
     assert lr_study.seed_param == "train.seed"
 
 
-def test_a_truncated_file_is_named_in_a_warning_and_the_rest_loads(tmp_path):
+def test_a_truncated_file_is_named_and_with_allow_missing_the_rest_loads(tmp_path):
     root = write_synthetic_study(tmp_path / "s", TIDY)
     bad = os.path.join(root, "metrics", "trial_id=t00008", "compacted.parquet")
     with open(bad, "r+b") as fh:
         fh.truncate(os.path.getsize(bad) // 2)
-    study = load_results(root)
+    with pytest.raises(ResultsError, match="rows missing for 1 trials \\(t00008\\)"):
+        load_results(root)
+    study = load_results(root, allow_missing=True)
     assert any(bad in w and "unreadable" in w for w in study.warnings)
     assert "t00008" not in set(study.metrics["trial_id"])
     assert study.metrics["trial_id"].nunique() == 8
@@ -105,18 +107,25 @@ def test_a_truncated_part_is_named_and_its_trials_are_missing(tmp_path):
     bad = _part(root)
     with open(bad, "r+b") as fh:
         fh.truncate(os.path.getsize(bad) - 100)
-    study = load_results(root)
+    study = load_results(root, allow_missing=True)
     assert any(bad in w and "unreadable" in w for w in study.warnings)
     assert set(study.metrics["trial_id"]) == {"t00008"}
 
 
-def test_strict_loading_raises_on_an_unreadable_file(tmp_path):
-    root = write_synthetic_study(tmp_path / "s", TIDY)
+def test_an_unreadable_file_is_refused_naming_it_and_the_trials_whose_rows_it_held(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", TIDY)  # t00000-t00007 in one part
     bad = _part(root)
     with open(bad, "wb") as fh:
         fh.write(b"not parquet")
-    with pytest.raises(ResultsError, match=os.path.basename(bad)):
-        load_results(root, strict=True)
+    with pytest.raises(ResultsError) as raised:
+        load_results(root)
+    message = str(raised.value)
+    assert f"unreadable metrics files: {bad} (" in message
+    assert "rows missing for 8 trials (t00000, t00001, t00002, t00003, t00004, t00005" in message
+    assert "gcnc resume runs them again, or --allow-missing analyses the rest" in message
+    study = load_results(root, allow_missing=True)
+    assert any(bad in w and "rows missing for 8 trials" in w for w in study.warnings)
+    assert set(study.metrics["trial_id"]) == {"t00008"}
 
 
 def test_files_with_different_columns_are_unified(tmp_path):
@@ -218,7 +227,7 @@ def test_a_study_whose_every_file_is_unreadable_loads_empty_naming_them(tmp_path
     bad = os.path.join(root, "metrics", "trial_id=t00000", "compacted.parquet")
     with open(bad, "wb") as fh:
         fh.write(b"PAR1 garbage")
-    study = load_results(root)
+    study = load_results(root, allow_missing=True)
     assert study.metrics.empty
     assert any(bad in w for w in study.warnings)
 

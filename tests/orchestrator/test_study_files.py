@@ -157,6 +157,16 @@ MALFORMED = [
         "sweep.grid.data.options.n_classes",
     ),
     ("cuda-without-gpus", '[train]\ndevice = "cuda"', "train.device"),
+    (
+        "resnet-unknown-stem",
+        '[model]\nname = "resnet18"\noptions = {stem = "tiny"}',
+        "model.options.stem",
+    ),
+    (
+        "convnet-depth-zero",
+        '[model]\nname = "convnet"\noptions = {depth = 0}',
+        "model.options.depth",
+    ),
     ("smoke-unknown-key", "[smoke]\ntrain.lrr = 1", "smoke.train.lrr"),
     ("smoke-impossible-value", "[smoke]\ntrain.batch_size = 0", "smoke.train.batch_size"),
 ]

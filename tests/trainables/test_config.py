@@ -149,7 +149,6 @@ def _spy(_name, _options, defaults):
 def test_every_built_in_entry_declares_the_options_it_accepts(monkeypatch):
     """What ``gcnc validate`` checks (the declared keys) is what each loader and factory
     accepts (the defaults it hands to ``parse_options``)."""
-    import importlib
 
     from trainables.config import DataConfig
     from trainables.data import DATASETS, preflight
@@ -161,9 +160,11 @@ def test_every_built_in_entry_declares_the_options_it_accepts(monkeypatch):
         with pytest.raises(_Seen) as seen:
             loader(DataConfig(name=name))
         assert seen.value.args[0] == DATASETS.option_names(name), name
+    from trainables.models import preflight as model_preflight
+
+    monkeypatch.setattr(model_preflight, "parse_options", _spy)  # every factory checks through it
     for name in MODELS:
         factory = MODELS.get(name)
-        monkeypatch.setattr(importlib.import_module(factory.__module__), "parse_options", _spy)
         with pytest.raises(_Seen) as seen:
             factory((3, 32, 32), num_classes=10, width=None, options={})
         assert seen.value.args[0] == MODELS.option_names(name), name

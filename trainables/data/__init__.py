@@ -15,8 +15,9 @@ Datasets, looked up by ``DataConfig.name``:
 labels are re-indexed ``0..n_source-1`` and target labels ``0..n_target-1``. Nothing here
 downloads unless ``data.download`` is true. More datasets register with
 ``DATASETS.add(name, loader)`` (or ``DATASETS.add_lazy(name, "module:loader")``), a loader
-being ``(DataConfig) -> Dataset``; ``options=(...)`` declares its option keys, so that
-``gcnc validate`` refuses an unknown one. Importing this package imports no loader and no torch.
+being ``(DataConfig) -> Dataset``; ``options=`` declares its option keys (those of
+:data:`trainables.data.preflight.OPTIONS`), so that ``gcnc validate`` refuses an unknown one.
+Importing this package imports no loader and no torch.
 """
 
 from __future__ import annotations

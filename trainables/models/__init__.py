@@ -10,8 +10,9 @@ Models, looked up by ``ModelConfig.name``:
 Every model works in eval mode under ``torch.func`` transforms, with channels_last inputs
 and under bf16 autocast. More models register with ``MODELS.add(name, factory)`` or, so
 that checking a study's model name imports no torch, ``MODELS.add_lazy(name,
-"module:factory")``; ``options=(...)`` declares the option keys ``gcnc validate``
-accepts. Importing this package imports no model and no torch.
+"module:factory")``; ``options=`` declares the option keys ``gcnc validate`` accepts (those
+of :data:`trainables.models.preflight.OPTIONS`). Importing this package imports no model and
+no torch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from trainables._lazy import lazy_exports
 from trainables.config import ModelConfig
+from trainables.models.preflight import OPTIONS
 from trainables.registry import Registry
 
 if TYPE_CHECKING:
@@ -54,14 +56,12 @@ __getattr__ = lazy_exports(
 )
 
 MODELS: Registry[ModelFactory] = Registry("model")
-MODELS.add_lazy("mlp", "trainables.models.mlp:build_mlp", options=("depth",))
-MODELS.add_lazy(
-    "convnet", "trainables.models.convnet:build_convnet", options=("depth", "batchnorm")
-)
-MODELS.add_lazy("vgg11", "trainables.models.vgg:build_vgg11", options=("pad_to",))
-MODELS.add_lazy("vgg13", "trainables.models.vgg:build_vgg13", options=("pad_to",))
-MODELS.add_lazy("resnet18", "trainables.models.resnet:build_resnet18", options=("stem",))
-MODELS.add_lazy("resnet50", "trainables.models.resnet:build_resnet50", options=("stem",))
+MODELS.add_lazy("mlp", "trainables.models.mlp:build_mlp", options=OPTIONS["mlp"])
+MODELS.add_lazy("convnet", "trainables.models.convnet:build_convnet", options=OPTIONS["convnet"])
+MODELS.add_lazy("vgg11", "trainables.models.vgg:build_vgg11", options=OPTIONS["vgg11"])
+MODELS.add_lazy("vgg13", "trainables.models.vgg:build_vgg13", options=OPTIONS["vgg13"])
+MODELS.add_lazy("resnet18", "trainables.models.resnet:build_resnet18", options=OPTIONS["resnet18"])
+MODELS.add_lazy("resnet50", "trainables.models.resnet:build_resnet50", options=OPTIONS["resnet50"])
 
 
 def build_model(

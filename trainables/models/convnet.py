@@ -13,18 +13,13 @@ from typing import Any
 
 from torch import nn
 
+from trainables.models import preflight
 from trainables.models._base import EmbeddingClassifier
 from trainables.models._layers import conv_bn_relu, global_pool, init_conv_bn
-from trainables.models._options import (
-    boolean,
-    check_input_shape,
-    parse_options,
-    positive_int,
-    resolve_width,
-)
+from trainables.models._options import check_input_shape
+from trainables.models.preflight import resolve_width
 
 DEFAULT_WIDTH = 128
-DEFAULTS: dict[str, Any] = {"depth": 5, "batchnorm": True}
 
 
 def layer_channels(width: int, depth: int) -> list[int]:
@@ -74,11 +69,11 @@ def build_convnet(
     options: Mapping[str, Any],
 ) -> ConvNet:
     """Factory for ``convnet``; options: ``depth`` (5), ``batchnorm`` (True). Width 128."""
-    opts = parse_options("convnet", options, DEFAULTS)
+    opts = preflight.options("convnet", options)
     return ConvNet(
         check_input_shape(input_shape),
         num_classes=num_classes,
         width=resolve_width("convnet", width, DEFAULT_WIDTH),
-        depth=positive_int("convnet", "depth", opts["depth"]),
-        batchnorm=boolean("convnet", "batchnorm", opts["batchnorm"]),
+        depth=opts["depth"],  # checked
+        batchnorm=opts["batchnorm"],
     )

@@ -7,11 +7,12 @@ from typing import Any
 
 from torch import nn
 
+from trainables.models import preflight
 from trainables.models._base import EmbeddingClassifier
-from trainables.models._options import check_input_shape, parse_options, positive_int, resolve_width
+from trainables.models._options import check_input_shape
+from trainables.models.preflight import resolve_width
 
 DEFAULT_WIDTH = 256
-DEFAULTS: dict[str, Any] = {"depth": 2}
 
 
 class MLP(EmbeddingClassifier):
@@ -45,10 +46,10 @@ def build_mlp(
     options: Mapping[str, Any],
 ) -> MLP:
     """Factory for ``mlp``; options: ``depth`` (2). Default width 256."""
-    opts = parse_options("mlp", options, DEFAULTS)
+    opts = preflight.options("mlp", options)
     return MLP(
         check_input_shape(input_shape),
         num_classes=num_classes,
         width=resolve_width("mlp", width, DEFAULT_WIDTH),
-        depth=positive_int("mlp", "depth", opts["depth"]),
+        depth=opts["depth"],  # checked
     )

@@ -17,13 +17,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainables.models import preflight
 from trainables.models._base import EmbeddingClassifier
 from trainables.models._layers import init_conv_bn
-from trainables.models._options import check_input_shape, choice, parse_options, resolve_width
+from trainables.models._options import check_input_shape
+from trainables.models.preflight import choice, resolve_width
 
 DEFAULT_WIDTH = 64
-DEFAULTS: dict[str, Any] = {"stem": "auto"}
-STEMS = ("auto", "cifar", "imagenet")
+STEMS = preflight.STEMS
 CIFAR_STEM_MAX_SIZE = 64  # "auto" picks the CIFAR stem up to this input size
 
 
@@ -195,7 +196,7 @@ def _build(
     width: int | None,
     options: Mapping[str, Any],
 ) -> ResNet:
-    opts = parse_options(name, options, DEFAULTS)
+    opts = preflight.options(name, options)
     shape = check_input_shape(input_shape)
     return ResNet(
         block,

@@ -17,12 +17,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from trainables.models import preflight
 from trainables.models._base import EmbeddingClassifier
 from trainables.models._layers import conv_bn_relu, global_pool, init_conv_bn
-from trainables.models._options import check_input_shape, parse_options, resolve_width
+from trainables.models._options import check_input_shape
+from trainables.models.preflight import resolve_width
 
 DEFAULT_WIDTH = 64
-DEFAULTS: dict[str, Any] = {"pad_to": "auto"}
 # Channels at width 64; "M" is a 2x2 max-pool.
 CONFIGS: dict[str, list[int | str]] = {
     "A": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],  # VGG-11
@@ -152,7 +153,7 @@ def _build(
     width: int | None,
     options: Mapping[str, Any],
 ) -> VGG:
-    opts = parse_options(name, options, DEFAULTS)
+    opts = preflight.options(name, options)
     shape = check_input_shape(input_shape)
     return VGG(
         config,

@@ -1,0 +1,91 @@
+"""Metrics files that cannot be read: found, moved aside, and the trials whose rows they held.
+
+A file of ``metrics/`` that fails to read (cut off, overwritten, a disk fault) would make
+every reader fail or, worse, lose its rows in silence. A resumed run moves such a file to
+``damaged/`` (kept, in case it can be repaired by hand), and the trials whose rows are then
+missing are run again from their start.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import sys
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from studyfiles import StudyDir
+from studyfiles.tables import concat
+
+
+@dataclass(frozen=True)
+class Reach:
+    """How far a trial's readable rows go: its last epoch, and whether it diverged."""
+
+    last_epoch: int
+    diverged: bool
+
+
+def unreadable(sdir: StudyDir) -> dict[str, str]:
+    """Every metrics file that cannot be read whole, with why."""
+    bad = {}
+    for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
+        try:
+            with sdir.storage.fs.open_input_file(path) as source:
+                pq.ParquetFile(source).read(columns=["trial_id", "epoch"], use_threads=False)
+        except FileNotFoundError:
+            continue
+        except (OSError, pa.ArrowException) as err:
+            bad[path] = reason(err)
+    return bad
+
+
+def move_aside(sdir: StudyDir, paths: list[str]) -> list[str]:
+    """Move ``paths`` (files under ``metrics/``) to ``damaged/``, saying so; returns where."""
+    moved = []
+    for path in paths:
+        target = sdir.storage.path("damaged", posixpath.relpath(path, sdir.metrics))
+        sdir.storage.fs.create_dir(posixpath.dirname(target), recursive=True)
+        sdir.storage.fs.move(path, target)
+        moved.append(target)
+        print(f"gcnc: {path} cannot be read; moved to {target}, its trials run again",
+              file=sys.stderr, flush=True)  # fmt: skip
+    return moved
+
+
+def reach(sdir: StudyDir) -> dict[str, Reach]:
+    """Each trial's last epoch in its readable rows (unreadable files are left out)."""
+    tables = []
+    for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
+        try:
+            with sdir.storage.fs.open_input_file(path) as source:
+                file = pq.ParquetFile(source)
+                names = [
+                    c for c in ("trial_id", "epoch", "diverged") if c in file.schema_arrow.names
+                ]
+                tables.append(file.read(columns=names, use_threads=False))
+        except (OSError, pa.ArrowException):
+            continue
+    if not tables:
+        return {}
+    table = concat(tables)
+    if "diverged" not in table.column_names:
+        table = table.append_column("diverged", pa.nulls(table.num_rows, pa.bool_()))
+    grouped = table.group_by("trial_id").aggregate([("epoch", "max"), ("diverged", "any")])
+    return {
+        t: Reach(int(e), bool(d))
+        for t, e, d in zip(
+            grouped["trial_id"].to_pylist(),
+            grouped["epoch_max"].to_pylist(),
+            pc.fill_null(grouped["diverged_any"], False).to_pylist(),
+            strict=True,
+        )
+    }
+
+
+def reason(err: BaseException) -> str:
+    """The first line of an error, or its type's name."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
