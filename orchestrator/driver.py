@@ -21,7 +21,7 @@ from orchestrator.parts import MERGE_TRIALS, merge_finished
 from orchestrator.progress import ProgressView
 from orchestrator.search import trial_count
 from orchestrator.spec import StudySpec
-from orchestrator.trial import TrialJob
+from orchestrator.trial import SETUP_FAILED, TrialJob
 from studyfiles import StudyDir
 
 
@@ -75,6 +75,7 @@ class StudyRun:
         self.scheduled = study.scheduler is not None
         self.rerun: set[str] = set()  # ended trials whose rows were lost: to run again
         self.started_here: set[str] = set()  # trials this run started
+        self.setup_failed: set[str] = set()  # trials that could not start (not retried)
         bad = damage.unreadable(sdir) if self.book.trials else {}
         damage.move_aside(sdir, sorted(bad))
         self.reach = damage.reach(sdir) if self.book.trials else {}
@@ -104,9 +105,14 @@ class StudyRun:
     def result(
         self, runner_id: str, tune_config: Mapping[str, Any], result: Mapping[str, Any]
     ) -> None:
+        trial_id = self.trial_id(runner_id, tune_config)
+        if SETUP_FAILED in result:  # it could not start: it fails once, not once per retry
+            self.setup_failed.add(trial_id)
+            self._failed(trial_id, str(result[SETUP_FAILED]), retrying=False, note="not retried")
+            return
         epoch = result.get("epoch")
         self.book.result(
-            self.trial_id(runner_id, tune_config),
+            trial_id,
             epoch=int(epoch) if epoch is not None else None,
             diverged=bool(result.get("diverged", False)),
         )
@@ -114,6 +120,8 @@ class StudyRun:
     def completed(self, runner_id: str, tune_config: Mapping[str, Any]) -> None:
         """A trial ended (its own end or a scheduler's stop): record it, compact its rows."""
         trial_id = self.trial_id(runner_id, tune_config)
+        if trial_id in self.setup_failed:
+            return  # recorded failed with its error
         self._record_end(trial_id, self.book.trials[trial_id].config)
 
     def _record_end(self, trial_id: str, config: Mapping[str, Any]) -> None:
@@ -157,11 +165,14 @@ class StudyRun:
         is being stopped, a failure is the stop's doing: the trial is interrupted, not failed."""
         if self._stopping():
             return
-        trial_id = self.trial_id(runner_id, tune_config)
+        self._failed(self.trial_id(runner_id, tune_config), error, retrying=retrying)
+
+    def _failed(self, trial_id: str, error: str, *, retrying: bool, note: str = "") -> None:
         self.book.failed(trial_id, error, retrying=retrying)
         if self.view is not None:
             rec = self.book.trials[trial_id]
             what = f"failed (attempt {rec.attempts}), retrying" if retrying else "failed"
+            what += f" ({note})" if note else ""
             self.view.note(f"gcnc: trial {trial_id} {what}: {last_line(error)}")
 
     def adopt(self, trials: list[RunnerTrial]) -> None:
@@ -175,8 +186,8 @@ class StudyRun:
                 continue
             trial_id = self.trial_id(trial.runner_id, trial.config)
             rec = self.book.trials[trial_id]
-            if trial.state == "done" and trial_id in self.rerun:
-                continue  # its rows were lost: it runs again after the runner's experiment
+            if trial.state == "done" and trial_id in self.rerun | self.setup_failed:
+                continue  # it runs again after the runner's experiment / it could not start
             ended_before = trial_id not in self.started_here
             if trial.state == "done" and ended_before and self._rows_lost(trial_id):
                 self._run_again(trial_id)

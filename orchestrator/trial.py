@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import importlib
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +25,17 @@ from trainables.reporter import Reporter
 
 Trainable = Callable[[dict[str, Any], Reporter], dict[str, Any]]
 RERUN = "rerun"  # a runner config {"rerun": {"trial_id": ..., "point": {...}}}: a trial again
+SETUP_FAILED = "gcnc_setup_failed"  # the result of a trial that could not start: its error
+# What a trial raises before its first row when its config or its inputs are wrong: starting
+# it again cannot help, so it fails once (its result names the error) instead of being retried.
+SETUP_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    TypeError,
+    LookupError,
+    ImportError,
+    FileNotFoundError,
+    NotImplementedError,
+)
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,7 @@ class SinkingReporter:
         self.sink, self.store, self.runner = sink, store, runner
         self._restored: dict[str, Any] | None = None
         self._asked = False
+        self.reports = 0
 
     def restore(self) -> dict[str, Any] | None:
         if not self._asked:
@@ -135,6 +148,7 @@ class SinkingReporter:
     def report(self, metrics: Mapping[str, Any], *, checkpoint: Mapping[str, Any]) -> None:
         self.sink.write(metrics)
         self.store.save(checkpoint, epoch=int(metrics["epoch"]))
+        self.reports += 1
         self.runner.report_result(metrics)
 
 
@@ -146,7 +160,9 @@ def run_trial(
 
     A trial whose rows were already compacted (it ended before) returns without training,
     passing its last row to the runner (a searcher still wants its final result); a fresh
-    start over rows of other params clears them.
+    start over rows of other params clears them. A trial that cannot start (one of
+    :data:`SETUP_ERRORS` before its first row) ends with a result that names the error
+    (:data:`SETUP_FAILED`): the runner would only start it again to fail the same way.
     """
     config = job.config(point)
     sink = job.sink(trial_id, config)
@@ -158,7 +174,14 @@ def run_trial(
     sinking = SinkingReporter(sink, store, runner)
     if sinking.restore() is None and sink.has_foreign_rows():
         sink.clear()
-    summary = load_trainable(job.trainable)(config, sinking)
+    try:
+        summary = load_trainable(job.trainable)(config, sinking)
+    except SETUP_ERRORS as err:
+        if sinking.reports:
+            raise  # it trained: what broke may not break again
+        text = "".join(traceback.format_exception(err))[-4000:]
+        runner.report_result({SETUP_FAILED: text})
+        return {"setup_failed": text}
     sink.compact()
     store.prune(1)  # the final model stays
     return summary

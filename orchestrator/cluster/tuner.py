@@ -35,7 +35,7 @@ from orchestrator.progress import ProgressView
 from orchestrator.search import OptunaSearch as OptunaAlgorithm
 from orchestrator.search import algorithm_of
 from orchestrator.spec import StudySpec
-from orchestrator.trial import RERUN, TrialJob, run_trial
+from orchestrator.trial import RERUN, SETUP_FAILED, TrialJob, run_trial
 from studyfiles import StudyDir
 from studyfiles.schema import KEY_COLUMNS
 
@@ -110,11 +110,17 @@ def _tune_trial(config: dict[str, Any], job: TrialJob) -> None:
 
 
 class _OptunaSearch(OptunaSearch):
-    """Optuna search that skips results without the metric (rows after a divergence)."""
+    """Optuna search that skips results without the metric (rows after a divergence), and
+    tells Optuna of a trial that could not start as failed."""
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if self.metric in result:
             super().on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        super().on_trial_complete(trial_id, result, error=error or SETUP_FAILED in (result or {}))
 
 
 def _trial_dirname(trial: Any) -> str:

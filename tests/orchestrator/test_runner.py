@@ -21,6 +21,10 @@ from orchestrator.studyfile import load_spec
 from studyfiles import StudyDir
 
 
+def run_resume(study_dir: Path) -> int:
+    return cli.main(["resume", str(study_dir), "--no-report"])
+
+
 def run(path: Path, storage: Path | str, *extra: str) -> int:
     return cli.main(["run", str(path), "--storage", str(storage), "--no-report", *extra])
 
@@ -56,7 +60,9 @@ def test_a_grid_runs_every_trial_and_writes_the_study_dir(ray_cluster, tmp_path,
     assert (study_dir / "tune").is_dir()
 
 
-def test_a_trial_that_fails_every_attempt_is_named_with_its_error(ray_cluster, tmp_path, capsys):
+def test_a_trial_that_cannot_start_fails_once_and_a_resume_tries_it_once_more(
+    ray_cluster, tmp_path, capsys
+):
     path = sleep_study(
         tmp_path,
         "[sweep.grid]\ntrain.lr = [0.1, 0.5]\nmodel.options.fail_lr = [0.5]\n",
@@ -66,8 +72,8 @@ def test_a_trial_that_fails_every_attempt_is_named_with_its_error(ray_cluster, t
     assert run(path, tmp_path / "runs") == 1
     out, err = capsys.readouterr()
     assert "sleepy: 1/2 trials done (0 diverged), 1 failed, 0 not run" in out
-    assert (
-        "gcnc: trial t00001 failed (attempt 1), retrying: ValueError: train.lr = 0.5 is at or "
+    assert (  # it could not start: retrying cannot help, so it fails once
+        "gcnc: trial t00001 failed (not retried): ValueError: train.lr = 0.5 is at or "
         "above fail_lr = 0.5\n"
     ) in out
     assert (
@@ -78,7 +84,15 @@ def test_a_trial_that_fails_every_attempt_is_named_with_its_error(ray_cluster, t
     assert "Traceback" not in out + err  # Tune's tracebacks stay off the terminal
     trials = read_trials(tmp_path / "runs" / "sleepy").set_index("trial_id")
     assert trials["status"].tolist() == ["done", "error"]
-    assert trials.loc["t00001", "attempts"] == 3  # max_failures = 2: two retries
+    assert trials.loc["t00001", "attempts"] == 1  # not max_failures + 1 = 3
+    assert len([s for s in starts(tmp_path) if s["lr"] == 0.5]) == 1
+    # a resume tries it once more (its cause may be fixed), then says resuming will not help
+    assert run_resume(tmp_path / "runs" / "sleepy") == 1
+    out = capsys.readouterr().out
+    assert "t00001: ValueError: train.lr = 0.5 is at or above fail_lr = 0.5 (failed in every" in out
+    assert "resuming helps only once the cause named above is fixed" in out
+    assert "finish it with" not in out
+    assert len([s for s in starts(tmp_path) if s["lr"] == 0.5]) == 2
 
 
 @pytest.mark.slow
