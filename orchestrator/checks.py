@@ -70,9 +70,7 @@ def _check_data(spec: StudySpec, config: dict[str, Any], point: dict[str, Any]) 
         preflight.check(DataConfig.model_validate(config["data"]))
     except preflight.DataConfigError as err:
         problem = str(err).removeprefix(f"{err.field} ").removeprefix("= ")
-        owner = _owner(point, err.field)
-        if owner is not None:
-            problem = f"value {point[owner]!r}: {problem}"
+        problem = _with_value(point, err.field, problem)
         name = config["data"]["name"]
         fix = f"see dataset {name!r} in docs/datasets.md"
         raise InputError(_field(spec, point, err.field), problem, fix) from None
@@ -87,9 +85,7 @@ def _check_model_options(spec: StudySpec, config: dict[str, Any], point: dict[st
         except ValueError as err:
             field = f"model.options.{key}"
             problem = str(err).removeprefix(f"model {name!r}: ").removeprefix(f"{key} ")
-            owner = _owner(point, field)
-            if owner is not None:
-                problem = f"value {point[owner]!r}: {problem}"
+            problem = _with_value(point, field, problem)
             raise InputError(_field(spec, point, field), problem, f"see model {name!r}") from None
 
 
@@ -125,10 +121,15 @@ def _point_error(spec: StudySpec, err: ValueError, point: dict[str, Any]) -> Inp
     key = found.field
     if key == "study":  # a check across fields, e.g. overlapping class lists
         key = found.problem.split(" ", 1)[0]
-    owner = _owner(point, key)
-    if owner is not None and found.problem != "unknown key":
-        found.problem = f"value {point[owner]!r}: {found.problem}"
+    if found.problem != "unknown key":
+        found.problem = _with_value(point, key, found.problem)
     return InputError(_field(spec, point, key), found.problem, found.fix)
+
+
+def _with_value(point: dict[str, Any], key: str, problem: str) -> str:
+    """``problem``, led by the value the point gave where the point set ``key``."""
+    owner = _owner(point, key)
+    return problem if owner is None else f"value {point[owner]!r}: {problem}"
 
 
 def _owner(point: dict[str, Any], key: str) -> str | None:
