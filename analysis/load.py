@@ -27,6 +27,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from studyfiles import InputError, Storage, StudyDir, schema
+from studyfiles.errors import first_line
 from studyfiles.tables import latest_rows, read_parquet
 
 _READERS = min(8, os.cpu_count() or 1)  # files read at once (reading releases the GIL)
@@ -295,8 +296,7 @@ def _read_trials(sdir: StudyDir, metrics: pd.DataFrame, warnings: list[str]) -> 
     try:
         return read_parquet(sdir.storage, sdir.trials_parquet).to_pandas()
     except (OSError, pa.ArrowException) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        warnings.append(f"{where} unreadable, trials derived from the metrics ({reason})")
+        warnings.append(f"{where} unreadable, trials derived from the metrics ({first_line(exc)})")
     return _derived_trials(metrics)
 
 

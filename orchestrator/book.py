@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from orchestrator.sink import RowContext, cell, now
 from studyfiles import StudyDir, schema
+from studyfiles.errors import first_line
 from studyfiles.schema import ARROW_TYPES
 from studyfiles.tables import read_parquet, to_bytes
 
@@ -96,8 +97,8 @@ class TrialBook:
         try:
             rows = read_parquet(storage, self.sdir.trials_parquet).to_pylist()
         except (OSError, pa.ArrowException) as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            print(f"gcnc: {self.sdir.trials_parquet} is unreadable ({reason}); it is rebuilt "
+            why = first_line(err)
+            print(f"gcnc: {self.sdir.trials_parquet} is unreadable ({why}); it is rebuilt "
                   "from the trials' rows and the runner's state", file=sys.stderr)  # fmt: skip
             return
         for row in rows:

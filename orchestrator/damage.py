@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from studyfiles import StudyDir
+from studyfiles.errors import first_line
 from studyfiles.tables import concat
 
 
@@ -28,18 +29,50 @@ class Reach:
     diverged: bool
 
 
-def unreadable(sdir: StudyDir) -> dict[str, str]:
-    """Every metrics file that cannot be read whole, with why."""
-    bad = {}
+@dataclass(frozen=True)
+class Scan:
+    """One read of every metrics file's keys: the rows that could be read, and the files
+    that could not (with why)."""
+
+    keys: pa.Table | None  # trial_id, epoch, diverged of every readable row
+    unreadable: dict[str, str]
+
+    def reach(self) -> dict[str, Reach]:
+        """Each trial's last epoch in the readable rows, and whether it diverged."""
+        if self.keys is None:
+            return {}
+        grouped = self.keys.group_by("trial_id").aggregate([("epoch", "max"), ("diverged", "any")])
+        return {
+            t: Reach(int(e), bool(d))
+            for t, e, d in zip(
+                grouped["trial_id"].to_pylist(),
+                grouped["epoch_max"].to_pylist(),
+                pc.fill_null(grouped["diverged_any"], False).to_pylist(),
+                strict=True,
+            )
+        }
+
+
+def scan(sdir: StudyDir) -> Scan:
+    """Read the keys of every metrics file once; a file removed meanwhile (merged by a
+    running driver) is passed over, one that fails to read is named."""
+    tables, bad = [], {}
     for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
         try:
             with sdir.storage.fs.open_input_file(path) as source:
-                pq.ParquetFile(source).read(columns=["trial_id", "epoch"], use_threads=False)
+                file = pq.ParquetFile(source)
+                held = file.schema_arrow.names
+                names = [c for c in ("trial_id", "epoch", "diverged") if c in held]
+                table = file.read(columns=names, use_threads=False)
         except FileNotFoundError:
             continue
         except (OSError, pa.ArrowException) as err:
-            bad[path] = reason(err)
-    return bad
+            bad[path] = first_line(err)
+            continue
+        if "diverged" not in table.column_names:
+            table = table.append_column("diverged", pa.nulls(table.num_rows, pa.bool_()))
+        tables.append(table)
+    return Scan(concat(tables) if tables else None, bad)
 
 
 def move_aside(sdir: StudyDir, paths: list[str]) -> list[str]:
@@ -53,39 +86,3 @@ def move_aside(sdir: StudyDir, paths: list[str]) -> list[str]:
         print(f"gcnc: {path} cannot be read; moved to {target}, its trials run again",
               file=sys.stderr, flush=True)  # fmt: skip
     return moved
-
-
-def reach(sdir: StudyDir) -> dict[str, Reach]:
-    """Each trial's last epoch in its readable rows (unreadable files are left out)."""
-    tables = []
-    for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
-        try:
-            with sdir.storage.fs.open_input_file(path) as source:
-                file = pq.ParquetFile(source)
-                names = [
-                    c for c in ("trial_id", "epoch", "diverged") if c in file.schema_arrow.names
-                ]
-                tables.append(file.read(columns=names, use_threads=False))
-        except (OSError, pa.ArrowException):
-            continue
-    if not tables:
-        return {}
-    table = concat(tables)
-    if "diverged" not in table.column_names:
-        table = table.append_column("diverged", pa.nulls(table.num_rows, pa.bool_()))
-    grouped = table.group_by("trial_id").aggregate([("epoch", "max"), ("diverged", "any")])
-    return {
-        t: Reach(int(e), bool(d))
-        for t, e, d in zip(
-            grouped["trial_id"].to_pylist(),
-            grouped["epoch_max"].to_pylist(),
-            pc.fill_null(grouped["diverged_any"], False).to_pylist(),
-            strict=True,
-        )
-    }
-
-
-def reason(err: BaseException) -> str:
-    """The first line of an error, or its type's name."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__

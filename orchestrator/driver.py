@@ -76,9 +76,9 @@ class StudyRun:
         self.rerun: set[str] = set()  # ended trials whose rows were lost: to run again
         self.started_here: set[str] = set()  # trials this run started
         self.setup_failed: set[str] = set()  # trials that could not start (not retried)
-        bad = damage.unreadable(sdir) if self.book.trials else {}
-        damage.move_aside(sdir, sorted(bad))
-        self.reach = damage.reach(sdir) if self.book.trials else {}
+        found = damage.scan(sdir) if self.book.trials else damage.Scan(None, {})
+        damage.move_aside(sdir, sorted(found.unreadable))
+        self.reach = found.reach()
         for index, point in enumerate(job.points or ()):
             self._declare(job.trial_id({"point": index}, ""), point)
         self.book.flush(force=True)
@@ -216,9 +216,7 @@ class StudyRun:
         resume it past the lost epochs) and the rows left of it are removed first."""
         rec = self.book.trials[trial_id]
         self.job.checkpoints(trial_id, rec.config).clear()
-        sink = self.job.sink(trial_id, rec.config)
-        for path in sink.sdir.storage.files(sink.sdir.trial_folder(trial_id), suffix=".parquet"):
-            sink.sdir.storage.delete(path)
+        self.job.sink(trial_id, rec.config).remove_unmerged()
         self.book.rerun(trial_id)
         self.rerun.add(trial_id)
 

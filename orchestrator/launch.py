@@ -24,7 +24,7 @@ from orchestrator.provenance import open_study_dir
 from orchestrator.reporting import PROG, write_report
 from orchestrator.search import trial_count
 from orchestrator.spec import StudySpec
-from orchestrator.status import StudyStatus, count_rows, failure_lines, next_steps, read_status
+from orchestrator.status import StudyStatus, failure_lines, next_steps, read_status
 from orchestrator.trial import make_job
 from studyfiles import StudyDir
 
@@ -105,16 +105,15 @@ def _run_trials(
 
 def _summarise(study: StudySpec, sdir: StudyDir, counts: Counts, *, elapsed_s: float) -> None:
     """What the run left: trials by state, rows, and how to go on where that can help."""
-    rows, _ = count_rows(sdir)
+    st = read_status(sdir)
     stopped = f", {counts.stopped} stopped early by the scheduler" if counts.stopped else ""
     print(
         f"{PROG}: {study.name}: {counts.done}/{counts.total} trials done{stopped} "
         f"({counts.diverged} diverged), {counts.failed} failed, {counts.pending} not run"
         + (f", {counts.abandoned} abandoned" if counts.abandoned else "")
-        + f"; {rows} rows in {format_duration(elapsed_s)} -> {sdir.location}",
+        + f"; {st.rows} rows in {format_duration(elapsed_s)} -> {sdir.location}",
         flush=True,
     )
-    st = read_status(sdir)
     if counts.failed:
         print(f"{PROG}: failed trials, with the last line of their error (the whole of it is "
               "in trials.parquet's error column):", flush=True)  # fmt: skip

@@ -249,5 +249,9 @@ class TrialSink:
                 f"trial {self.trial_id} already has merged rows of other params in "
                 f"{self.sdir.metrics}; a trial id is not reused once its trial has ended"
             )
+        self.remove_unmerged()
+
+    def remove_unmerged(self) -> None:
+        """Remove the trial's files in its own folder (rows merged into parts stay)."""
         for path in self._files():
             self.sdir.storage.delete(path)

@@ -9,7 +9,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from orchestrator import damage
@@ -18,7 +17,8 @@ from orchestrator.lock import describe, live_holder
 from orchestrator.search import trial_count
 from orchestrator.spec import StudySpec
 from studyfiles import InputError, StudyDir
-from studyfiles.tables import concat, read_parquet
+from studyfiles.errors import first_line
+from studyfiles.tables import read_parquet
 
 
 @dataclass(frozen=True)
@@ -50,23 +50,16 @@ class StudyStatus:
         return get("pending", 0) + get("interrupted", 0) + get("running", 0) + once
 
 
-def count_rows(sdir: StudyDir, *, unreadable: dict[str, str] | None = None) -> tuple[int, int]:
-    """Distinct ``(trial_id, epoch)`` keys under ``metrics/``, and trials with any row; a
-    file that cannot be read is left out (and put in ``unreadable`` with why)."""
-    tables = []
-    for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
-        try:
-            with sdir.storage.fs.open_input_file(path) as source:
-                file = pq.ParquetFile(source)
-                tables.append(file.read(columns=["trial_id", "epoch"], use_threads=False))
-        except FileNotFoundError:
-            continue  # merged meanwhile by a running driver
-        except (OSError, pa.ArrowException) as err:
-            if unreadable is not None:
-                unreadable[path] = damage.reason(err)
-    if not tables:
+def count_rows(sdir: StudyDir) -> tuple[int, int]:
+    """Distinct ``(trial_id, epoch)`` keys under ``metrics/``, and trials with any row (a
+    file that cannot be read is left out)."""
+    return _counts(damage.scan(sdir))
+
+
+def _counts(found: damage.Scan) -> tuple[int, int]:
+    if found.keys is None:
         return 0, 0
-    keys = concat(tables).group_by(["trial_id", "epoch"]).aggregate([])
+    keys = found.keys.group_by(["trial_id", "epoch"]).aggregate([])
     return keys.num_rows, len(pc.unique(keys["trial_id"]))
 
 
@@ -78,10 +71,9 @@ def read_status(sdir: StudyDir) -> StudyStatus:
         try:
             trials = read_parquet(sdir.storage, sdir.trials_parquet).to_pylist()
         except (OSError, pa.ArrowException) as err:
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(
                 sdir.trials_parquet,
-                f"unreadable ({reason})",
+                f"unreadable ({first_line(err)})",
                 f"gcnc resume {sdir.location} rebuilds it from the trials' rows",
             ) from None
     abandoned = [t for t in trials if t["status"] == "error" and is_abandoned(t["error"])]
@@ -92,9 +84,9 @@ def read_status(sdir: StudyDir) -> StudyStatus:
     except (ValidationError, KeyError, TypeError):
         total = len(live)
     by_status["pending"] += total - len(live)
-    unreadable: dict[str, str] = {}
-    rows, with_rows = count_rows(sdir, unreadable=unreadable)
-    lost = _rows_lost(sdir, live) if unreadable else []
+    found = damage.scan(sdir)
+    rows, with_rows = _counts(found)
+    lost = _rows_lost(found, live) if found.unreadable else []
     short = {
         t["trial_id"]: (t["epochs_done"], _epochs(t.get("config")))
         for t in live
@@ -112,7 +104,7 @@ def read_status(sdir: StudyDir) -> StudyStatus:
         errors={t["trial_id"]: t["error"] for t in live if t["status"] == "error"},
         abandoned=len(abandoned),
         driver=describe(holder) if (holder := live_holder(sdir)) is not None else None,
-        unreadable=unreadable,
+        unreadable=found.unreadable,
         lost=lost,
         repeated=frozenset(
             t["trial_id"] for t in live if t["status"] == "error" and _failed_runs(t) >= 2
@@ -121,10 +113,10 @@ def read_status(sdir: StudyDir) -> StudyStatus:
     )
 
 
-def _rows_lost(sdir: StudyDir, trials: list[dict[str, Any]]) -> list[str]:
+def _rows_lost(found: damage.Scan, trials: list[dict[str, Any]]) -> list[str]:
     """Trials recorded as ended (or under way) whose readable rows stop short of the epoch
     recorded for them."""
-    reach = damage.reach(sdir)
+    reach = found.reach()
     lost = []
     for t in trials:
         done = t.get("epochs_done")

@@ -15,3 +15,9 @@ class InputError(ValueError):
         """The one-line message, without the ``gcnc: error:`` prefix."""
         text = f"{self.field}: {self.problem}"
         return f"{text} ({self.fix})" if self.fix else text
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message, or its type's name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

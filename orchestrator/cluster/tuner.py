@@ -103,7 +103,7 @@ def _reportable(value: Any) -> bool:
 
 def _tune_trial(config: dict[str, Any], job: TrialJob) -> None:
     """What each Tune trial runs (its results went to Tune as it reported them)."""
-    # Ray logs every checkpoint it stores; through Ray Client, the user would see each one.
+    # Ray's train session logs at INFO in the trial; through Ray Client, the user would see it.
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     trial_id = job.trial_id(config, tune.get_context().get_trial_id())
     run_trial(job, job.point(config), trial_id, TuneReporter())
