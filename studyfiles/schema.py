@@ -26,6 +26,10 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("ns", tz="UTC"),
 }
 KINDS: tuple[str, ...] = tuple(ARROW_TYPES)
+#: The range of a quantity's values: ``positive`` (> 0 where finite: intervals on the log
+#: scale, changes as ratios), ``unit`` (a fraction in [0, 1]: intervals kept inside it) or
+#: ``real`` (anything).
+SCALES: tuple[str, ...] = ("positive", "unit", "real")
 
 # The first columns of every metrics row, in order.
 KEY_COLUMNS: dict[str, str] = {
@@ -53,36 +57,38 @@ SEED_PARAM = "train.seed"
 
 @dataclass(frozen=True)
 class Metric:
-    """A metric column: its type (one of :data:`KINDS`) and the name a reader sees
-    (default: the column's)."""
+    """A metric column: its type (one of :data:`KINDS`), the name a reader sees (default:
+    the column's) and the range of its values (one of :data:`SCALES`), which says how an
+    interval around it is drawn (docs/analysis.md)."""
 
     kind: str
     label: str | None = None
+    scale: str = "real"
 
 
 # Every metric column but the few-shot ones, in the schema's order. The few-shot columns
 # (``fewshot_acc_<k>shot``, ``fewshot_ci_<k>shot``) go between ``target_nc_cdnv`` and
 # ``ncc_test_error``, one pair per k a study measures.
 METRICS: dict[str, Metric] = {
-    "train_loss": Metric("double", "train loss"),
-    "train_acc": Metric("double", "train accuracy"),
-    "test_acc": Metric("double", "test accuracy"),
-    "gc": Metric("double", "GC (raw)"),
+    "train_loss": Metric("double", "train loss", "positive"),
+    "train_acc": Metric("double", "train accuracy", "unit"),
+    "test_acc": Metric("double", "test accuracy", "unit"),
+    "gc": Metric("double", "GC (raw)", "positive"),
     "gc_estimator": Metric("string"),
-    "gc_exact": Metric("double", "GC (exact)"),
-    "gc_logits": Metric("double", "GC of logits"),
-    "geo_collapse": Metric("double", "geometric collapse"),
-    "nc_cdnv": Metric("double", "NC (CDNV)"),
-    "nc1": Metric("double"),
-    "nc2_etf": Metric("double"),
-    "nc2_equinorm": Metric("double"),
-    "nc3": Metric("double"),
-    "nc4": Metric("double"),
-    "target_nc_cdnv": Metric("double", "target NC (CDNV)"),
-    "ncc_test_error": Metric("double", "NCC test error"),
-    "nc_bound": Metric("double", "NC bound (reconstructed)"),
+    "gc_exact": Metric("double", "GC (exact)", "positive"),
+    "gc_logits": Metric("double", "GC of logits", "positive"),
+    "geo_collapse": Metric("double", "geometric collapse", "positive"),
+    "nc_cdnv": Metric("double", "NC (CDNV)", "positive"),
+    "nc1": Metric("double", scale="positive"),
+    "nc2_etf": Metric("double", scale="positive"),
+    "nc2_equinorm": Metric("double", scale="positive"),
+    "nc3": Metric("double", scale="positive"),
+    "nc4": Metric("double", scale="unit"),
+    "target_nc_cdnv": Metric("double", "target NC (CDNV)", "positive"),
+    "ncc_test_error": Metric("double", "NCC test error", "unit"),
+    "nc_bound": Metric("double", "NC bound (reconstructed)", "positive"),
     "diverged": Metric("bool"),
-    "wall_time_s": Metric("double"),
+    "wall_time_s": Metric("double", scale="positive"),
 }
 _FEWSHOT_AFTER = "target_nc_cdnv"
 FEWSHOT = re.compile(r"^fewshot_(acc|ci)_([1-9][0-9]*)shot$")
@@ -175,6 +181,16 @@ def label(column: str) -> str:
     if metric is not None and metric.label is not None:
         return metric.label
     return column.removeprefix("train.")
+
+
+def scale_of(column: str) -> str:
+    """The range of a column's values (one of :data:`SCALES`): a few-shot accuracy is a
+    fraction, its CI half-width positive, a column the schema does not know ``real``."""
+    match = FEWSHOT.match(column)
+    if match:
+        return "unit" if match.group(1) == "acc" else "positive"
+    metric = METRICS.get(column)
+    return metric.scale if metric is not None else "real"
 
 
 def accepts(kind: str, typ: pa.DataType) -> bool:
