@@ -1,0 +1,140 @@
+"""A study's analysis plan: what its verdicts test, declared before the run (SPEC §4,
+verdict statistics; docs/analysis.md).
+
+The study file's ``[analysis]`` table holds it; ``study.json`` records it (``plan``); the
+analysis reads it back and labels anything computed with other settings *exploratory*.
+Every field has the default a study without the table gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from studyfiles.errors import InputError
+
+#: Claim groups: the claims on one swept mechanism (its dotted key), or ``chain`` (the
+#: claims between quantities: lower source GC ⇒ lower target NC ⇒ higher few-shot accuracy).
+CLAIM_GROUPS: tuple[str, ...] = (
+    "train.lr",
+    "train.batch_size",
+    "train.l2",
+    "train.gc_reg.alpha",
+    "chain",
+)
+#: Where trials are compared: at their final epoch, at matched training progress, or both.
+COMPARISONS: tuple[str, ...] = ("final", "matched", "both")
+#: Familywise error control over the claims a table tests.
+CORRECTIONS: tuple[str, ...] = ("holm", "bonferroni", "none")
+PROGRESS_MEASURES: tuple[str, ...] = ("train_loss", "train_acc")
+EVIDENCE: tuple[str, ...] = ("extremes", "spearman")
+REQUIRE: tuple[str, ...] = ("all", "any")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The analysis plan of a study.
+
+    Attributes:
+        claims: ``("all",)`` or a tuple of :data:`CLAIM_GROUPS`.
+        comparison: one of :data:`COMPARISONS`; every comparison tested joins the family.
+        progress_by: the training-progress measure of a matched comparison.
+        progress_quantile: the matched level is the one this fraction of trials reached.
+        alpha: the familywise error rate of the verdicts; intervals are at ``1 - alpha``.
+        correction: one of :data:`CORRECTIONS`.
+        evidence: the tests a verdict rests on (:data:`EVIDENCE`).
+        require: ``all`` (every test must agree) or ``any`` (one suffices, Bonferroni
+            across the tests of a claim).
+    """
+
+    claims: tuple[str, ...] = ("all",)
+    comparison: str = "both"
+    progress_by: str = "train_loss"
+    progress_quantile: float = 1.0
+    alpha: float = 0.05
+    correction: str = "holm"
+    evidence: tuple[str, ...] = EVIDENCE
+    require: str = "all"
+
+    def __post_init__(self) -> None:
+        for name, value, known in (
+            ("comparison", self.comparison, COMPARISONS),
+            ("progress_by", self.progress_by, PROGRESS_MEASURES),
+            ("correction", self.correction, CORRECTIONS),
+            ("require", self.require, REQUIRE),
+        ):
+            if value not in known:
+                _bad(name, f"unknown value {value!r}", f"use one of {', '.join(known)}")
+        groups = ("all", *CLAIM_GROUPS)
+        unknown = [c for c in self.claims if c not in groups]
+        if not self.claims or unknown or ("all" in self.claims and len(self.claims) > 1):
+            what = f"unknown claim group {unknown[0]!r}" if unknown else f"{list(self.claims)}"
+            _bad("claims", what, f'use "all" or a list of {", ".join(CLAIM_GROUPS)}')
+        bad_ev = [e for e in self.evidence if e not in EVIDENCE]
+        if not self.evidence or bad_ev:
+            _bad("evidence", f"{list(self.evidence)}", f"use a list of {', '.join(EVIDENCE)}")
+        if not 0.0 < self.progress_quantile <= 1.0:
+            _bad("progress_quantile", f"{self.progress_quantile} is not in (0, 1]", "use e.g. 1.0")
+        if not 0.0 < self.alpha < 0.5:
+            _bad("alpha", f"{self.alpha} is not in (0, 0.5)", "use e.g. 0.05")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None) -> Plan:
+        """A plan from the ``[analysis]`` table (or ``study.json``'s ``plan``); None: defaults.
+
+        Raises:
+            InputError: an unknown key, a value of the wrong type or out of range.
+        """
+        if not data:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                _bad(str(key), "unknown key", f"known: {', '.join(sorted(known))}")
+        values = dict(data)
+        for key in ("claims", "evidence"):
+            if key in values:
+                v = values[key]
+                values[key] = (v,) if isinstance(v, str) else tuple(_strings(key, v))
+        for key in ("comparison", "progress_by", "correction", "require"):
+            if key in values and not isinstance(values[key], str):
+                _bad(key, f"{values[key]!r} is not a string", "give a quoted name")
+        for key in ("progress_quantile", "alpha"):
+            if key in values:
+                v = values[key]
+                if isinstance(v, bool) or not isinstance(v, int | float):
+                    _bad(key, f"{v!r} is not a number", "give a number")
+                values[key] = float(v)
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready, the form ``from_mapping`` reads back."""
+        out = asdict(self)
+        return out | {"claims": list(self.claims), "evidence": list(self.evidence)}
+
+    def differences(self, other: Plan) -> list[str]:
+        """The fields where ``other`` departs from this plan, as ``name=value``."""
+        return [
+            f"{f.name}={_show(getattr(other, f.name))}"
+            for f in fields(self)
+            if getattr(self, f.name) != getattr(other, f.name)
+        ]
+
+    def wants(self, group: str) -> bool:
+        """Whether the plan tests the claims of ``group``."""
+        return "all" in self.claims or group in self.claims
+
+
+def _strings(key: str, value: Any) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        _bad(key, f"{value!r} is not a list of names", "give a list of quoted names")
+    return list(value)
+
+
+def _show(value: Any) -> str:
+    return ",".join(value) if isinstance(value, tuple) else str(value)
+
+
+def _bad(key: str, problem: str, fix: str) -> None:
+    raise InputError(f"analysis.{key}", problem, fix)
