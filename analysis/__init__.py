@@ -7,7 +7,7 @@ draw its figures and write one self-contained HTML report.
 from analysis.load import ResultsError, StudyResults, load_results
 from analysis.options import Options
 from analysis.report import PngExportError, write_report
-from analysis.tables import Results, compute_results, format_tables
+from analysis.tables import Results, compute_results, format_tables, results_json
 
 __all__ = [
     "Options",
@@ -18,5 +18,6 @@ __all__ = [
     "compute_results",
     "format_tables",
     "load_results",
+    "results_json",
     "write_report",
 ]

@@ -15,7 +15,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.inference import log_scale
 from analysis.load import StudyResults
+from studyfiles.schema import scale_of
 
 ALIGNMENTS = ("epoch", "step", "train_loss", "train_acc")
 
@@ -34,37 +36,49 @@ def t_interval(
 def summarize(
     frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], *, confidence: float = 0.95
 ) -> pd.DataFrame:
-    """Mean, std and CI of each metric per group, in long form.
+    """Centre, spread and CI of each metric per group, in long form, on each metric's
+    scale (analysis.inference): for a positive quantity whose values are all > 0, ``mean``
+    is the geometric mean, ``std`` the standard deviation of the log and the interval the
+    exponentiated t-interval of the mean log (``log`` is True); a fraction's interval is
+    cut to [0, 1]; anything else gets the mean, std and t-interval.
 
     Returns:
-        Columns ``*by, metric, n, mean, std, ci_low, ci_high``, groups sorted, each group's
-        metrics in the order given; nulls are left out of ``n``.
+        Columns ``*by, metric, n, mean, std, ci_low, ci_high, log``, groups sorted, each
+        group's metrics in the order given; nulls are left out of ``n``.
     """
     by, metrics = list(by), list(metrics)
-    cols = [*by, "metric", "n", "mean", "std", "ci_low", "ci_high"]
+    cols = [*by, "metric", "n", "mean", "std", "ci_low", "ci_high", "log"]
     if frame.empty or not metrics:
         return pd.DataFrame(columns=cols)
     grouped = frame.groupby(by, sort=True, dropna=False, observed=True)
     codes = grouped.ngroup().to_numpy()
     keys = grouped.size().index  # group g's keys, in the order of ngroup
     n, mean, std = (np.empty((len(keys), len(metrics))) for _ in range(3))
+    logs = np.zeros(len(metrics), dtype=bool)
     for j, metric in enumerate(metrics):
-        n[:, j], mean[:, j], std[:, j] = _group_stats(frame[metric], codes, len(keys))
+        values = frame[metric].to_numpy(dtype=float, na_value=np.nan)
+        logs[j] = log_scale(metric, values)
+        if logs[j]:
+            with np.errstate(divide="ignore"):
+                values = np.log(values)
+        n[:, j], mean[:, j], std[:, j] = _group_stats(values, codes, len(keys))
     out = keys.repeat(len(metrics)).to_frame(index=False)
     out["metric"] = np.tile(np.asarray(metrics, dtype=object), len(keys))
     out["n"] = n.ravel().astype(int)
     out["mean"], out["std"] = mean.ravel(), std.ravel()
-    out["ci_low"], out["ci_high"] = t_interval(
-        out["mean"], out["std"], out["n"], confidence=confidence
-    )
+    low, high = t_interval(out["mean"], out["std"], out["n"], confidence=confidence)
+    out["log"] = np.tile(logs, len(keys))
+    unit = np.tile([scale_of(m) == "unit" for m in metrics], len(keys))
+    out["ci_low"] = np.where(out["log"], np.exp(low), np.where(unit, np.clip(low, 0, 1), low))
+    out["ci_high"] = np.where(out["log"], np.exp(high), np.where(unit, np.clip(high, 0, 1), high))
+    out["mean"] = np.where(out["log"], np.exp(out["mean"]), out["mean"])
     return out[cols]
 
 
 def _group_stats(
-    values: pd.Series, codes: np.ndarray, n_groups: int
+    v: np.ndarray, codes: np.ndarray, n_groups: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Count of non-null values, mean and sample std (two passes) per group code."""
-    v = values.to_numpy(dtype=float, na_value=np.nan)
     missing = np.isnan(v)
     c, v = (codes[~missing], v[~missing]) if missing.any() else (codes, v)
     n = np.bincount(c, minlength=n_groups).astype(float)

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 
 from studyfiles import InputError, Storage, StudyDir, schema
 from studyfiles.errors import first_line
+from studyfiles.plan import Plan
 from studyfiles.tables import latest_rows, read_parquet
 
 _READERS = min(8, os.cpu_count() or 1)  # files read at once (reading releases the GIL)
@@ -83,6 +84,20 @@ class StudyResults:
         """Swept keys other than the seed that take more than one value."""
         keys = [p for p in self.sweep_params if p != self.seed_param and p in self.metrics]
         return [p for p in keys if self.metrics[p].nunique(dropna=True) > 1]
+
+    @cached_property
+    def plan(self) -> Plan:
+        """The study's analysis plan: ``study.json``'s ``plan``, else its spec's
+        ``analysis`` table, else the defaults (a study written before plans existed)."""
+        data = self.meta.get("plan")
+        if data is None:
+            data = (self.meta.get("spec") or {}).get("analysis")
+        try:
+            return Plan.from_mapping(data)
+        except InputError as err:
+            self.warnings.append(f"study.json: its analysis plan is unreadable ({err}); the "
+                                 "default plan is used")  # fmt: skip
+            return Plan()
 
     def measured(self, column: str) -> bool:
         """Whether any row holds a value for ``column`` (null means "not measured")."""

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+
+from studyfiles.plan import CLAIM_GROUPS, COMPARISONS, CORRECTIONS, Plan
 
 
 @dataclass(frozen=True)
 class Options:
     """Statistical and drawing settings of an analysis.
 
+    The statistical ones (``confidence`` = 1 − α, ``correction``, ``comparison``,
+    ``claims``, ``evidence``, ``require``, ``progress_by``, ``progress_quantile``) are a
+    study's analysis plan (:class:`studyfiles.plan.Plan`): :meth:`from_plan` makes them
+    from one, :meth:`plan` gives the plan they amount to, and results computed with a plan
+    other than the study's are labelled exploratory.
+
     Attributes:
         confidence: level of every confidence interval (t-intervals of means, Welch intervals
-            of differences, percentile bootstrap intervals of correlations). Default 0.95.
+            of differences, percentile bootstrap intervals of correlations), and 1 − α of
+            the verdicts' familywise error rate. Default 0.95.
+        correction: ``holm`` (default), ``bonferroni`` or ``none``: how a verdict table
+            holds its familywise error (analysis.inference.adjust).
+        comparison: ``both`` (default): claims are tested at the final epoch and at matched
+            progress, one family; ``final`` or ``matched``: that comparison is the family,
+            the other one is shown as secondary (its own family, not in the headline).
+        claims: ``("all",)`` or the claim groups to test (``studyfiles.plan.CLAIM_GROUPS``).
+        n_perm: random permutations of a Spearman test's p-value; its smallest possible
+            p-value is ``1 / (n_perm + 1)``, well below α / (claims tested).
         n_boot: bootstrap resamples of trials for correlation intervals; 1000 is the usual
             floor for percentile intervals at 95 % (Efron & Tibshirani 1993, ch. 13).
         seed: seeds the bootstrap's ``numpy.random.Generator``; a report is reproducible.
@@ -36,6 +53,10 @@ class Options:
     """
 
     confidence: float = 0.95
+    correction: str = "holm"
+    comparison: str = "both"
+    claims: tuple[str, ...] = ("all",)
+    n_perm: int = 20000
     n_boot: int = 1000
     seed: int = 0
     evidence: tuple[str, ...] = ("extremes", "spearman")
@@ -66,3 +87,57 @@ class Options:
             raise ValueError(f"progress_quantile must be in (0, 1], got {self.progress_quantile}")
         if self.n_boot < 100:
             raise ValueError(f"n_boot must be at least 100, got {self.n_boot}")
+        if self.n_perm < 100:
+            raise ValueError(f"n_perm must be at least 100, got {self.n_perm}")
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
+        if self.comparison not in COMPARISONS:
+            raise ValueError(f"comparison must be one of {COMPARISONS}, got {self.comparison!r}")
+        groups = ("all", *CLAIM_GROUPS)
+        if not self.claims or any(c not in groups for c in self.claims):
+            raise ValueError(f"claims must name 'all' or groups of {CLAIM_GROUPS}")
+
+    @property
+    def alpha(self) -> float:
+        """The familywise error rate of a verdict table."""
+        return round(1.0 - self.confidence, 12)
+
+    @classmethod
+    def from_plan(cls, plan: Plan, **drawing: object) -> Options:
+        """Options carrying ``plan``'s statistical settings (and any others given)."""
+        return cls(
+            confidence=round(1.0 - plan.alpha, 12),
+            correction=plan.correction,
+            comparison=plan.comparison,
+            claims=plan.claims,
+            evidence=plan.evidence,
+            require=plan.require,
+            progress_by=plan.progress_by,
+            progress_quantile=plan.progress_quantile,
+            **drawing,  # type: ignore[arg-type]
+        )
+
+    def plan(self) -> Plan:
+        """The analysis plan these options amount to."""
+        return Plan(
+            claims=self.claims,
+            comparison=self.comparison,
+            progress_by=self.progress_by,
+            progress_quantile=self.progress_quantile,
+            alpha=self.alpha,
+            correction=self.correction,
+            evidence=self.evidence,
+            require=self.require,
+        )
+
+    def with_plan(self, plan: Plan) -> Options:
+        """These options' drawing settings with ``plan``'s statistical ones."""
+        planned = Options.from_plan(plan)
+        stats = {f.name: getattr(planned, f.name) for f in fields(self) if f.name in _PLANNED}
+        return replace(self, **stats)
+
+
+_PLANNED = frozenset(
+    ("confidence", "correction", "comparison", "claims", "evidence", "require", "progress_by",
+     "progress_quantile")
+)  # fmt: skip

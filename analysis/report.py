@@ -6,7 +6,8 @@ import html
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -20,6 +21,8 @@ from analysis.tables import (
     Results,
     compute_results,
     correlation_display,
+    family_line,
+    headline,
     study_facts,
     summary_display,
     verdict_display,
@@ -37,6 +40,7 @@ def write_report(
     output: str | None = None,
     png_dir: str | None = None,
     options: Options | None = None,
+    overrides: Mapping[str, Any] | None = None,
     allow_missing: bool = False,
 ) -> str:
     """Write ``report.html`` for a study directory (local path or ``pyarrow.fs`` URI).
@@ -45,7 +49,9 @@ def write_report(
         study_dir: the study directory.
         output: where to write (default ``<study dir>/report.html``), a path or URI.
         png_dir: also export every figure as ``<name>.png`` there, through kaleido.
-        options: statistical and drawing settings.
+        options: statistical and drawing settings (default: the study's analysis plan).
+        overrides: analysis-plan fields to change (``alpha``, ``progress_quantile``, …);
+            results that depart from the study's plan are labelled exploratory.
         allow_missing: report without the rows of metrics files that cannot be read.
 
     Returns:
@@ -55,10 +61,9 @@ def write_report(
         PngExportError: after writing the HTML, when ``png_dir`` is given but kaleido or a
             Chromium for it is missing.
     """
-    options = options or Options()
     study = load_results(study_dir, allow_missing=allow_missing)
-    results = compute_results(study, options=options)
-    figures, notes = build_figures(study, results, options=options)
+    results = compute_results(study, options=options, overrides=overrides)
+    figures, notes = build_figures(study, results, options=results.options)
     target = Storage.open(output) if output else Storage.open(study_dir).child("report.html")
     target.write_bytes(target.root, render_html(results, figures, notes).encode("utf-8"))
     if png_dir is not None:
@@ -118,6 +123,10 @@ th,td{border:1px solid #ddd;padding:3px 8px;text-align:left} th{background:#f4f4
 .v-reproduced{background:#dff3e0} .v-not-reproduced{background:#fbe0e0}
 .v-inconclusive{background:#f3f3f3}
 .note{color:#555;font-size:13px} .figure{margin:1em 0;border:1px solid #eee}
+.label{padding:.5em 1em;margin:.5em 0;font-weight:600}
+.label-primary{background:#e8f0fe;border-left:4px solid #3367d6}
+.label-exploratory{background:#fff4e5;border-left:4px solid #d93025}
+details>summary{cursor:pointer;margin:.5em 0}
 """
 
 
@@ -131,6 +140,8 @@ def render_html(results: Results, figures: dict[str, go.Figure], notes: list[str
         f"<title>{title}</title><style>{_CSS}</style>",
         f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>',
         f"</head><body><h1>{title}</h1>",
+        _label_banner(results),
+        _headline_section(results),
         _summary_section(study),
         _verdict_section(results),
         _section("Final values across seeds", _table(summary_display(results)), _FINAL_NOTE),
@@ -174,20 +185,44 @@ def _summary_section(study: StudyResults) -> str:
     return _section("Study", warnings + _table(facts))
 
 
+def _label_banner(results: Results) -> str:
+    cls = f"label label-{results.label}"
+    return f'<div class="{cls}" id="analysis-label">{html.escape(results.label_line())}</div>'
+
+
+def _headline_section(results: Results) -> str:
+    note = (
+        f"Each claim's verdict at its planned comparisons, with the effect (percent change "
+        f"between the extreme swept values, or Spearman's ρ for a claim between quantities) "
+        f"and its {results.options.confidence:.0%} interval. {family_line(results)}."
+    )
+    return _section(
+        f"Headline ({results.label})", _table(headline(results), verdict_col="verdict"), note
+    )
+
+
+_RULES = {
+    "all": "the largest of its tests', every test pointing the claimed way",
+    "any": "the smallest of its tests' times their number (Bonferroni)",
+}
+
+
 def _verdict_section(results: Results) -> str:
     o = results.options
     note = (
-        "Each claim is tested at the final epoch and at matched training progress (SPEC 5). "
-        f"Tests: {', '.join(o.evidence)} at {o.confidence:.0%} confidence; a test supports a "
-        "claim when its interval lies on the claimed side of 0 and contradicts it when on the "
-        f"other side. Rule '{o.require}': reproduced when {o.require} tests that ran support "
-        f"it; not reproduced when {o.require} contradict it; otherwise inconclusive."
-    )
-    return _section(
-        "Verdicts on the paper's claims",
-        _table(verdict_display(results), verdict_col="verdict"),
-        note,
-    )
+        "Each claim is tested at the final epoch and at matched training progress (SPEC 5) "
+        f"by {' and '.join(o.evidence)}; each test gives a two-sided p-value (Welch's t-test "
+        "between the extreme swept values, on the log scale for a positive quantity; a "
+        f"permutation test of Spearman's ρ). A claim's p-value: {_RULES[o.require]}. "
+        f"{family_line(results)}. Reproduced: adjusted p ≤ {o.alpha:g} with the estimates "
+        "on the claimed side; not reproduced: adjusted p ≤ α on the other side; otherwise "
+        "inconclusive, which is not evidence of no effect. 'raw' is the verdict on the "
+        "unadjusted p-value, shown for reference only. Intervals are raw (unadjusted) "
+        f"{o.confidence:.0%} intervals."
+    )  # fmt: skip
+    table = _table(verdict_display(results), verdict_col="verdict")
+    body = f"<details><summary>Every test ({len(results.verdicts)} rows)</summary>{table}</details>"
+    return _section(f"Verdicts in detail ({results.label})", body, note)
 
 
 def _figure_section(figures: dict[str, go.Figure], notes: list[str]) -> str:

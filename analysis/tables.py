@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,30 +13,80 @@ from analysis import aggregate
 from analysis.correlate import quantities, study_correlations
 from analysis.load import StudyResults
 from analysis.options import Options
-from analysis.verdicts import verdict_table
+from analysis.verdicts import INCONCLUSIVE, NOT_APPLICABLE, PRIMARY, verdict_table
 from studyfiles import schema
+from studyfiles.plan import Plan
 
 
 @dataclass
 class Results:
-    """Everything tabular about a study."""
+    """Everything tabular about a study.
+
+    Attributes:
+        plan: the study's analysis plan (``study.json``); ``exploratory`` lists where the
+            options used depart from it (``name=value``), empty when the results are the
+            plan's own (*primary*).
+    """
 
     study: StudyResults
     options: Options
     finals: pd.DataFrame  # one row per finished trial, last evaluation
-    final_summary: pd.DataFrame  # per swept key and value: mean, std, CI of each quantity
+    final_summary: pd.DataFrame  # per swept key and value: centre, spread, CI of each quantity
     verdicts: pd.DataFrame
     correlations: pd.DataFrame
+    plan: Plan = field(default_factory=Plan)
+    exploratory: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """``primary`` for the plan's own results, ``exploratory`` for any other."""
+        return "exploratory" if self.exploratory else "primary"
+
+    def label_line(self) -> str:
+        """One line saying whether these results are the plan's, and if not, how they differ."""
+        if self.exploratory:
+            return (
+                f"EXPLORATORY: these results depart from the study's analysis plan "
+                f"({', '.join(self.exploratory)}); only the plan's own results are primary"
+            )
+        return "primary: computed as the study's analysis plan declares"
 
 
-def compute_results(study: StudyResults, *, options: Options | None = None) -> Results:
-    """Final values, verdicts and correlations of a study."""
-    options = options or Options()
+def resolve_options(
+    study: StudyResults,
+    options: Options | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Options:
+    """The options of an analysis: ``options`` as given, else the study's plan, with any
+    ``overrides`` of plan fields (``alpha``, ``correction``, ``comparison``, ``claims``,
+    ``evidence``, ``require``, ``progress_by``, ``progress_quantile``) applied on top.
+
+    Raises:
+        InputError: an override that is no plan field or has a bad value.
+    """
+    options = options or Options.from_plan(study.plan)
+    changes = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if not changes:
+        return options
+    plan = Plan.from_mapping(options.plan().as_dict() | changes)
+    return options.with_plan(plan)
+
+
+def compute_results(
+    study: StudyResults,
+    *,
+    options: Options | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Results:
+    """Final values, verdicts and correlations of a study, under its plan unless told
+    otherwise (:func:`resolve_options`)."""
+    options = resolve_options(study, options, overrides)
     finals = aggregate.final_rows(study)
     summary = final_summary(study, finals, options=options)
     verdicts = verdict_table(study, options=options)
     corr = study_correlations(study, frame=finals, options=options)
-    return Results(study, options, finals, summary, verdicts, corr)
+    exploratory = study.plan.differences(options.plan())
+    return Results(study, options, finals, summary, verdicts, corr, study.plan, exploratory)
 
 
 def final_summary(study: StudyResults, finals: pd.DataFrame, *, options: Options) -> pd.DataFrame:
@@ -69,14 +121,14 @@ def interval(mid: float, low: float, high: float) -> str:
 
 
 def summary_display(results: Results) -> pd.DataFrame:
-    """Final values as ``mean ± half-width (n)``, raw GC beside the scale-free quantities."""
+    """Final values as ``centre [CI] (n)``: the geometric mean for a positive quantity,
+    the mean otherwise; raw GC beside the scale-free quantities."""
     s = results.final_summary
     if s.empty:
         return pd.DataFrame()
-    half = (s["ci_high"] - s["ci_low"]) / 2.0
     text = [
-        f"{fmt(m)} ± {fmt(h, 2)} ({n})" if np.isfinite(h) else f"{fmt(m)} ({n})"
-        for m, h, n in zip(s["mean"], half, s["n"], strict=True)
+        f"{interval(m, lo, hi)} ({n})"
+        for m, lo, hi, n in zip(s["mean"], s["ci_low"], s["ci_high"], s["n"], strict=True)
     ]
     wide = s.assign(text=text).pivot_table(
         index=["param", "value"], columns="metric", values="text", aggfunc="first", sort=False
@@ -95,30 +147,113 @@ def verdict_display(results: Results) -> pd.DataFrame:
     rows = {
         "claim": v["claim"],
         "at": v["at"],
+        "family": v["role"],
         "verdict": v["verdict"],
-        "extremes": [_extremes_text(r) for r in v.itertuples()],
-        "change": [
-            interval(c, *_pct_ci(r)) + " %" if np.isfinite(c) else ""
-            for c, r in zip(v["change_pct"], v.itertuples(), strict=True)
-        ],
+        "effect": [effect_text(r) for r in v.itertuples()],
         "spearman ρ": [interval(r.rho, r.rho_low, r.rho_high) for r in v.itertuples()],
+        "p": [p_text(p) for p in v["p"]],
+        f"p ({results.options.correction})": [p_text(p) for p in v["p_adj"]],
+        "raw": v["verdict_raw"],
         "n": v["n"],
+        "extremes": [_extremes_text(r) for r in v.itertuples()],
         "tests": v["reason"],
     }
     return pd.DataFrame(rows)
 
 
-def _pct_ci(row) -> tuple[float, float]:
-    base = abs(row.mean_low) if np.isfinite(row.mean_low) and row.mean_low != 0 else np.nan
-    return 100.0 * row.diff_low / base, 100.0 * row.diff_high / base
+def effect_text(row) -> str:
+    """A claim's effect: the percent change between the extremes with its interval, or
+    (for a claim between quantities) Spearman's rho with its interval."""
+    if np.isfinite(row.change_pct):
+        return interval(row.change_pct, row.change_low, row.change_high) + " %"
+    if np.isfinite(row.rho):
+        return "ρ " + interval(row.rho, row.rho_low, row.rho_high)
+    return ""
+
+
+def p_text(p: float) -> str:
+    """A p-value for a table: 2 significant digits, ``<1e-4`` below that, blank if none."""
+    if p is None or not np.isfinite(p):
+        return ""
+    return "<1e-4" if p < 1e-4 else f"{p:.2g}"
+
+
+def family_line(results: Results) -> str:
+    """The family the verdicts' error rate is held over, in words."""
+    v, o = results.verdicts, results.options
+    if v.empty:
+        return "no claim could be tested"
+    primary = v[v["role"] == PRIMARY]
+    n_tested = int(primary["family"].max()) if len(primary) else 0
+    claims = primary["claim"].nunique()
+    ats = primary["at"].nunique()
+    how = {"holm": "Holm", "bonferroni": "Bonferroni", "none": "no correction"}[o.correction]
+    text = (
+        f"family: {n_tested} tests ({claims} claims × {ats} comparison"
+        f"{'s' if ats != 1 else ''}), familywise error ≤ {o.alpha:g} by {how}"
+    )
+    if o.correction == "none":
+        text += " (NOT controlled: each test at α on its own)"
+    secondary = v[v["role"] != PRIMARY]
+    if len(secondary):
+        text += f"; {int(secondary['family'].max())} secondary tests form their own family"
+    na = int((v["verdict"] == NOT_APPLICABLE).sum())
+    if na:
+        text += f"; {na} rows not applicable"
+    return text
+
+
+def headline(results: Results) -> pd.DataFrame:
+    """Per claim group, each claim's primary verdict with its effect and interval."""
+    v = results.verdicts
+    v = v[v["role"] == PRIMARY] if not v.empty else v
+    if v.empty:
+        return pd.DataFrame()
+    rows = []
+    for (group, claim), part in v.groupby(["group", "claim"], sort=False):
+        cells = []
+        for r in part.itertuples():
+            if r.verdict == NOT_APPLICABLE:
+                continue
+            effect = effect_text(r)
+            where = "final" if r.at == "final epoch" else "matched"
+            cells.append(f"{r.verdict} at {where}" + (f": {effect}" if effect else ""))
+        if not cells:
+            cells = [NOT_APPLICABLE]
+        decided = [r for r in part.itertuples() if r.verdict not in (INCONCLUSIVE, NOT_APPLICABLE)]
+        rows.append(
+            {
+                "group": schema.label(group) if group != "chain" else "transfer chain",
+                "claim": claim,
+                "verdict": _overall(part),
+                "evidence": "; ".join(cells),
+                "decided": len(decided),
+            }
+        )
+    return pd.DataFrame(rows).drop(columns="decided")
+
+
+def _overall(part: pd.DataFrame) -> str:
+    """One word per claim across its comparisons: agreeing verdicts, or "mixed"."""
+    verdicts = {v for v in part["verdict"] if v != NOT_APPLICABLE}
+    decided = verdicts - {INCONCLUSIVE}
+    if not verdicts:
+        return NOT_APPLICABLE
+    if len(decided) > 1:
+        return "mixed"
+    if decided:
+        return decided.pop() if len(verdicts) == 1 else f"{next(iter(decided))} (in part)"
+    return INCONCLUSIVE
 
 
 def _extremes_text(row) -> str:
     if not np.isfinite(row.mean_low):
         return ""
     x = schema.label(row.x)
+    centre = "geo-mean " if row.scale == "log" else ""
     return (
-        f"{fmt(row.mean_low)} at {x}={fmt(row.x_low)} → {fmt(row.mean_high)} at {fmt(row.x_high)}"
+        f"{centre}{fmt(row.mean_low)} at {x}={fmt(row.x_low)} → {fmt(row.mean_high)} "
+        f"at {fmt(row.x_high)}"
     )
 
 
@@ -166,20 +301,62 @@ def _measures(study: StudyResults) -> list[str]:
 
 
 def format_tables(
-    study: StudyResults, *, options: Options | None = None, results: Results | None = None
+    study: StudyResults,
+    *,
+    options: Options | None = None,
+    results: Results | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> str:
-    """What ``gcnc analyze DIR`` prints: facts, warnings, verdicts, final values, correlations."""
-    results = results or compute_results(study, options=options)
+    """What ``gcnc analyze DIR`` prints: facts, warnings, the headline, verdicts, final
+    values, correlations."""
+    results = results or compute_results(study, options=options, overrides=overrides)
     facts = study_facts(study)
     width = max(len(k) for k, _ in facts)
     out = [f"{k:>{width}}: {v}" for k, v in facts]
     out += [f"WARNING: {w}" for w in study.warnings]
+    head = headline(results)
+    out += ["", f"Headline ({results.label})", "=" * 20, results.label_line()]
+    out += [family_line(results)]
+    out.append(head.to_string(index=False) if not head.empty else "(no claim could be tested)")
     sections = [
-        ("Verdicts on the paper's claims", verdict_display(results)),
-        ("Final values across seeds (mean ± CI half-width (n))", summary_display(results)),
+        (f"Verdicts on the paper's claims, in detail ({results.label})", verdict_display(results)),
+        ("Final values across seeds (centre [CI] (n); geometric mean for positive quantities)",
+         summary_display(results)),
         ("Correlations of final values (bootstrap CI)", correlation_display(results)),
-    ]
+    ]  # fmt: skip
     for title, frame in sections:
         out += ["", title, "=" * len(title)]
         out.append(frame.to_string(index=False) if not frame.empty else "(nothing to show)")
     return "\n".join(out) + "\n"
+
+
+def results_json(results: Results) -> dict[str, Any]:
+    """Every verdict, interval, p-value and option of an analysis, JSON-ready
+    (``gcnc analyze --json FILE``)."""
+    o = results.options
+    return {
+        "study": results.study.name,
+        "directory": results.study.path,
+        "label": results.label,
+        "exploratory": results.exploratory,
+        "plan": results.plan.as_dict(),
+        "options": o.plan().as_dict()
+        | {"n_boot": o.n_boot, "n_perm": o.n_perm, "seed": o.seed, "min_trials": o.min_trials},
+        "family": family_line(results),
+        "warnings": list(results.study.warnings),
+        "headline": _records(headline(results)),
+        "verdicts": _records(results.verdicts.assign(label=results.label)),
+        "final_values": _records(results.final_summary),
+        "correlations": _records(results.correlations),
+    }
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of plain Python values; NaN becomes None."""
+    if frame.empty:
+        return []
+    clean = frame.astype(object).where(frame.notna(), None)
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+        for row in clean.to_dict(orient="records")
+    ]

@@ -1,18 +1,24 @@
-"""The paper's claims (SPEC 1, 4) as ordering tests, each with a verdict and its numbers.
+"""The paper's claims (SPEC 1, 4) as hypothesis tests, each with a verdict and its numbers.
 
 A claim says how a quantity moves with a swept hyperparameter (larger learning rate, smaller
 batch, stronger L2, stronger GC regularisation ⇒ lower GC, geometric collapse and NC, lower
 target NC, higher few-shot accuracy) or with another quantity (lower source GC ⇒ lower
-target NC ⇒ higher few-shot accuracy). Two tests weigh it:
+target NC ⇒ higher few-shot accuracy). Two tests weigh it (analysis.inference):
 
-- ``extremes``: the difference of seed-means at the highest and lowest swept value, with a
-  Welch t-interval;
-- ``spearman``: the rank correlation over trials, with a percentile-bootstrap interval.
+- ``extremes``: the seed-groups at the lowest and the highest swept value, compared on the
+  quantity's scale (a ratio of geometric means for a positive quantity) by Welch's t-test;
+- ``spearman``: the rank correlation over trials, its p-value by permutation, its interval
+  by the percentile bootstrap.
 
-A test supports the claim when its interval lies strictly on the claimed side of zero and
-contradicts it when it lies strictly on the other side; :class:`~analysis.options.Options`
-says how tests combine into "reproduced", "not reproduced" or "inconclusive". Verdicts are
-computed at the final epoch and at matched training progress (SPEC 5).
+A claim's p-value combines its tests (``require = "all"``: the largest, an
+intersection-union test, and only when they point the same way; ``"any"``: the smallest
+times their number). The claims a table tests at its planned comparisons are one family:
+their p-values are adjusted for multiplicity (Holm by default) and a claim is
+"reproduced" when its adjusted p-value is ≤ α and its estimates point the claimed way,
+"not reproduced" when ≤ α and they point the other way, otherwise "inconclusive". A
+comparison outside the plan (``comparison = "final"`` or ``"matched"``) is a second,
+*secondary* family. A matched-progress level that most trials had already passed at their
+first evaluation cannot match anything: its rows are "not applicable" and join no family.
 """
 
 from __future__ import annotations
@@ -25,11 +31,15 @@ from scipy import stats
 
 from analysis import aggregate
 from analysis.correlate import correlations
+from analysis.inference import adjust, compare_groups, spearman_permutation_p
 from analysis.load import StudyResults
 from analysis.options import Options
 from studyfiles import schema
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
+NOT_APPLICABLE = "not applicable"
+PRIMARY, SECONDARY = "primary", "secondary"
+FINAL = "final epoch"
 
 #: Sign of the change of GC, geometric collapse and NC as each key grows, and the arrow the
 #: paper's statement uses (SPEC 1: larger lr, smaller batch, stronger L2 or GC penalty).
@@ -52,9 +62,17 @@ class Claim:
     text: str
     source: str
 
+    @property
+    def group(self) -> str:
+        """Its claim group (``studyfiles.plan.CLAIM_GROUPS``): the swept key, or ``chain``."""
+        return self.x if self.x in MECHANISMS else "chain"
 
-def claims_for(study: StudyResults) -> list[Claim]:
-    """The claims this study can test: its swept mechanisms and measured quantities."""
+
+def claims_for(study: StudyResults, options: Options | None = None) -> list[Claim]:
+    """The claims this study can test (its swept mechanisms and measured quantities), of
+    the groups ``options.claims`` names."""
+    options = options or Options()
+    wanted = options.plan()
     shots = [c for c in schema.fewshot_columns(study.metrics.columns) if study.measured(c)]
     out = []
     for param in study.hyper_params:
@@ -81,7 +99,7 @@ def claims_for(study: StudyResults) -> list[Claim]:
                     source,
                 )
             )
-    return out + _chain_claims(study, shots)
+    return [c for c in out + _chain_claims(study, shots) if wanted.wants(c.group)]
 
 
 def _chain_claims(study: StudyResults, shots: list[str]) -> list[Claim]:
@@ -98,85 +116,103 @@ def _chain_claims(study: StudyResults, shots: list[str]) -> list[Claim]:
     return out
 
 
-def welch_interval(
-    low: np.ndarray, high: np.ndarray, *, confidence: float = 0.95
-) -> tuple[float, float, float]:
-    """``mean(high) - mean(low)`` with its Welch–Satterthwaite t-interval."""
-    na, nb = len(low), len(high)
-    diff = float(np.mean(high) - np.mean(low))
-    va, vb = np.var(low, ddof=1) / na, np.var(high, ddof=1) / nb
-    if va + vb == 0:
-        return diff, diff, diff
-    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    half = float(stats.t.ppf(0.5 + confidence / 2.0, df) * np.sqrt(va + vb))
-    return diff, diff - half, diff + half
-
-
-def side(low: float, high: float, sign: int) -> int | None:
-    """+1 if the interval lies strictly on the claimed side of 0, -1 if on the other, else 0."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return None
-    if low > 0 or high < 0:
-        return 1 if np.sign(low if low > 0 else high) == sign else -1
-    return 0
-
-
-def combine(sides: list[int | None], *, require: str = "all") -> tuple[str, str]:
-    """A verdict and its reason from the tests' sides (None: a test that could not run)."""
-    ran = [s for s in sides if s is not None]
-    if not ran:
-        return INCONCLUSIVE, "too few trials for any test"
-    if 1 in ran and -1 in ran:
-        return INCONCLUSIVE, "tests point in opposite directions"
-    pick = all if require == "all" else any
-    if pick(s == 1 for s in ran):
-        return REPRODUCED, "interval on the claimed side of 0"
-    if pick(s == -1 for s in ran):
-        return NOT_REPRODUCED, "interval on the opposite side of 0"
-    return INCONCLUSIVE, "an interval includes 0"
-
-
 def verdict_table(study: StudyResults, *, options: Options | None = None) -> pd.DataFrame:
     """Every testable claim at the final epoch and at matched training progress.
 
     Returns:
         One row per (claim, comparison) with the numbers behind each verdict: the extremes
-        compared, their seed-means and counts, the difference with its interval, the relative
-        change, Spearman's rho with its interval, the trials used, and the verdict.
+        compared, their centres and counts, the difference and the percent change with
+        their intervals, Spearman's rho with its interval, each test's p-value, the claim's
+        raw and familywise-adjusted p-values, its family (``role`` and ``family`` size),
+        the verdict on the raw p-value and the verdict (on the adjusted one).
     """
     options = options or Options()
-    claims = claims_for(study)
+    claims = claims_for(study, options)
     if not claims:
         return pd.DataFrame(columns=VERDICT_COLUMNS)
-    frames = comparison_frames(study, claims, options=options)
     rows = []
-    for at, frame in frames.items():
-        rows += _evaluate(frame, claims, study.hyper_params, at, options)
-    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    for comparison in comparisons(study, claims, options=options):
+        role = PRIMARY if comparison.kind in _planned(options) else SECONDARY
+        if comparison.not_applicable:
+            rows += [_not_applicable(c, comparison, role) for c in claims]
+        else:
+            rows += _evaluate(comparison, claims, study.hyper_params, role, options)
+    table = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    return _decide(table, options)
 
 
 VERDICT_COLUMNS = [
-    "claim", "x", "y", "at", "n", "slice", "x_low", "x_high", "n_low", "n_high", "mean_low",
-    "mean_high", "diff", "diff_low", "diff_high", "change_pct", "rho", "rho_low", "rho_high",
-    "verdict", "reason", "source",
+    "claim", "group", "x", "y", "at", "role", "n", "slice", "x_low", "x_high", "n_low",
+    "n_high", "mean_low", "mean_high", "diff", "diff_low", "diff_high", "change_pct",
+    "change_low", "change_high", "scale", "rho", "rho_low", "rho_high", "p_extremes",
+    "p_spearman", "direction", "p", "p_adj", "family", "verdict_raw", "verdict", "reason",
+    "source",
 ]  # fmt: skip
 
 
-def comparison_frames(study: StudyResults, claims: list[Claim], *, options: Options) -> dict:
-    """Per-trial frames to compare on: the final epoch and the matched progress level."""
+def _planned(options: Options) -> tuple[str, ...]:
+    return ("final", "matched") if options.comparison == "both" else (options.comparison,)
+
+
+@dataclass
+class Comparison:
+    """Trials lined up at one point: ``kind`` ``final`` or ``matched``, the label shown in
+    the ``at`` column, one row per trial, and why it cannot be used (or "")."""
+
+    kind: str
+    at: str
+    frame: pd.DataFrame
+    not_applicable: str = ""
+
+
+def comparisons(study: StudyResults, claims: list[Claim], *, options: Options) -> list[Comparison]:
+    """The final epoch, and the matched progress level when the study measured progress."""
     quantities = sorted({c.y for c in claims} | {c.x for c in claims if schema.is_metric_name(c.x)})
     finals = aggregate.final_rows(study)
+    out = [Comparison("final", FINAL, finals)]
     by = options.progress_by
     if not study.measured(by):
-        return {"final epoch": finals}
+        return out
     matched, level = aggregate.matched_progress(
         study, quantities, by=by, quantile=options.progress_quantile
     )
     op = "≤" if by == "train_loss" else "≥"
-    return {"final epoch": finals, f"{schema.label(by)} {op} {level:.3g}": matched}
+    at = f"{schema.label(by)} {op} {level:.3g}"
+    return [*out, Comparison("matched", at, matched, _unmatched(study, matched, at))]
 
 
-def _evaluate(frame, claims, hyper, at: str, options: Options) -> list[list]:
+def _unmatched(study: StudyResults, matched: pd.DataFrame, at: str) -> str:
+    """Why a matched level cannot compare trials ("" when it can): most of them had passed
+    it by their first evaluation, so they would be compared where they start."""
+    reached = matched[matched["reached"]] if "reached" in matched else matched
+    if reached.empty:
+        return f"no trial reached {at}"
+    rows = study.metrics[study.metrics["trial_id"].isin(reached["trial_id"])]
+    first = rows.groupby("trial_id", sort=False, observed=True)["epoch"].min()
+    at_first = reached["epoch"].to_numpy(float) <= first.reindex(reached["trial_id"]).to_numpy(
+        float
+    )
+    if at_first.sum() * 2 > len(reached):
+        return (
+            f"{int(at_first.sum())} of {len(reached)} trials had passed {at} by their first "
+            "evaluation: the level every trial reached is where they start"
+        )
+    return ""
+
+
+def _not_applicable(claim: Claim, comparison: Comparison, role: str) -> dict:
+    row = dict.fromkeys(VERDICT_COLUMNS, np.nan)
+    row |= {
+        "claim": claim.text, "group": claim.group, "x": claim.x, "y": claim.y,
+        "at": comparison.at, "role": role, "n": len(comparison.frame), "slice": "",
+        "verdict_raw": NOT_APPLICABLE, "verdict": NOT_APPLICABLE, "direction": 0,
+        "reason": comparison.not_applicable, "source": claim.source, "scale": "",
+    }  # fmt: skip
+    return row
+
+
+def _evaluate(comparison: Comparison, claims, hyper, role: str, options: Options) -> list[dict]:
+    frame = comparison.frame
     slices: dict[str, tuple[pd.DataFrame, str]] = {}
     for claim in claims:
         if claim.x in hyper and claim.x not in slices:
@@ -186,7 +222,7 @@ def _evaluate(frame, claims, hyper, at: str, options: Options) -> list[list]:
     rows = []
     for claim in claims:
         sub, note = slices.get(claim.x, (frame, "all trials"))
-        rows.append(_row(claim, sub, note, at, rhos[(claim.x, claim.y)], options))
+        rows.append(_row(claim, sub, note, comparison.at, role, rhos[(claim.x, claim.y)], options))
     return rows
 
 
@@ -204,35 +240,80 @@ def _rank_evidence(frame, claims, slices, options: Options) -> dict:
     return out
 
 
-def _row(claim: Claim, sub: pd.DataFrame, note: str, at: str, rho, options: Options) -> list:
-    ext = None if schema.is_metric_name(claim.x) else _extremes(claim, sub, options)
-    tests: dict[str, int | None] = {}
-    if "extremes" in options.evidence and not schema.is_metric_name(claim.x):
-        tests["extremes"] = (
-            None if ext is None else side(ext["diff_low"], ext["diff_high"], claim.sign)
-        )
-    if "spearman" in options.evidence:
-        rank_ok = rho.n >= options.min_trials
-        tests["spearman"] = side(rho.ci_low, rho.ci_high, claim.sign) if rank_ok else None
-    verdict, _ = combine(list(tests.values()), require=options.require)
-    reason = "; ".join(f"{name}: {_OUTCOME[s]}" for name, s in tests.items())
-    ext = ext or dict.fromkeys(_EXTREME_KEYS, np.nan)
-    return [
-        claim.text, claim.x, claim.y, at, int(rho.n), note, *[ext[k] for k in _EXTREME_KEYS],
-        rho.r, rho.ci_low, rho.ci_high, verdict, reason, claim.source,
-    ]  # fmt: skip
+def _row(claim: Claim, sub: pd.DataFrame, note: str, at: str, role: str, rho, opts) -> dict:
+    row = dict.fromkeys(VERDICT_COLUMNS, np.nan)
+    row |= {
+        "claim": claim.text, "group": claim.group, "x": claim.x, "y": claim.y, "at": at,
+        "role": role, "n": int(rho.n), "slice": note, "source": claim.source, "scale": "",
+        "rho": rho.r, "rho_low": rho.ci_low, "rho_high": rho.ci_high,
+    }  # fmt: skip
+    tests: dict[str, tuple[float, int] | None] = {}  # name -> (p, direction) or None
+    if "extremes" in opts.evidence and not schema.is_metric_name(claim.x):
+        ext = _extremes(claim, sub, opts)
+        if ext is not None:
+            row |= ext
+            tests["extremes"] = (ext["p_extremes"], _direction(ext["diff"], claim.sign))
+        else:
+            tests["extremes"] = None
+    if "spearman" in opts.evidence:
+        tests["spearman"] = None
+        if rho.n >= opts.min_trials and np.isfinite(rho.r):
+            p = _spearman_p(sub, claim, opts)
+            row["p_spearman"] = p
+            tests["spearman"] = (p, _direction(rho.r, claim.sign)) if np.isfinite(p) else None
+    row["p"], row["direction"], row["reason"] = _combine(tests, require=opts.require)
+    return row
 
 
-_OUTCOME = {1: "supports", -1: "contradicts", 0: "interval includes 0", None: "too few trials"}
+def _direction(estimate: float, sign: int) -> int:
+    """+1: the estimate points the claimed way; −1: the other way; 0: neither."""
+    if not np.isfinite(estimate) or estimate == 0:
+        return 0
+    return 1 if np.sign(estimate) == sign else -1
 
-_EXTREME_KEYS = (
-    "x_low", "x_high", "n_low", "n_high", "mean_low", "mean_high", "diff", "diff_low",
-    "diff_high", "change_pct",
-)  # fmt: skip
+
+def _combine(tests: dict, *, require: str) -> tuple[float, int, str]:
+    """A claim's p-value, direction and the reason text from its tests' (p, direction)."""
+    ran = {k: v for k, v in tests.items() if v is not None}
+    words = {1: "claimed way", -1: "other way", 0: "no trend"}
+    reason = "; ".join(
+        f"{k}: p={_p(v[0])}, {words[v[1]]}" if v is not None else f"{k}: too few trials"
+        for k, v in tests.items()
+    )
+    if not ran:
+        return np.nan, 0, reason or "too few trials for any test"
+    ps = np.array([v[0] for v in ran.values()])
+    dirs = {v[1] for v in ran.values()}
+    if require == "all":
+        if len(dirs) > 1:
+            return 1.0, 0, reason + " (the tests point different ways)"
+        return float(ps.max()), dirs.pop(), reason
+    best = int(np.argmin(ps))
+    return float(min(1.0, ps[best] * len(ps))), list(ran.values())[best][1], reason
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def _spearman_p(sub: pd.DataFrame, claim: Claim, options: Options) -> float:
+    """Spearman's two-sided p-value over ``sub``'s trials: by permutation up to
+    ``PERMUTATION_MAX_N`` trials, from scipy's t-approximation above (exact enough there)."""
+    data = sub[[claim.x, claim.y]].apply(pd.to_numeric, errors="coerce").dropna()
+    x, y = data[claim.x].to_numpy(float), data[claim.y].to_numpy(float)
+    if len(x) > PERMUTATION_MAX_N:
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            return float("nan")
+        return float(stats.spearmanr(x, y).pvalue)
+    rng = np.random.default_rng([options.seed, len(x), 7])
+    return spearman_permutation_p(x, y, n_perm=options.n_perm, rng=rng)
+
+
+PERMUTATION_MAX_N = 2000
 
 
 def _extremes(claim: Claim, sub: pd.DataFrame, options: Options) -> dict | None:
-    """Seed-means of ``y`` at the lowest and highest ``x``; None with too few trials there."""
+    """The seed-groups at the lowest and highest ``x`` compared; None with too few trials."""
     data = sub[[claim.x, claim.y]].dropna()
     if data[claim.x].nunique() < 2:
         return None
@@ -241,7 +322,47 @@ def _extremes(claim: Claim, sub: pd.DataFrame, options: Options) -> dict | None:
     b = data.loc[data[claim.x] == hi, claim.y].to_numpy(dtype=float)
     if min(len(a), len(b)) < max(2, options.min_per_group):
         return None
-    diff, d_low, d_high = welch_interval(a, b, confidence=options.confidence)
-    change = 100.0 * diff / abs(a.mean()) if a.mean() != 0 else np.nan
-    values = (lo, hi, len(a), len(b), a.mean(), b.mean(), diff, d_low, d_high, change)
-    return dict(zip(_EXTREME_KEYS, values, strict=True))
+    d = compare_groups(a, b, claim.y, confidence=options.confidence)
+    return {
+        "x_low": lo, "x_high": hi, "n_low": len(a), "n_high": len(b),
+        "mean_low": d.centre_low, "mean_high": d.centre_high, "diff": d.diff,
+        "diff_low": d.diff_low, "diff_high": d.diff_high, "change_pct": d.change,
+        "change_low": d.change_low, "change_high": d.change_high,
+        "scale": "log" if d.log else "linear", "p_extremes": d.p,
+    }  # fmt: skip
+
+
+def _decide(table: pd.DataFrame, options: Options) -> pd.DataFrame:
+    """Adjust each family's p-values and give the verdicts."""
+    alpha = options.alpha
+    for text in ("verdict_raw", "verdict", "reason", "slice", "scale"):
+        table[text] = table[text].astype(object)
+    table["p_adj"] = np.nan
+    table["family"] = 0
+    for role in (PRIMARY, SECONDARY):
+        members = (table["role"] == role) & (table["verdict"] != NOT_APPLICABLE)
+        tested = members & table["p"].notna()
+        table.loc[members, "family"] = int(tested.sum())
+        table.loc[tested, "p_adj"] = adjust(
+            table.loc[tested, "p"].to_numpy(float), options.correction
+        )
+    applicable = table["verdict"] != NOT_APPLICABLE
+    table.loc[applicable, "verdict_raw"] = _verdicts(
+        table.loc[applicable, "p"], table.loc[applicable, "direction"], alpha
+    )
+    table.loc[applicable, "verdict"] = _verdicts(
+        table.loc[applicable, "p_adj"], table.loc[applicable, "direction"], alpha
+    )
+    table["direction"] = table["direction"].fillna(0).astype(int)
+    table["family"] = table["family"].astype(int)
+    return table
+
+
+def _verdicts(p: pd.Series, direction: pd.Series, alpha: float) -> list[str]:
+    out = []
+    for pv, d in zip(p.to_numpy(float), direction.to_numpy(float), strict=True):
+        if not np.isfinite(pv) or pv > alpha or d == 0:
+            out.append(INCONCLUSIVE)
+        else:
+            out.append(REPRODUCED if d > 0 else NOT_REPRODUCED)
+    return out

@@ -29,6 +29,7 @@ def check_spec(spec: StudySpec) -> None:
     algorithm = algorithm_of(spec)
     algorithm.check(spec)
     _check_scheduler(spec)
+    _check_plan(spec)
     base = spec.base_config()
     for point in algorithm.points_to_check(spec):
         _check_point(spec, base, point)
@@ -49,6 +50,19 @@ def _check_scheduler(spec: StudySpec) -> None:
             "scheduler.mode", "required without a search mode", 'mode = "max" or "min"'
         )
     check_metric("scheduler.metric", metric)
+
+
+def _check_plan(spec: StudySpec) -> None:
+    """A claim group the plan names is a key the study varies: else it tests nothing."""
+    varied = spec.sweep_params()
+    for group in spec.plan().claims:
+        if group not in ("all", "chain") and group not in varied:
+            raise InputError(
+                "analysis.claims",
+                f"claims on {group}, which the study does not vary",
+                f"vary it, or drop it from the claims; the study varies: "
+                f"{', '.join(varied) or 'nothing'}",
+            )
 
 
 def _check_point(spec: StudySpec, base: dict[str, Any], point: dict[str, Any]) -> None:

@@ -14,11 +14,18 @@ from typing import NoReturn
 
 from orchestrator.launch import execute, stored_spec
 from orchestrator.provenance import open_study_dir
-from orchestrator.reporting import PROG, analysis_options, analysis_package, write_report
+from orchestrator.reporting import (
+    PROG,
+    analysis_overrides,
+    analysis_package,
+    write_json,
+    write_report,
+)
 from orchestrator.search import trial_count
 from orchestrator.status import format_status, read_status
 from orchestrator.studyfile import load_spec
 from studyfiles import InputError, StudyDir
+from studyfiles.plan import COMPARISONS, CORRECTIONS, PROGRESS_MEASURES
 from trainables.overrides import add_set_option
 
 
@@ -61,32 +68,66 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_analysis_options(report)
 
-    analyze = sub.add_parser("analyze", help="print the correlation tables")
+    analyze = sub.add_parser("analyze", help="print the verdicts and correlation tables")
     analyze.add_argument("study_dir", metavar="STUDY_DIR")
+    analyze.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write every verdict, interval, p-value and option to FILE as JSON",
+    )
     _add_analysis_options(analyze)
     return parser
 
 
 def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--progress-by",
-        choices=("train_loss", "train_acc"),
-        default="train_loss",
-        help="the training-progress measure of matched comparisons (default train_loss)",
+    plan = parser.add_argument_group(
+        "analysis plan",
+        "each defaults to the study's [analysis] plan; a value that differs from it makes "
+        "every result EXPLORATORY (labelled so)",
     )
-    parser.add_argument(
+    plan.add_argument(
+        "--progress-by",
+        choices=PROGRESS_MEASURES,
+        help="the training-progress measure of matched comparisons (plan default train_loss)",
+    )
+    plan.add_argument(
         "--progress-quantile",
         type=_unit_fraction,
-        default=1.0,
         metavar="Q",
-        help="match at the level this fraction of trials reached (default 1: every trial; "
-        "0.7 drops the least-trained 30%%)",
+        help="match at the level this fraction of trials reached (plan default 1: every "
+        "trial; 0.7 drops the least-trained 30%%)",
+    )
+    plan.add_argument(
+        "--alpha",
+        type=_alpha,
+        metavar="A",
+        help="familywise error rate of the verdicts; intervals at 1 - A (plan default 0.05)",
+    )
+    plan.add_argument(
+        "--correction",
+        choices=CORRECTIONS,
+        help="multiplicity control over the claims tested (plan default holm)",
+    )
+    plan.add_argument(
+        "--comparison",
+        choices=COMPARISONS,
+        help="where claims are tested: final epoch, matched progress, or both (plan default)",
     )
     parser.add_argument(
         "--allow-missing",
         action="store_true",
         help="go on without the rows of metrics files that cannot be read (named)",
     )
+
+
+def _alpha(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < 0.5:
+        raise argparse.ArgumentTypeError(f"must be in (0, 0.5), got {text}")
+    return value
 
 
 def _unit_fraction(text: str) -> float:
@@ -181,11 +222,13 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     if analysis is None:
         return 1
     try:
-        options = analysis_options(analysis, args)
         study = analysis.load_results(location, allow_missing=args.allow_missing)
-        print(analysis.format_tables(study, options=options))
+        results = analysis.compute_results(study, overrides=analysis_overrides(args))
+        print(analysis.format_tables(study, results=results))
     except analysis.ResultsError as err:
         raise InputError("STUDY_DIR", str(err), "check the study directory") from None
+    if args.json:
+        write_json(args.json, analysis.results_json(results))
     return 0
 
 

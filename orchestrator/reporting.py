@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
-from studyfiles import InputError
+import pyarrow as pa
+
+from studyfiles import InputError, Storage
 
 PROG = "gcnc"
 
@@ -18,12 +21,12 @@ def write_report(
     analysis = analysis_package()
     if analysis is None:
         return 1
-    options = analysis_options(analysis, args) if args is not None else None
+    overrides = analysis_overrides(args) if args is not None else None
     png_dir = args.png if args is not None else None
     try:
         allow = bool(args is not None and args.allow_missing)
         path = analysis.write_report(
-            location, output=output, png_dir=png_dir, options=options, allow_missing=allow
+            location, output=output, png_dir=png_dir, overrides=overrides, allow_missing=allow
         )
     except analysis.ResultsError as err:
         raise InputError("STUDY_DIR", str(err), "check the study directory") from None
@@ -50,5 +53,20 @@ def analysis_package() -> Any:
     return analysis
 
 
-def analysis_options(analysis: Any, args: argparse.Namespace) -> Any:
-    return analysis.Options(progress_by=args.progress_by, progress_quantile=args.progress_quantile)
+def analysis_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The analysis-plan fields given on the command line (the rest come from the plan)."""
+    names = ("progress_by", "progress_quantile", "alpha", "correction", "comparison")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def write_json(target: str, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to a local path or storage URI; bad JSON values become null."""
+    text = json.dumps(data, indent=2, allow_nan=False, default=str)
+    storage = Storage.open(target)
+    try:
+        storage.write_bytes(storage.root, text.encode("utf-8"))
+    except (OSError, pa.ArrowException) as err:
+        raise InputError(
+            "--json", f"cannot write {target}: {err}", "give a writable path"
+        ) from None
+    print(f"{PROG}: verdicts as JSON: {storage.location}")

@@ -3,7 +3,8 @@
 A study names its trainable, gives the trial config's four sections (the very models of
 :mod:`trainables.config`), and either a ``[sweep]`` (a grid over dotted keys, times seeds)
 or a ``[search]`` (random, Optuna TPE, or an Optuna grid, with metric, mode and budget),
-an optional ``[scheduler]`` (ASHA), ``[resources]`` and a ``[smoke]`` table of overrides::
+an optional ``[scheduler]`` (ASHA), ``[resources]``, an ``[analysis]`` plan and a ``[smoke]``
+table of overrides::
 
     name = "lr-sweep"
     [train]
@@ -12,6 +13,9 @@ an optional ``[scheduler]`` (ASHA), ``[resources]`` and a ``[smoke]`` table of o
     seeds = [0, 1, 2]
     [sweep.grid]
     train.lr = [0.005, 0.01, 0.05]       # or [[sweep.grids]] tables, one grid each
+    [analysis]                           # the pre-registered analysis plan (docs/running.md)
+    claims = ["train.lr", "chain"]       # "all" by default
+    alpha = 0.05
     [smoke]
     train.epochs = 1
     sweep.seeds = [0]
@@ -50,11 +54,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PositiveInt,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
+from studyfiles import InputError
+from studyfiles.plan import Plan
 from studyfiles.schema import SEED_PARAM
 from trainables.config import DataConfig, MetricsConfig, ModelConfig, TrainConfig, TrialConfig
 
@@ -186,6 +193,39 @@ class ResourcesSpec(_Strict):
         return gpus
 
 
+_DEFAULT_PLAN = Plan()
+
+
+class AnalysisSpec(_Strict):
+    """The ``[analysis]`` table: the study's analysis plan, declared before it runs.
+
+    The fields are :class:`studyfiles.plan.Plan`'s, and each value goes through its checks;
+    ``claims`` and ``evidence`` may be one name or a list.
+    """
+
+    claims: list[str] = Field(default_factory=lambda: list(_DEFAULT_PLAN.claims))
+    comparison: str = _DEFAULT_PLAN.comparison
+    progress_by: str = _DEFAULT_PLAN.progress_by
+    progress_quantile: float = _DEFAULT_PLAN.progress_quantile
+    alpha: float = _DEFAULT_PLAN.alpha
+    correction: str = _DEFAULT_PLAN.correction
+    evidence: list[str] = Field(default_factory=lambda: list(_DEFAULT_PLAN.evidence))
+    require: str = _DEFAULT_PLAN.require
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _as_the_plan_reads_it(cls, value: Any, info: ValidationInfo) -> Any:
+        key = str(info.field_name)
+        try:
+            return Plan.from_mapping({key: value}).as_dict()[key]
+        except InputError as err:
+            raise custom_error(err.problem, err.fix) from None
+
+    def plan(self) -> Plan:
+        """The plan this table declares."""
+        return Plan.from_mapping(self.model_dump())
+
+
 class StudySpec(_Strict):
     """A whole study file (see the module docstring)."""
 
@@ -200,6 +240,7 @@ class StudySpec(_Strict):
     search: SearchSpec | None = None
     scheduler: SchedulerSpec | None = None
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     smoke: dict[str, Any] = Field(default_factory=dict)
 
     def base_config(self) -> dict[str, Any]:
@@ -209,9 +250,21 @@ class StudySpec(_Strict):
         """
         return {k: getattr(self, k).model_dump(mode="json") for k in TrialConfig.model_fields}
 
+    def plan(self) -> Plan:
+        """The study's analysis plan (the defaults without an ``[analysis]`` table)."""
+        return self.analysis.plan()
+
     def resolved(self) -> dict[str, Any]:
-        """Every field with its defaults filled in, as JSON-ready data."""
-        return self.model_dump(mode="json")
+        """Every field with its defaults filled in, as JSON-ready data.
+
+        The ``analysis`` key is left out while the plan is the default one, so a study
+        without an ``[analysis]`` table (or one that states the defaults) keeps the spec
+        hash it had before studies declared plans, and its directory still resumes.
+        """
+        spec = self.model_dump(mode="json")
+        if self.plan() == _DEFAULT_PLAN:
+            del spec["analysis"]
+        return spec
 
     def sweep_params(self) -> list[str]:
         """The dotted keys the study varies."""

@@ -37,7 +37,8 @@ class Plan:
     """The analysis plan of a study.
 
     Attributes:
-        claims: ``("all",)`` or a tuple of :data:`CLAIM_GROUPS`.
+        claims: ``("all",)`` or a tuple of :data:`CLAIM_GROUPS` (held in that order,
+            without repeats, as ``evidence`` is in the order of :data:`EVIDENCE`).
         comparison: one of :data:`COMPARISONS`; every comparison tested joins the family.
         progress_by: the training-progress measure of a matched comparison.
         progress_quantile: the matched level is the one this fraction of trials reached.
@@ -69,11 +70,19 @@ class Plan:
         groups = ("all", *CLAIM_GROUPS)
         unknown = [c for c in self.claims if c not in groups]
         if not self.claims or unknown or ("all" in self.claims and len(self.claims) > 1):
-            what = f"unknown claim group {unknown[0]!r}" if unknown else f"{list(self.claims)}"
+            what = '"all" with other groups'
+            if unknown:
+                what = f"unknown claim group {unknown[0]!r}"
+            elif not self.claims:
+                what = "no claim group"
             _bad("claims", what, f'use "all" or a list of {", ".join(CLAIM_GROUPS)}')
         bad_ev = [e for e in self.evidence if e not in EVIDENCE]
         if not self.evidence or bad_ev:
-            _bad("evidence", f"{list(self.evidence)}", f"use a list of {', '.join(EVIDENCE)}")
+            what = f"unknown test {bad_ev[0]!r}" if bad_ev else "no test"
+            _bad("evidence", what, f"use a list of {', '.join(EVIDENCE)}")
+        # sets, held in a fixed order: a plan that lists them otherwise is the same plan
+        object.__setattr__(self, "claims", _in_order(self.claims, groups))
+        object.__setattr__(self, "evidence", _in_order(self.evidence, EVIDENCE))
         if not 0.0 < self.progress_quantile <= 1.0:
             _bad("progress_quantile", f"{self.progress_quantile} is not in (0, 1]", "use e.g. 1.0")
         if not 0.0 < self.alpha < 0.5:
@@ -86,6 +95,8 @@ class Plan:
         Raises:
             InputError: an unknown key, a value of the wrong type or out of range.
         """
+        if data is not None and not isinstance(data, Mapping):
+            raise InputError("analysis", f"{data!r} is not a table", "write [analysis] key = value")
         if not data:
             return cls()
         known = {f.name for f in fields(cls)}
@@ -130,6 +141,10 @@ def _strings(key: str, value: Any) -> list[str]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         _bad(key, f"{value!r} is not a list of names", "give a list of quoted names")
     return list(value)
+
+
+def _in_order(given: tuple[str, ...], order: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(name for name in order if name in given)
 
 
 def _show(value: Any) -> str:

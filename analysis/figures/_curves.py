@@ -121,9 +121,12 @@ def _curves_info(study, param, found, wanted, title, align, band_kind, options) 
 def _band(part, kind: str) -> tuple[np.ndarray, np.ndarray]:
     if kind == "ci":
         return part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float)
-    if kind == "std":
+    if kind == "std":  # on the log scale a factor exp(± std) around the geometric mean
         mean, std = part["mean"].to_numpy(dtype=float), part["std"].to_numpy(dtype=float)
-        return mean - std, mean + std
+        log = part["log"].to_numpy(dtype=bool)
+        return np.where(log, mean * np.exp(-std), mean - std), np.where(
+            log, mean * np.exp(std), mean + std
+        )
     raise ValueError(f"unknown band {kind!r}; known: ci, std")
 
 

@@ -119,12 +119,44 @@ def test_a_full_grid_is_pooled_over_the_other_keys():
     assert len(sub) == 4 and note == "pooled over bs"
 
 
-def test_epoch_curves_are_means_over_seeds(lr_study):
-    curves, _ = aggregate.curves(lr_study, "train.lr", ["gc"], align="epoch")
+def test_epoch_curves_are_geometric_means_over_seeds_for_a_positive_quantity(lr_study):
+    curves, _ = aggregate.curves(lr_study, "train.lr", ["gc", "test_acc"], align="epoch")
     m = lr_study.metrics
-    want = m[(m["train.lr"] == 0.02) & (m["epoch"] == 5)]["gc"]
-    got = curves[(curves["param"] == 0.02) & (curves["x"] == 5)].iloc[0]
-    assert got["mean"] == pytest.approx(want.mean()) and got["n"] == want.count()
+    at = (m["train.lr"] == 0.02) & (m["epoch"] == 5)
+    got = curves[(curves["param"] == 0.02) & (curves["x"] == 5)].set_index("metric")
+    gc = m.loc[at, "gc"].dropna().to_numpy(float)
+    assert got.loc["gc", "mean"] == pytest.approx(np.exp(np.log(gc).mean()))
+    assert got.loc["gc", "n"] == len(gc) and got.loc["gc", "log"]
+    acc = m.loc[at, "test_acc"].dropna().to_numpy(float)
+    assert got.loc["test_acc", "mean"] == pytest.approx(acc.mean())
+    assert not got.loc["test_acc", "log"]
+
+
+def test_a_positive_quantity_gets_a_log_scale_interval_that_stays_above_zero():
+    values = np.array([0.01, 0.02, 1.0])  # a t-interval of the mean would cross 0
+    frame = pd.DataFrame({"g": [0, 0, 0], "gc": values})
+    row = aggregate.summarize(frame, ["g"], ["gc"]).iloc[0]
+    logs = np.log(values)
+    half = stats.t.ppf(0.975, 2) * logs.std(ddof=1) / np.sqrt(3)
+    assert row["mean"] == pytest.approx(np.exp(logs.mean()))
+    assert row["ci_low"] == pytest.approx(np.exp(logs.mean() - half)) and row["ci_low"] > 0
+    assert row["ci_high"] == pytest.approx(np.exp(logs.mean() + half))
+    linear_low = values.mean() - stats.t.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
+    assert linear_low < 0  # the case the log scale is for
+
+
+def test_an_accuracy_interval_stays_within_0_and_1():
+    frame = pd.DataFrame({"g": [0, 0, 0], "test_acc": [0.99, 1.0, 0.6]})
+    row = aggregate.summarize(frame, ["g"], ["test_acc"]).iloc[0]
+    half = stats.t.ppf(0.975, 2) * np.std([0.99, 1.0, 0.6], ddof=1) / np.sqrt(3)
+    assert row["mean"] + half > 1.0  # unclipped it would leave [0, 1]
+    assert row["ci_high"] == 1.0 and row["ci_low"] == pytest.approx(row["mean"] - half)
+
+
+def test_a_positive_quantity_with_a_zero_falls_back_to_the_linear_scale():
+    frame = pd.DataFrame({"g": [0, 0, 0], "gc": [0.0, 1.0, 2.0]})
+    row = aggregate.summarize(frame, ["g"], ["gc"]).iloc[0]
+    assert not row["log"] and row["mean"] == pytest.approx(1.0)
 
 
 def test_progress_curves_share_one_grid_of_loss_levels(lr_study):

@@ -2,54 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
-from scipy import stats
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
-from analysis import Options, load_results
+from analysis import Options, compute_results, load_results, results_json
 from analysis import verdicts as V
-
-
-def test_welch_interval_matches_scipy():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(0, 1, 5), rng.normal(1, 3, 7)
-    diff, low, high = V.welch_interval(a, b, confidence=0.9)
-    ci = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.9)
-    assert diff == pytest.approx(b.mean() - a.mean())
-    assert (low, high) == pytest.approx((ci.low, ci.high))
-
-
-@pytest.mark.parametrize(
-    ("low", "high", "sign", "want"),
-    [
-        (-3, -1, -1, 1),
-        (-3, -1, 1, -1),
-        (1, 2, 1, 1),
-        (1, 2, -1, -1),
-        (-1, 1, -1, 0),
-        (np.nan, 1, 1, None),
-    ],
-)
-def test_side_of_an_interval(low, high, sign, want):
-    assert V.side(low, high, sign) == want
-
-
-@pytest.mark.parametrize(
-    ("sides", "require", "want"),
-    [
-        ([1, 1], "all", V.REPRODUCED),
-        ([1, 0], "all", V.INCONCLUSIVE),
-        ([1, 0], "any", V.REPRODUCED),
-        ([-1, -1], "all", V.NOT_REPRODUCED),
-        ([-1, 0], "any", V.NOT_REPRODUCED),
-        ([1, -1], "any", V.INCONCLUSIVE),
-        ([None, 1], "all", V.REPRODUCED),
-        ([None, None], "all", V.INCONCLUSIVE),
-    ],
-)
-def test_combining_tests_into_a_verdict(sides, require, want):
-    assert V.combine(sides, require=require)[0] == want
+from studyfiles.plan import Plan
 
 
 def _study(tmp_path, **kw):
@@ -106,6 +67,7 @@ def test_transfer_chain_claims_are_rank_tests_only(lr_study):
     chain = table[table["claim"] == "lower source GC ⇒ lower target NC"]
     assert len(chain) == 2 and chain["diff"].isna().all() and chain["rho"].notna().all()
     assert chain["reason"].str.startswith("spearman").all()
+    assert (chain["p"] == chain["p_spearman"]).all()
 
 
 def test_verdicts_are_given_at_the_final_epoch_and_at_matched_progress(lr_study):
@@ -122,10 +84,90 @@ def test_one_test_only_when_asked(lr_study):
     assert not param_rows["reason"].str.contains("spearman").any()
 
 
+def test_every_tested_row_is_one_family_and_the_verdict_uses_the_adjusted_p(lr_study):
+    table = V.verdict_table(lr_study)
+    tested = table["p"].notna()
+    assert (table["family"] == tested.sum()).all() and (table["role"] == V.PRIMARY).all()
+    assert (table.loc[tested, "p_adj"] >= table.loc[tested, "p"] - 1e-15).all()
+    alpha = Options().alpha
+    reproduced = table["verdict"] == V.REPRODUCED
+    assert reproduced.any()
+    assert (table.loc[reproduced, "p_adj"] <= alpha).all()
+    assert (table.loc[reproduced, "direction"] == 1).all()
+    # the raw verdict is at least as generous as the adjusted one
+    assert ((table["verdict_raw"] == V.REPRODUCED) | ~reproduced).all()
+
+
+def test_a_claims_p_value_is_the_largest_of_its_tests_when_all_must_agree(lr_study):
+    table = V.verdict_table(lr_study)
+    both = table.dropna(subset=["p_extremes", "p_spearman"])
+    agree = both[both["direction"] != 0]
+    assert len(agree)
+    np.testing.assert_allclose(agree["p"], np.maximum(agree["p_extremes"], agree["p_spearman"]))
+
+
+def test_without_correction_the_adjusted_p_is_the_raw_one(lr_study):
+    table = V.verdict_table(lr_study, options=Options(correction="none"))
+    np.testing.assert_allclose(table["p_adj"], table["p"])
+    assert (table["verdict"] == table["verdict_raw"]).all()
+
+
+def test_a_comparison_outside_the_plan_is_a_secondary_family(lr_study):
+    table = V.verdict_table(lr_study, options=Options(comparison="final"))
+    final = table["at"] == V.FINAL
+    assert (table.loc[final, "role"] == V.PRIMARY).all()
+    assert (table.loc[~final, "role"] == V.SECONDARY).all()
+    assert table.loc[final, "family"].iloc[0] == table.loc[final, "p"].notna().sum()
+
+
+def test_claim_groups_in_the_plan_choose_the_claims(lr_study):
+    table = V.verdict_table(lr_study, options=Options(claims=("chain",)))
+    assert set(table["group"]) == {"chain"}
+
+
+def test_a_matched_level_every_trial_had_passed_at_its_first_evaluation_is_not_applicable(
+    lr_study,
+):
+    last = lr_study.metrics.groupby("trial_id", observed=True)["epoch"].transform("max")
+    late = dataclasses.replace(
+        lr_study, metrics=lr_study.metrics[lr_study.metrics["epoch"] == last]
+    )
+    table = V.verdict_table(late)
+    matched = table[table["at"] != V.FINAL]
+    assert len(matched) and (matched["verdict"] == V.NOT_APPLICABLE).all()
+    assert matched["reason"].str.contains("by their first evaluation").all()
+    final = table[table["at"] == V.FINAL]
+    assert (final["family"] == final["p"].notna().sum()).all()  # n/a rows join no family
+
+
+def test_results_that_depart_from_the_plan_are_exploratory_everywhere(lr_study):
+    planned = compute_results(lr_study)
+    assert planned.label == "primary" and planned.exploratory == []
+    moved = compute_results(lr_study, overrides={"progress_quantile": 0.7, "alpha": 0.1})
+    assert moved.label == "exploratory"
+    assert sorted(moved.exploratory) == ["alpha=0.1", "progress_quantile=0.7"]
+    data = results_json(moved)
+    assert data["label"] == "exploratory" and data["plan"] == Plan().as_dict()
+    assert {r["label"] for r in data["verdicts"]} == {"exploratory"}
+    assert data["options"]["alpha"] == 0.1
+
+
+def test_a_study_plan_is_read_from_study_json(lr_study):
+    meta = lr_study.meta | {"plan": Plan(alpha=0.01, comparison="final").as_dict()}
+    study = dataclasses.replace(lr_study, meta=meta)
+    study.__dict__.pop("plan", None)
+    results = compute_results(study)
+    assert results.label == "primary" and results.options.alpha == pytest.approx(0.01)
+    assert (results.verdicts.loc[results.verdicts["at"] != V.FINAL, "role"] == V.SECONDARY).all()
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
         {"confidence": 1.5},
+        {"correction": "fdr"},
+        {"comparison": "sometimes"},
+        {"n_perm": 10},
         {"evidence": ("vibes",)},
         {"require": "most"},
         {"progress_by": "wall"},

@@ -92,6 +92,7 @@ def test_study_info_holds_the_schema_keys(tmp_path):
         "spec_hash",
         "sweep_params",
         "seed_param",
+        "plan",
         "code_version",
         "packages",
         "created_at",
