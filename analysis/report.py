@@ -15,6 +15,7 @@ import plotly.io as pio
 import plotly.offline
 
 from analysis import figures as F
+from analysis import search
 from analysis.load import StudyResults, load_results
 from analysis.options import Options
 from analysis.tables import (
@@ -141,12 +142,17 @@ def render_html(results: Results, figures: dict[str, go.Figure], notes: list[str
         f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>',
         f"</head><body><h1>{title}</h1>",
         _label_banner(results),
+        _search_section(results),
         _headline_section(results),
         _summary_section(study),
         _verdict_section(results),
         _section("Final values across seeds", _table(summary_display(results)), _FINAL_NOTE),
         _figure_section(figures, notes),
-        _section("Correlations of final values", _table(correlation_display(results)), _CORR_NOTE),
+        _section(
+            "Correlations of final values",
+            _table(correlation_display(results)),
+            " ".join(filter(None, [_CORR_NOTE, search.search_note(study)])),
+        ),
         _spec_section(study),
         "</body></html>",
     ]
@@ -188,6 +194,21 @@ def _summary_section(study: StudyResults) -> str:
 def _label_banner(results: Results) -> str:
     cls = f"label label-{results.label}"
     return f'<div class="{cls}" id="analysis-label">{html.escape(results.label_line())}</div>'
+
+
+def _search_section(results: Results) -> str:
+    target = search.search_target(results.study)
+    if target is None:
+        return ""
+    best = search.best_trials(results.study, k=10, options=results.options)
+    note = (
+        f"The search's answer: trials ranked by {target.metric} ({target.mode}) at their last "
+        "reported evaluation, the value the search optimised; 'mean' pools the trials of the "
+        "same setting that ran to the end. " + (search.search_note(results.study) or "")
+    )
+    return _section(
+        f"Best trials of the search ({target.metric}, {target.mode})", _table(best), note
+    )
 
 
 def _headline_section(results: Results) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import aggregate
+from analysis import aggregate, search
 from analysis.correlate import quantities, study_correlations
 from analysis.load import StudyResults
 from analysis.options import Options
@@ -314,9 +314,15 @@ def format_tables(
     width = max(len(k) for k, _ in facts)
     out = [f"{k:>{width}}: {v}" for k, v in facts]
     out += [f"WARNING: {w}" for w in study.warnings]
+    best = search.format_best(study, options=results.options)
+    if best:
+        out += ["", best.rstrip("\n")]
     head = headline(results)
     out += ["", f"Headline ({results.label})", "=" * 20, results.label_line()]
     out += [family_line(results)]
+    note = search.search_note(study)
+    if note:
+        out.append(f"NOTE: {note}")
     out.append(head.to_string(index=False) if not head.empty else "(no claim could be tested)")
     sections = [
         (f"Verdicts on the paper's claims, in detail ({results.label})", verdict_display(results)),
@@ -345,6 +351,8 @@ def results_json(results: Results) -> dict[str, Any]:
         "family": family_line(results),
         "warnings": list(results.study.warnings),
         "headline": _records(headline(results)),
+        "search_note": search.search_note(results.study),
+        "best_trials": _records(search.best_trials(results.study, k=None, options=o)),
         "verdicts": _records(results.verdicts.assign(label=results.label)),
         "final_values": _records(results.final_summary),
         "correlations": _records(results.correlations),

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from orchestrator import damage
@@ -18,7 +22,22 @@ from orchestrator.search import trial_count
 from orchestrator.spec import StudySpec
 from studyfiles import InputError, StudyDir
 from studyfiles.errors import first_line
-from studyfiles.tables import read_parquet
+from studyfiles.tables import concat, latest_rows, read_parquet
+
+_ROW_KEYS = ("trial_id", "epoch", "written_at", "diverged")  # what a trial's latest row needs
+
+
+@dataclass(frozen=True)
+class BestSoFar:
+    """A search's best value of its metric so far, over every trial's latest row."""
+
+    metric: str
+    mode: str  # "min" or "max"
+    trial_id: str | None = None  # None: no trial has a finite value yet
+    value: float | None = None
+    epoch: int | None = None
+    params: tuple[tuple[str, Any], ...] = ()  # the searched keys and the trial's values
+    status: str | None = None  # the trial's status in trials.parquet
 
 
 @dataclass(frozen=True)
@@ -41,6 +60,7 @@ class StudyStatus:
     # ^ trial id -> (last epoch, epochs) for trials started and not ended
     unreadable: dict[str, str] = field(default_factory=dict)  # metrics file -> why
     lost: list[str] = field(default_factory=list)  # ended trials whose rows are not readable
+    best: BestSoFar | None = None  # a search's best trial so far (None: not a search)
 
     @property
     def resumable(self) -> int:
@@ -110,7 +130,97 @@ def read_status(sdir: StudyDir) -> StudyStatus:
             t["trial_id"] for t in live if t["status"] == "error" and _failed_runs(t) >= 2
         ),
         short=short,
+        best=read_best(
+            sdir,
+            info.get("spec"),
+            statuses={t["trial_id"]: t["status"] for t in live},
+            skip={t["trial_id"] for t in abandoned},
+        ),
     )
+
+
+def search_target(spec: Any) -> tuple[str, str, list[str]] | None:
+    """The metric, mode and searched keys of a search study's spec (the scheduler's metric
+    and mode where the search names none); None for a sweep or a search without a metric."""
+    search = spec.get("search") if isinstance(spec, Mapping) else None
+    if not isinstance(search, Mapping):
+        return None
+    scheduler = spec.get("scheduler") or {}
+    metric = search.get("metric") or scheduler.get("metric")
+    mode = search.get("mode") or scheduler.get("mode")
+    if not metric or mode not in ("min", "max"):
+        return None
+    return str(metric), str(mode), [str(k) for k in search.get("space") or {}]
+
+
+def read_best(
+    sdir: StudyDir, spec: Any, *, statuses: Mapping[str, str], skip: Iterable[str] = ()
+) -> BestSoFar | None:
+    """The best value of a search's metric in its trials' latest rows (None: not a search).
+
+    Every trial's latest row counts, whether the trial ended or not, except those of the
+    ``skip`` trials; a row without a finite value, or of a trial that diverged, does not.
+    """
+    target = search_target(spec)
+    if target is None:
+        return None
+    metric, mode, params = target
+    rows = latest_per_trial(sdir, [metric, *params])
+    wanted = ["trial_id", "epoch", "diverged", metric, *params]
+    held = [c for c in wanted if rows is not None and c in rows.column_names]
+    records = rows.select(held).to_pylist() if rows is not None else []
+    skip = set(skip)
+    candidates = [
+        r
+        for r in records
+        if r["trial_id"] not in skip and not r.get("diverged") and _finite(r.get(metric))
+    ]
+    if not candidates:
+        return BestSoFar(metric, mode)
+    sign = -1.0 if mode == "max" else 1.0
+    best = min(candidates, key=lambda r: (sign * float(r[metric]), str(r["trial_id"])))
+    return BestSoFar(
+        metric,
+        mode,
+        trial_id=str(best["trial_id"]),
+        value=float(best[metric]),
+        epoch=int(best["epoch"]),
+        params=tuple((p, best.get(p)) for p in params),
+        status=statuses.get(best["trial_id"]),
+    )
+
+
+def latest_per_trial(sdir: StudyDir, columns: list[str]) -> pa.Table | None:
+    """Each trial's latest row (its last epoch, as last written) with ``columns`` where the
+    files hold them, from every readable metrics file (``damage.scan`` names the others)."""
+    tables = []
+    for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
+        try:
+            with sdir.storage.fs.open_input_file(path) as source:
+                file = pq.ParquetFile(source)
+                held = set(file.schema_arrow.names)
+                names = [c for c in dict.fromkeys([*_ROW_KEYS, *columns]) if c in held]
+                tables.append(file.read(columns=names, use_threads=False))
+        except (OSError, pa.ArrowException):  # moved by a running driver, or unreadable
+            continue
+    if not tables:
+        return None
+    table = concat(tables)
+    if not {"trial_id", "epoch", "written_at"} <= set(table.column_names):
+        return None
+    table = table.filter(pc.and_(pc.is_valid(table["trial_id"]), pc.is_valid(table["epoch"])))
+    if table.num_rows == 0:
+        return None
+    table, _ = latest_rows(table)  # sorted by trial, then epoch
+    trials = table["trial_id"].combine_chunks()
+    if not pa.types.is_dictionary(trials.type):
+        trials = trials.dictionary_encode()
+    codes = trials.indices.to_numpy(zero_copy_only=False)
+    return table.filter(pa.array(np.r_[codes[1:] != codes[:-1], True]))
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _rows_lost(found: damage.Scan, trials: list[dict[str, Any]]) -> list[str]:
@@ -151,6 +261,8 @@ def format_status(st: StudyStatus) -> str:
         f"{st.diverged} diverged" + (f"; {st.abandoned} abandoned" if st.abandoned else ""),
         f"rows: {st.rows} metrics rows from {st.trials_with_rows} trials",
     ]
+    if st.best is not None:
+        lines.append(best_line(st.best))
     if st.driver is not None:
         lines.append(f"driver: running ({st.driver})")
     else:
@@ -163,6 +275,31 @@ def format_status(st: StudyStatus) -> str:
     if st.driver is None:
         lines += next_steps(st)
     return "\n".join(lines)
+
+
+_UNFINISHED = {  # a trial's status -> how the best line says it stands
+    "running": "still running",
+    "interrupted": "interrupted",
+    "stopped": "stopped early",
+    "error": "failed",
+}
+
+
+def best_line(best: BestSoFar) -> str:
+    """``best so far: test_acc = 0.912 at epoch 30, trial t00007 (train.lr=0.01, …)``, and
+    how the trial stands where it has not finished."""
+    if best.trial_id is None:
+        return f"best so far: no {best.metric} value yet"
+    params = ", ".join(f"{k}={_short(v)}" for k, v in best.params)
+    line = (
+        f"best so far: {best.metric} = {_short(best.value)} at epoch {best.epoch}, "
+        f"trial {best.trial_id}" + (f" ({params})" if params else "")
+    )
+    return line + (f", {_UNFINISHED[best.status]}" if best.status in _UNFINISHED else "")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def damage_lines(st: StudyStatus, *, limit: int) -> list[str]:

@@ -86,7 +86,10 @@ METRICS: dict[str, Metric] = {
     "nc4": Metric("double", scale="unit"),
     "target_nc_cdnv": Metric("double", "target NC (CDNV)", "positive"),
     "ncc_test_error": Metric("double", "NCC test error", "unit"),
-    "nc_bound": Metric("double", "NC bound (reconstructed)", "positive"),
+    "nc_bound": Metric("double", "NCC error bound (train-side, reconstructed)", "positive"),
+    "poincare_kappa": Metric("double", "Poincaré ratio κ̂ (train-side)", "positive"),
+    "geocol_bound": Metric("double", "NCC error bound through GeoCol (train-side)", "positive"),
+    "fewshot_bound": Metric("double", "few-shot error bound (Galanti, target NC)", "positive"),
     "diverged": Metric("bool"),
     "wall_time_s": Metric("double", scale="positive"),
 }

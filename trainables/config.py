@@ -76,6 +76,11 @@ class MetricsConfig(_Section):
     gc_options: dict[str, Any] = Field(default_factory=dict)
     gc_batches: PositiveInt = 4
     gc_batch_size: PositiveInt = 128
+    # The GC sample is class-stratified (about gc_batches * gc_batch_size images, shared
+    # evenly); each class gets at least this many (all it has if fewer), so that class GCs
+    # (geometric collapse, the Poincaré ratio) never rest on a handful of images. When
+    # classes * gc_min_per_class exceeds the budget, the minimum wins and GC costs more.
+    gc_min_per_class: PositiveInt = 16
     gc_logits: bool = False  # also measure GC of the logits
     gc_reference: bool = False  # also measure exact GC on the same samples (gc_exact)
     nc: bool = True
@@ -87,7 +92,7 @@ class MetricsConfig(_Section):
     fewshot_episodes: PositiveInt = 600
     fewshot_seed: int = 0
     test: bool = True  # test accuracy and NCC test error
-    bound: bool = True  # the reconstructed NC bound (SPEC 3)
+    bound: bool = True  # train-side bounds nc_bound, geocol_bound, fewshot_bound and κ̂ (SPEC 3)
     seed: int = 0  # seeds GC batch choice and estimator randomness
 
 

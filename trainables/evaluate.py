@@ -33,16 +33,25 @@ class NonFiniteError(ArithmeticError):
 class EvalPlan:
     """Sample indices chosen once per (data, metrics seed): identical for every evaluation."""
 
-    gc_idx: torch.Tensor  # (gc_batches * gc_batch_size,) into the source train set
+    gc_idx: torch.Tensor  # (≈ gc_batches * gc_batch_size,) class-stratified, source train set
     nc_idx: torch.Tensor  # (<= nc_per_class * C,) into the source train set
     target_nc_idx: torch.Tensor | None  # into the target pool
 
 
 def make_plan(data: Dataset, cfg: MetricsConfig) -> EvalPlan:
-    """Choose the GC and NC samples with a generator seeded by ``cfg.seed``."""
+    """Choose the GC and NC samples with a generator seeded by ``cfg.seed``.
+
+    The GC sample is class-stratified: ``gc_batches * gc_batch_size`` images shared evenly
+    among the source classes, at least ``gc_min_per_class`` of each (all of a class's
+    images where it has fewer), see :func:`~trainables.metrics.class_stratified_sample`.
+    """
     gen = torch.Generator().manual_seed(cfg.seed)
-    n_gc = min(cfg.gc_batches * cfg.gc_batch_size, len(data.train_y))
-    gc_idx = torch.randperm(len(data.train_y), generator=gen)[:n_gc]
+    gc_idx = M.class_stratified_sample(
+        data.train_y,
+        total=cfg.gc_batches * cfg.gc_batch_size,
+        min_per_class=cfg.gc_min_per_class,
+        generator=gen,
+    )
     nc_idx = _per_class_subset(data.train_y.cpu(), cfg.nc_per_class, gen)
     target_nc_idx = None
     if data.target_y is not None:
@@ -125,13 +134,17 @@ def _evaluate(
     nc_emb, nc_y = emb[plan.nc_idx], data.train_y[plan.nc_idx]
     if cfg.nc:
         row |= _nc_metrics(nc_emb, nc_y, logits[plan.nc_idx], model, data.num_classes)
+    class_gc = None
     if cfg.gc:
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        row |= _gc_metrics(model, data, plan, cfg, nc_emb, nc_y, gen)
+        gc_row, class_gc = _gc_metrics(model, data, plan, cfg, nc_emb, nc_y, gen)
+        row |= gc_row
     if cfg.test:
-        row |= _test_metrics(model, data, nc_emb, nc_y, bound=cfg.bound)
+        row |= _test_metrics(model, data, nc_emb, nc_y)
     if cfg.fewshot and data.target_x is not None:
         row |= _target_metrics(model, data, plan, cfg)
+    if cfg.bound:
+        row |= _bound_metrics(nc_emb, nc_y, class_gc, row.get("target_nc_cdnv"), cfg, data)
     return row
 
 
@@ -165,8 +178,9 @@ def _gc_metrics(
     nc_emb: torch.Tensor,
     nc_y: torch.Tensor,
     gen: torch.Generator,
-) -> dict[str, Any]:
-    """GC of the embedding on fixed training batches, and geometric collapse from its classes."""
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """GC of the embedding on the fixed class-stratified training sample, and geometric
+    collapse from its classes; also the class GCs ``(C,)`` (float64, CPU) for the bounds."""
     x, y = data.train_x[plan.gc_idx], data.train_y[plan.gc_idx]
     per_sample = _gc_per_sample(model.embed, x, cfg, cfg.gc_estimator, cfg.gc_options, gen)
     class_gc = _class_means(per_sample, y, data.num_classes)  # (C,)
@@ -181,7 +195,7 @@ def _gc_metrics(
         row["gc_exact"] = exact.mean().item()
     if cfg.gc_logits:
         row["gc_logits"] = _gc_per_sample(model, x, cfg, "exact", {}, gen).mean().item()
-    return row
+    return row, class_gc
 
 
 def _gc_per_sample(fn, x, cfg, estimator, options, gen) -> torch.Tensor:
@@ -216,16 +230,38 @@ def _test_metrics(
     data: Dataset,
     nc_emb: torch.Tensor,
     nc_y: torch.Tensor,
-    *,
-    bound: bool,
 ) -> dict[str, float]:
     test_emb, test_logits = embed_all(model, data.test_x)
-    row = {
+    return {
         "test_acc": _accuracy(test_logits, data.test_y),
         "ncc_test_error": M.ncc_error(nc_emb, nc_y, test_emb, data.test_y),
     }
-    if bound:
-        row["nc_bound"] = M.ncc_error_bound(nc_emb, nc_y, test_emb, data.test_y)
+
+
+def _bound_metrics(
+    nc_emb: torch.Tensor,
+    nc_y: torch.Tensor,
+    class_gc: torch.Tensor | None,
+    target_nc: float | None,
+    cfg: MetricsConfig,
+    data: Dataset,
+) -> dict[str, float]:
+    """The reconstructed bounds (SPEC 3). ``nc_bound``, ``poincare_kappa`` and
+    ``geocol_bound`` use training-side quantities only: class means and variances of the NC
+    sample, class GCs of the GC sample (``class_gc`` None: GC not measured, so neither κ̂
+    nor the bound through GeoCol). ``fewshot_bound`` uses the target CDNV ``target_nc``."""
+    stats = M.ClassStats.from_embeddings(nc_emb, nc_y, num_classes=data.num_classes, scatter=False)
+    row = {"nc_bound": M.ncc_error_bound_from(stats.variance, stats.mean)}
+    if class_gc is not None:
+        class_gc = class_gc.to(stats.mean.device)
+        kappa = M.poincare_ratio(stats.variance, class_gc)
+        row["poincare_kappa"] = kappa
+        row["geocol_bound"] = (
+            math.inf if math.isinf(kappa) else M.ncc_error_bound_from(kappa * class_gc, stats.mean)
+        )
+    if target_nc is not None and cfg.fewshot_shots:
+        n = max(cfg.fewshot_shots)  # compared with 1 − fewshot_acc_<n>shot
+        row["fewshot_bound"] = M.fewshot_error_bound(target_nc, ways=cfg.fewshot_ways, shots=n)
     return row
 
 

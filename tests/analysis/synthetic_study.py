@@ -46,7 +46,7 @@ _T0 = np.datetime64("2025-01-01T00:00:00", "ns")
 _FLOAT_METRICS = [
     *("train_loss", "train_acc", "test_acc", "gc", "gc_exact", "gc_logits", "geo_collapse"),
     *("nc_cdnv", "nc1", "nc2_etf", "nc2_equinorm", "nc3", "nc4", "target_nc_cdnv"),
-    *("ncc_test_error", "nc_bound"),
+    *("ncc_test_error", "nc_bound", "poincare_kappa", "geocol_bound", "fewshot_bound"),
 ]
 
 
@@ -78,6 +78,19 @@ class SyntheticSpec:
     replayed: int = 2  # epochs before its stop that a restarted trial replays
     rng_seed: int = 0
     extra_spec: dict = field(default_factory=dict)
+    # A search instead of the sweep: the ``[search]`` table study.json holds (its space keys
+    # are the study's sweep_params). The trials are still the grid's points, as a searcher
+    # over choices may propose them.
+    search: dict | None = None
+    stopped: dict[int, int] = field(default_factory=dict)  # trial index -> epoch the
+    # scheduler stopped it at: its rows end there and trials.parquet says "stopped"
+    # One-at-a-time sweeps around this config (e.g. {"train.lr": 0.02, "train.batch_size":
+    # 64, "train.l2": 0.0}): each swept key takes its values with the others at the centre,
+    # as studies/quickstart.toml does; None: the full product of lrs × batch sizes × ...
+    centre: dict | None = None
+    # Replaces the trends above: ``curves(spec, configs)`` returns every metric of
+    # :func:`metric_schema` as a (trials, epochs + 1) array (benchmarks/bench_verdicts.py).
+    curves: Callable[[SyntheticSpec, list[dict]], dict[str, np.ndarray]] | None = None
 
     def swept(self) -> dict[str, tuple]:
         """The study's grid: every hyperparameter with more than one value, plus the seed."""
@@ -106,6 +119,48 @@ def write_synthetic_study(path: str | os.PathLike, spec: SyntheticSpec | None = 
         json.dump(meta, fh, indent=2)
     _write_metrics(root, spec, rows, meta, configs)
     return root
+
+
+#: The search study's test_acc at epoch 0 per trial; it rises by 0.02 an epoch.
+SEARCH_TEST_ACC = (0.10, 0.14, 0.12, 0.21, 0.22, 0.26, 0.05, 0.40, 0.44, 0.95, 0.30, 0.90)
+
+
+def search_spec(**changes) -> SyntheticSpec:
+    """A TPE search with ASHA over ``train.lr`` and ``train.seed`` whose ``test_acc`` is
+    known: trial ``i`` (4 lrs × 3 seeds, lr outermost; at most 12 trials) has
+    ``SEARCH_TEST_ACC[i] + 0.02 * epoch`` over 8 epochs. t00003 and t00006 were stopped at
+    epochs 4 and 2, t00009 diverged at epoch 4 (its metrics null there), t00011 is still
+    running at epoch 3."""
+    lrs = (0.01, 0.02, 0.05, 0.1)
+
+    def curves(spec: SyntheticSpec, configs: list[dict]) -> dict[str, np.ndarray]:
+        start = np.array(SEARCH_TEST_ACC[: len(configs)])[:, None]
+        acc = start + 0.02 * np.arange(spec.epochs + 1)[None, :]
+        return _curves(spec, configs) | {"test_acc": acc}
+
+    search = {
+        "algorithm": "tpe",
+        "metric": "test_acc",
+        "mode": "max",
+        "budget": 12,
+        "seed": 0,
+        "space": {"train.lr": {"choice": list(lrs)}, "train.seed": {"choice": [0, 1, 2]}},
+    }
+    scheduler = {"type": "asha", "metric": None, "mode": None, "grace_period": 2}
+    base = {
+        "name": "lr-search",
+        "lrs": lrs,
+        "seeds": (0, 1, 2),
+        "epochs": 8,
+        "diverged": 1,
+        "transfer": False,
+        "shots": (),
+        "curves": curves,
+        "stopped": {3: 4, 6: 2},
+        "search": search,
+        "extra_spec": {"scheduler": scheduler},
+    }
+    return SyntheticSpec(**(base | changes))
 
 
 def metric_schema(spec: SyntheticSpec) -> pa.Schema:
@@ -140,9 +195,21 @@ def _hyper_fields(spec: SyntheticSpec) -> list[tuple[str, pa.DataType]]:
     return fields + ([(PROBES_KEY, pa.int64())] if spec.probes else [])
 
 
+def _settings(spec: SyntheticSpec) -> list[tuple]:
+    """(lr, batch size, l2, alpha) of each setting: the full grid, or one-at-a-time sweeps."""
+    axes = (spec.lrs, spec.batch_sizes, spec.l2s, spec.alphas)
+    if spec.centre is None:
+        return list(itertools.product(*axes))
+    centre = tuple(spec.centre.get(k, a[0]) for k, a in zip(HYPER_KEYS[:4], axes, strict=True))
+    out = [centre]
+    for j, axis in enumerate(axes):
+        out += [(*centre[:j], v, *centre[j + 1 :]) for v in axis]
+    return list(dict.fromkeys(out))
+
+
 def _trial_configs(spec: SyntheticSpec) -> list[dict]:
     probes = spec.probes or (0,)
-    grid = itertools.product(spec.lrs, spec.batch_sizes, spec.l2s, spec.alphas, probes, spec.seeds)
+    grid = ((*s, p, seed) for s in _settings(spec) for p in probes for seed in spec.seeds)
     configs = []
     for i, (lr, bs, l2, alpha, p, seed) in enumerate(grid):
         cfg = {"trial_id": f"t{i:05d}", "train.lr": lr, "train.batch_size": bs, "train.l2": l2}
@@ -191,6 +258,7 @@ def _optional_curves(spec, configs, out, rng) -> dict[str, np.ndarray]:
     shape = out["gc"].shape
     nan = np.full(shape, np.nan)
     extra = {"gc_exact": nan, "target_nc_cdnv": nan, "ncc_test_error": nan, "nc_bound": nan}
+    extra |= {"poincare_kappa": nan, "geocol_bound": nan, "fewshot_bound": nan}
     if spec.probes:
         probes = np.array([c[PROBES_KEY] for c in configs], dtype=float)[:, None]
         extra["gc_exact"] = out["gc"]
@@ -218,7 +286,7 @@ def _diverged_trials(spec: SyntheticSpec, configs: list[dict]) -> set[int]:
 
 def _metric_rows(spec: SyntheticSpec, configs: list[dict]) -> dict[str, np.ndarray]:
     """Flat columns over (trial, epoch), with diverged trials cut short and nulled."""
-    curves = _curves(spec, configs)
+    curves = (spec.curves or _curves)(spec, configs)
     n_t, n_e = len(configs), spec.epochs + 1
     keep = np.ones((n_t, n_e), dtype=bool)
     diverged = np.zeros((n_t, n_e), dtype=bool)
@@ -228,6 +296,8 @@ def _metric_rows(spec: SyntheticSpec, configs: list[dict]) -> dict[str, np.ndarr
         diverged[i, stop] = True
         for arr in curves.values():
             arr[i, stop] = np.nan
+    for i, last in spec.stopped.items():
+        keep[i, last + 1 :] = False
     epoch = np.broadcast_to(np.arange(n_e), (n_t, n_e))
     batch = np.array([c["train.batch_size"] for c in configs])[:, None]
     rows = {name: arr[keep] for name, arr in curves.items()}
@@ -242,8 +312,12 @@ def _metric_rows(spec: SyntheticSpec, configs: list[dict]) -> dict[str, np.ndarr
 
 def _study_json(spec: SyntheticSpec) -> dict:
     body = {
-        "train": {"lr": spec.lrs[0], "batch_size": spec.batch_sizes[0], "epochs": spec.epochs},
-        "sweep": {"grid": {k: list(v) for k, v in spec.swept().items()}},
+        "train": {
+            "lr": (spec.centre or {}).get("train.lr", spec.lrs[0]),
+            "batch_size": (spec.centre or {}).get("train.batch_size", spec.batch_sizes[0]),
+            "epochs": spec.epochs,
+        },
+        **({"search": spec.search} if spec.search else {"sweep": _sweep_json(spec)}),
         **spec.extra_spec,
     }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -251,12 +325,20 @@ def _study_json(spec: SyntheticSpec) -> dict:
         "name": spec.name,
         "spec": body,
         "spec_hash": hashlib.sha256(canonical.encode()).hexdigest()[:16],
-        "sweep_params": list(spec.swept()),
+        "sweep_params": list(spec.search["space"] if spec.search else spec.swept()),
         "seed_param": "train.seed",
         "code_version": "gcnc 0.1.0 (synthetic)",
         "packages": {"python": "3.11", "pyarrow": pa.__version__},
         "created_at": "2025-01-01T00:00:00Z",
     }
+
+
+def _sweep_json(spec: SyntheticSpec) -> dict:
+    grid = {k: list(v) for k, v in spec.swept().items()}
+    if spec.centre is None:
+        return {"grid": grid}
+    seeds = grid.pop("train.seed")
+    return {"centre": dict(spec.centre), "grids": [{k: v} for k, v in grid.items()], "seeds": seeds}
 
 
 def _metrics_table(spec, rows, meta, configs, sel: np.ndarray) -> pa.Table:
@@ -331,10 +413,16 @@ def _write_metrics(root, spec, rows, meta, configs) -> None:
         for e in range(parts[t].num_rows):
             sink.write_row(parts[t].slice(e, 1))
     trial_rows = [
-        _trial_row(spec, cfg, parts[t], t in running, t in restarted or t in late)
+        _trial_row(spec, cfg, parts[t], _status(spec, t, running), t in restarted or t in late)
         for t, cfg in enumerate(configs)
     ]
     _write_trials(root, spec, trial_rows)
+
+
+def _status(spec: SyntheticSpec, t: int, running: list[int]) -> str:
+    if t in running:
+        return "running"
+    return "stopped" if t in spec.stopped else "done"
 
 
 def _row_context(spec: SyntheticSpec, meta: dict) -> RowContext:
@@ -389,7 +477,7 @@ def _stale(part: pa.Table, *, seconds: int) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=part.schema)
 
 
-def _trial_row(spec, cfg, part: pa.Table, running: bool, restarted: bool) -> dict:
+def _trial_row(spec, cfg, part: pa.Table, status: str, restarted: bool) -> dict:
     diverged = bool(pa.compute.any(part.column("diverged")).as_py())
     nested: dict = {}
     for key, value in cfg.items():
@@ -399,7 +487,7 @@ def _trial_row(spec, cfg, part: pa.Table, running: bool, restarted: bool) -> dic
     row.update(
         study=spec.name,
         trial_id=cfg["trial_id"],
-        status="running" if running else "done",
+        status=status,
         diverged=diverged,
         attempts=2 if restarted else 1,
         error=None,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from scipy import stats
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
 from analysis import aggregate, load_results
@@ -23,15 +26,17 @@ def test_sweep_info_has_one_line_per_value_and_metric(lr_study):
     }
     line = next(li for li in info.lines if li.value == 0.02 and li.metric == "nc_cdnv")
     m = lr_study.metrics
-    want = m[(m["train.lr"] == 0.02) & (m["epoch"] == 3)]["nc_cdnv"]
-    assert line.mean[line.x == 3][0] == pytest.approx(want.mean())
+    want = m[(m["train.lr"] == 0.02) & (m["epoch"] == 3)]["nc_cdnv"].to_numpy(float)
+    assert line.mean[line.x == 3][0] == pytest.approx(np.exp(np.log(want).mean()))  # geo-mean
     assert line.low[3] < line.mean[3] < line.high[3]
 
 
-def test_std_band_is_mean_plus_minus_std(lr_study):
+def test_std_band_of_a_positive_quantity_is_a_factor_around_its_geometric_mean(lr_study):
     info = F._get_sweep_info(lr_study, "train.lr", band="std")
     line = info.lines[0]
-    np.testing.assert_allclose(line.high - line.mean, line.mean - line.low)
+    assert line.metric == "gc"
+    np.testing.assert_allclose(line.high / line.mean, line.mean / line.low)
+    assert (line.low > 0).all()
     assert info.band == "± 1 std"
 
 
@@ -93,6 +98,39 @@ def test_bound_info_counts_where_the_bound_holds(lr_study):
     assert info.holds == pytest.approx(np.mean(m["nc_bound"] >= m["ncc_test_error"]))
     assert info.non_vacuous == pytest.approx(np.mean(m["nc_bound"] < 1))
     assert sorted(info.stats) == [0.005, 0.02, 0.1]
+
+
+def test_bound_bands_respect_each_quantitys_scale(lr_study):
+    info = F._get_bound_info(lr_study, param="train.lr")
+    m = lr_study.metrics.dropna(subset=["nc_bound", "ncc_test_error"])
+    want = m[(m["train.lr"] == 0.02) & (m["epoch"] == 3)]
+    part = info.stats[0.02].set_index(["metric", "epoch"])
+    bound, error = part.loc[("nc_bound", 3)], part.loc[("ncc_test_error", 3)]
+    logs = np.log(want["nc_bound"])
+    assert bound["mean"] == pytest.approx(np.exp(logs.mean()))  # geometric mean
+    half = np.log(bound["ci_high"]) - np.log(bound["mean"])
+    assert np.log(bound["mean"]) - np.log(bound["ci_low"]) == pytest.approx(half)
+    assert half == pytest.approx(
+        stats.t.ppf(0.975, len(logs) - 1) * logs.std(ddof=1) / np.sqrt(len(logs))
+    )
+    assert error["mean"] == pytest.approx(want["ncc_test_error"].mean())
+    every = pd.concat(info.stats.values())
+    err = every[every["metric"] == "ncc_test_error"].dropna(subset=["ci_low"])
+    assert len(err) and (err["ci_low"] >= 0).all() and (err["ci_high"] <= 1).all()
+    assert (every[every["metric"] == "nc_bound"]["ci_low"].dropna() > 0).all()
+
+
+def test_bound_figure_draws_kappa_beside_the_bound_and_says_what_the_bound_is(lr_study):
+    assert "poincare_kappa" not in F._get_bound_info(lr_study).metrics
+    m = lr_study.metrics
+    study = dataclasses.replace(lr_study, metrics=m.assign(poincare_kappa=2.0 + m["epoch"]))
+    info = F._get_bound_info(study)
+    assert info.metrics == ["nc_bound", "ncc_test_error", "poincare_kappa"]
+    fig = F.plot_bound(info)
+    assert any(t.xaxis == "x2" and t.name and "κ̂" in t.name for t in fig.data)
+    title = fig.layout.title.text
+    assert "train-side" in title and "SPEC §3" in title
+    assert f"bound ≥ error in {info.holds:.0%}" in title and "bound < 1 in" in title
 
 
 def test_scatter_matrix_hover_shows_each_trials_config(lr_study):

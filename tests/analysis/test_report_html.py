@@ -121,3 +121,33 @@ def test_png_export_writes_one_image_per_figure(source_only_dir, tmp_path):
     for p in (tmp_path / "png").iterdir():
         data = p.read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 5_000
+
+
+def test_the_report_opens_with_its_label_and_headline(report_html):
+    banner = report_html.index('id="analysis-label"')
+    assert "primary: computed as the study" in report_html[banner : banner + 300]
+    assert banner < report_html.index("<h2>Headline (primary)</h2>")
+    assert report_html.index("<h2>Headline") < report_html.index("<h2>Verdicts in detail")
+    assert "family: " in report_html and "by Holm" in report_html
+    assert "<details><summary>Every test" in report_html
+
+
+def test_a_report_off_the_plan_says_exploratory_everywhere(lr_study_dir, tmp_path):
+    out = tmp_path / "explore.html"
+    write_report(lr_study_dir, output=str(out), overrides={"progress_quantile": 0.7})
+    text = out.read_text(encoding="utf-8")
+    assert "EXPLORATORY: these results depart from the study&#x27;s analysis plan" in text
+    assert "progress_quantile=0.7" in text
+    assert "<h2>Headline (exploratory)</h2>" in text and "(primary)" not in text
+
+
+def test_a_search_study_shows_its_best_trials_and_the_sampling_caveat(tmp_path):
+    from synthetic_study import search_spec
+
+    path = write_synthetic_study(tmp_path / "search", search_spec())
+    text = format_tables(load_results(path))
+    assert "Best trials of the search (test_acc, max)" in text
+    assert "not a random sample of settings" in text
+    report = pathlib.Path(write_report(path)).read_text(encoding="utf-8")
+    assert "<h2>Best trials of the search (test_acc, max)</h2>" in report
+    assert report.count("not a random sample of settings") >= 2  # search section, correlations

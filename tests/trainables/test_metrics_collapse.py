@@ -1,4 +1,5 @@
-"""Geometric collapse against an explicit autograd and pair loop, and a linear known answer."""
+"""Geometric collapse against an explicit autograd and pair loop, a linear known answer, and
+the class-stratified sample its class GCs are measured on."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from trainables.metrics import geometric_collapse, geometric_collapse_from
+from trainables.config import DataConfig, MetricsConfig
+from trainables.data import load_dataset
+from trainables.evaluate import make_plan
+from trainables.metrics import (
+    class_stratified_sample,
+    geometric_collapse,
+    geometric_collapse_from,
+)
 
 
 def brute_force_geometric_collapse(fn: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> float:
@@ -67,3 +75,44 @@ def test_geometric_collapse_from_leaves_out_classes_with_nan_gc_or_mean() -> Non
     means[1] = math.nan
     assert geometric_collapse_from(gc, means) == pytest.approx(want, rel=1e-15)
     assert math.isnan(geometric_collapse_from(gc[:2], means[:2]))
+
+
+def _per_class(labels: torch.Tensor, idx: torch.Tensor) -> list[int]:
+    return torch.bincount(labels[idx], minlength=int(labels.max()) + 1).tolist()
+
+
+def test_stratified_sample_gives_every_class_the_minimum_or_all_it_has() -> None:
+    gen = torch.Generator().manual_seed(0)
+    sizes = [3, 40, 100, 7]  # classes 0 and 3 have fewer than the minimum
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(sizes)])
+    labels = labels[torch.randperm(len(labels), generator=gen)]
+    idx = class_stratified_sample(labels, total=40, min_per_class=10, generator=gen)
+    assert idx.tolist() == sorted(set(idx.tolist()))  # sorted, no repeats
+    # Served smallest first: 3 and 7 give all they have, 40 - 10 left for the other two.
+    assert _per_class(labels, idx) == [3, 15, 15, 7]
+    assert all(k >= min(10, n) for k, n in zip(_per_class(labels, idx), sizes, strict=True))
+
+
+def test_stratified_sample_spreads_the_total_evenly_and_the_minimum_wins_over_it() -> None:
+    labels = torch.arange(10).repeat(60)
+    even = class_stratified_sample(labels, total=512, min_per_class=16)
+    assert len(even) == 512 and set(_per_class(labels, even)) == {51, 52}
+    floor = class_stratified_sample(labels, total=32, min_per_class=16)
+    assert _per_class(labels, floor) == [16] * 10  # 160 > 32: the minimum wins
+
+
+def test_stratified_sample_is_reproducible_from_its_generator() -> None:
+    labels = torch.arange(5).repeat(30)
+    draw = lambda s: class_stratified_sample(  # noqa: E731
+        labels, total=40, min_per_class=4, generator=torch.Generator().manual_seed(s)
+    )
+    assert torch.equal(draw(1), draw(1)) and not torch.equal(draw(1), draw(2))
+
+
+def test_the_evaluation_plan_measures_gc_on_a_stratified_sample() -> None:
+    data = load_dataset(
+        DataConfig(name="synthetic", options={"n_classes": 6, "n_per_class": 20, "image_size": 8})
+    )
+    cfg = MetricsConfig(gc_batches=1, gc_batch_size=8, gc_min_per_class=5)
+    per_class = _per_class(data.train_y, make_plan(data, cfg).gc_idx)
+    assert len(per_class) == data.num_classes and min(per_class) >= 5

@@ -18,8 +18,11 @@ if TYPE_CHECKING:
         fewshot_error_bound,
         ncc_error,
         ncc_error_bound,
+        ncc_error_bound_from,
+        poincare_ratio,
     )
     from trainables.metrics.collapse import (
+        class_stratified_sample,
         geometric_collapse,
         geometric_collapse_from,
     )
@@ -65,6 +68,7 @@ __all__ = [
     "centred_means",
     "class_average",
     "class_gc",
+    "class_stratified_sample",
     "fewshot_error_bound",
     "fewshot_ncc",
     "gc_estimator_label",
@@ -83,6 +87,8 @@ __all__ = [
     "nc4",
     "ncc_error",
     "ncc_error_bound",
+    "ncc_error_bound_from",
+    "poincare_ratio",
     "sample_episodes",
 ]
 
@@ -92,6 +98,9 @@ __getattr__ = lazy_exports(
         "fewshot_error_bound": "bounds",
         "ncc_error": "bounds",
         "ncc_error_bound": "bounds",
+        "ncc_error_bound_from": "bounds",
+        "poincare_ratio": "bounds",
+        "class_stratified_sample": "collapse",
         "geometric_collapse": "collapse",
         "geometric_collapse_from": "collapse",
         "ESTIMATORS": "estimators",

@@ -1,19 +1,26 @@
-"""NCC test error and reconstructed bounds on it (SPEC 3). The paper's exact bound is not
-known here: these are standard Markov/Chebyshev-type bounds, labelled as reconstructions."""
+"""NCC test error and reconstructed bounds on it from training-side quantities (SPEC 3).
+
+The paper's exact bound is not known here: these are standard Markov/Chebyshev-type
+bounds (Galanti, György & Hutter 2022), labelled as reconstructions. A bound is worth
+plotting only if it could fail, so the right-hand sides here use **training-side**
+quantities only (class means and within-class variances of a training sample, class GCs),
+and are compared with an error measured on held-out data.
+
+The earlier ``nc_bound`` took ``E_i||x − μ_i||²`` from the test embeddings themselves: by
+Markov's inequality it was at least the class-balanced test error whatever the network,
+so "the bound holds" carried no evidence, and no GC entered it. It is dropped rather than
+kept under another name: it measures nothing the NCC test error does not already show.
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
 
-from trainables.metrics._pairs import nearest_centre, squared_distances
+from trainables.metrics._pairs import mean_pair_ratio, nearest_centre
 from trainables.metrics.stats import ClassStats
-
-
-def _train_centres(train_emb: Tensor, train_y: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
-    stats = ClassStats.from_embeddings(train_emb, train_y, num_classes=num_classes, scatter=False)
-    classes = torch.nonzero(stats.present).squeeze(1)
-    return classes, stats.mean[classes]
 
 
 def _num_classes(*labels: Tensor) -> int:
@@ -24,47 +31,95 @@ def ncc_error(train_emb: Tensor, train_y: Tensor, test_emb: Tensor, test_y: Tens
     """Error of the nearest-class-centre classifier on the test set, with centres the class
     means of the training embeddings (Euclidean). A test sample of a class absent from the
     training labels is always an error."""
-    classes, centres = _train_centres(train_emb, train_y, _num_classes(train_y, test_y))
+    stats = ClassStats.from_embeddings(
+        train_emb, train_y, num_classes=_num_classes(train_y, test_y), scatter=False
+    )
+    classes = torch.nonzero(stats.present).squeeze(1)
+    centres = stats.mean[classes]
     pred = classes[nearest_centre(test_emb.to(centres.device), centres)]
     return float((pred != test_y.to(pred.device)).double().mean())
 
 
-def ncc_error_bound(train_emb: Tensor, train_y: Tensor, test_emb: Tensor, test_y: Tensor) -> float:
-    """Reconstructed bound on the (class-balanced) NCC test error; the ``nc_bound`` column.
+def ncc_error_bound(train_emb: Tensor, train_y: Tensor, *, num_classes: int | None = None) -> float:
+    """Train-side bound on the NCC test error; the ``nc_bound`` column (SPEC 3, reconstructed).
 
-    Derivation. Let ``μ_c`` be the training class means. A test sample ``x`` of class ``i``
-    is misclassified only if ``||x − μ_j|| ≤ ||x − μ_i||`` for some ``j ≠ i``; then, by the
-    triangle inequality, ``||μ_i − μ_j|| ≤ ||x − μ_i|| + ||x − μ_j|| ≤ 2||x − μ_i||``. A union
-    bound over ``j`` and Markov's inequality on ``||x − μ_i||²`` give
+    Uses only the training sample: class means ``μ_i`` and within-class variances
+    ``Var_i = mean ||h − μ_i||²`` (1/N_i, the CDNV convention). The value is
 
-        P(err | i) ≤ Σ_{j≠i} P(||x − μ_i||² ≥ ||μ_i − μ_j||²/4)
-                   ≤ Σ_{j≠i} 4 E_i||x − μ_i||² / ||μ_i − μ_j||²,
+        B = (1/C) Σ_i Σ_{j≠i} 4 Var_i / ||μ_i − μ_j||²  =  4 (C − 1) · CDNV_train.
 
-    and averaging over the ``C`` test classes,
-    ``err ≤ (1/C) Σ_i Σ_{j≠i} 4 E_i||x − μ_i||² / ||μ_i − μ_j||²``.
-    It bounds the class-balanced error (equal to :func:`ncc_error` on a balanced test set)
-    and may exceed 1 (vacuous). When the test set is the training set, ``E_i||x − μ_i||² =
-    Var_i`` and the sum over ordered pairs is ``4(C − 1)·CDNV``.
+    Derivation. The NCC classifier has centres ``μ_i``. A held-out sample ``x`` of class
+    ``i`` (distribution ``Q_i``) goes to ``j`` only if ``||x − μ_j|| ≤ ||x − μ_i||``, and then
+    ``||μ_i − μ_j|| ≤ 2||x − μ_i||`` (triangle inequality). A union bound over ``j`` and
+    Markov's inequality on ``||x − μ_i||²`` give
 
-    ``i`` runs over classes present in both sets, ``j`` over all training classes.
+        P(err | i) ≤ Σ_{j≠i} 4 E_{Q_i}||x − μ_i||² / ||μ_i − μ_j||²,
+
+    and averaging over classes bounds the class-balanced error (the plain error on a
+    balanced test set). It is the pairwise Markov/Chebyshev argument behind Galanti,
+    György & Hutter's few-shot bound (ICLR 2022, arXiv 2112.15121; SPEC 3), here with the
+    centres fixed by a large training sample instead of drawn from ``n`` shots, so without
+    their ``(1 + 1/n)`` factor and with 4 instead of 16.
+
+    Assumption (A), under which ``B`` bounds the error: for every class,
+    ``E_{Q_i}||x − μ_i||² ≤ Var_i`` — the held-out class is no wider about the training
+    mean than the training sample is. For an embedding independent of the training sample
+    (A) holds in expectation up to a factor ``(N_i + 1)/(N_i − 1)`` (about 1.01 at
+    ``N_i = 200``, neglected). A trained network is fitted to its training sample, whose
+    classes typically collapse more than held-out ones: there (A), and so the bound, can
+    fail — which is what makes "bound ≥ error" evidence. It may also exceed 1 (vacuous).
+
+    Args:
+        train_emb: training embeddings ``(N, p)``.
+        train_y: their integer classes ``(N,)``.
+        num_classes: number of classes; None takes ``train_y.max() + 1``.
     """
-    classes, centres = _train_centres(train_emb, train_y, _num_classes(train_y, test_y))
-    test_y = test_y.to(centres.device)
-    spread = squared_distances(test_emb.to(centres.device), centres)  # (N, C_train)
-    own = classes[None, :] == test_y[:, None]  # (N, C_train), one True per sample
-    rows = own.any(dim=1)
-    own_idx = own[rows].double().argmax(dim=1)
-    sq_dev = spread[rows, own_idx]  # ||x − μ_i||² for test samples of a training class
-    counts = torch.bincount(own_idx, minlength=len(classes))
-    mean_dev = torch.zeros(len(classes), dtype=torch.float64, device=centres.device)
-    mean_dev = mean_dev.index_add(0, own_idx, sq_dev) / counts.clamp(min=1)  # E_i||x − μ_i||²
-    between = squared_distances(centres, centres)  # (C, C)
-    ratio = 4 * mean_dev[:, None] / between.fill_diagonal_(torch.inf)
-    return float(ratio.sum(dim=1)[counts > 0].mean())
+    stats = ClassStats.from_embeddings(train_emb, train_y, num_classes=num_classes, scatter=False)
+    return ncc_error_bound_from(stats.variance, stats.mean)
+
+
+def ncc_error_bound_from(spread: Tensor, means: Tensor) -> float:
+    """``(1/C) Σ_i Σ_{j≠i} 4 s_i / ||μ_i − μ_j||² = 4 (C − 1) · mean_{i<j} (s_i + s_j) /
+    (2||μ_i − μ_j||²)`` over the ``C`` classes whose spread ``s`` ``(C,)`` and mean ``μ``
+    ``(C, p)`` are not NaN; NaN with fewer than two.
+
+    With ``s = Var`` it is :func:`ncc_error_bound`; with ``s = κ̂ · GC`` it is the bound
+    through geometric collapse, ``4 (C − 1) κ̂ · GeoCol`` (see :func:`poincare_ratio`).
+    """
+    classes = int((~torch.isnan(spread) & ~torch.isnan(means).any(dim=1)).sum())
+    return 4 * (classes - 1) * mean_pair_ratio(spread, means)
+
+
+def poincare_ratio(variance: Tensor, class_gc: Tensor) -> float:
+    """The empirical Poincaré ratio ``κ̂ = max_c Var_c / GC_c`` (SPEC 3).
+
+    Under a Poincaré inequality with constant ``κ`` on each class distribution,
+    ``Var_c ≤ κ · GC_c``, hence ``CDNV ≤ κ · GeoCol`` (Munn, Dherin & Gonzalvo 2024,
+    Prop. 4.1). ``κ̂`` is the smallest constant for which that holds on the measured
+    classes, so ``κ̂ · GeoCol ≥ CDNV`` on the same class means by construction: the bound
+    through GeoCol is never below :func:`ncc_error_bound`, and its gap shows what the
+    Poincaré step costs. It is reported with every bound that goes through GeoCol.
+
+    Args:
+        variance: ``(C,)`` within-class variances (1/N_c), NaN for a class not measured.
+        class_gc: ``(C,)`` class GCs, NaN for a class not measured.
+
+    Returns:
+        ``κ̂`` over the classes with both values; a class with ``GC_c = 0 < Var_c`` makes it
+        ``inf`` (no finite constant holds), one with both 0 is left out; NaN with none left.
+    """
+    var, gc = variance.double(), class_gc.double().to(variance.device)
+    keep = ~torch.isnan(var) & ~torch.isnan(gc) & ((var > 0) | (gc > 0))
+    if not keep.any():
+        return math.nan
+    return float((var[keep] / gc[keep]).max())
 
 
 def fewshot_error_bound(nc_target: float, *, ways: int, shots: int) -> float:
     """Expected few-shot NCC error bound ``16 (k − 1)(1 + 1/n) · NC`` on ``k = ways`` target
-    classes with ``n = shots`` shots, ``NC`` the target CDNV (Galanti, György & Hutter
-    2022; SPEC 3). Valid as an upper bound only where its assumptions hold; may exceed 1."""
+    classes with ``n = shots`` shots, ``NC`` the target CDNV (Galanti, György & Hutter,
+    ICLR 2022; SPEC 3). For population quantities it is a theorem (Chebyshev, finite variances);
+    with ``NC`` estimated on the same target pool the episodes come from, it can fail only
+    through sampling error: a check of the NC ⇒ few-shot link, not a train-side prediction.
+    May exceed 1."""
     return 16 * (ways - 1) * (1 + 1 / shots) * nc_target
