@@ -292,7 +292,70 @@ def study_facts(study: StudyResults) -> list[tuple[str, str]]:
         ("metric rows", f"{len(study.metrics)} from {study.n_files} files"),
         ("superseded rows dropped", str(study.n_duplicates)),
         ("not measured", ", ".join(c for c in _measures(study) if not study.measured(c)) or "—"),
+        ("analysis plan", _plan_text(study.plan)),
+        *_provenance_facts(meta),
     ]
+
+
+def _plan_text(plan: Plan) -> str:
+    return (
+        f"claims {', '.join(plan.claims)}; comparison {plan.comparison}; α {plan.alpha:g}, "
+        f"{plan.correction}; progress by {plan.progress_by} at quantile "
+        f"{plan.progress_quantile:g}; tests {'+'.join(plan.evidence)}, require {plan.require}"
+    )
+
+
+def _provenance_facts(meta: dict) -> list[tuple[str, str]]:
+    """The code and data a study was made from, as ``study.json`` records them (studies
+    written before it did have neither)."""
+    out = []
+    code = meta.get("code")
+    if isinstance(code, dict) and code.get("commit"):
+        state = "clean"
+        if code.get("dirty"):
+            diff = code.get("diff")
+            sha = str(code.get("diff_sha256") or "")[:12]
+            state = f"DIRTY: its changes in {diff} (sha256 {sha}…)" if diff else "DIRTY"
+        out.append(("code", f"commit {str(code['commit'])[:12]} ({state})"))
+    for record in meta.get("datasets") or []:
+        if isinstance(record, dict):
+            out.append((f"data: {record.get('name', '?')}", _dataset_text(record)))
+    return out
+
+
+def _dataset_text(record: dict) -> str:
+    parts = []
+    norm = record.get("normalization") or {}
+    if norm:
+        mean, std = norm.get("mean"), norm.get("std")
+        parts.append(
+            f"normalised by mean {_short(mean)}, std {_short(std)} ({norm.get('fitted_on', '')})"
+        )
+    files = record.get("files") or {}
+    if files:
+        listed = files.get("files") or []
+        if files.get("present"):
+            shown = "; ".join(
+                f"{f.get('path')} sha256 {str(f.get('sha256', ''))[:12]}…" for f in listed[:3]
+            )
+            more = f" and {len(listed) - 3} more" if len(listed) > 3 else ""
+            parts.append(f"{len(listed)} file(s) hashed: {shown}{more}")
+        else:
+            parts.append(f"files not present where the study was started ({files.get('missing')})")
+    gen = record.get("generator") or {}
+    if gen:
+        parts.append(f"generated: {gen.get('name')}, seed {gen.get('seed')}")
+    for note in record.get("notes") or []:
+        parts.append(f"note: {note}")
+    if record.get("problem"):
+        parts.append(f"not described: {record['problem']}")
+    return "; ".join(parts) or "—"
+
+
+def _short(values) -> str:
+    if isinstance(values, list):
+        return "[" + ", ".join(fmt(float(v)) for v in values) + "]"
+    return str(values)
 
 
 def _measures(study: StudyResults) -> list[str]:

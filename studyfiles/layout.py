@@ -14,6 +14,7 @@ COMPACTED = "compacted.parquet"
 TRIAL_FOLDER = "trial_id="  # metrics/trial_id=<id>/: a trial whose rows are not merged yet
 PART_PREFIX = "part-"
 PARTS_TRIALS_KEY = "gcnc.trials"  # a part's key-value metadata: the JSON list of its trials
+CODE_DIFF = "code.diff"  # the source tree's changes from its commit, when it was dirty
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,10 @@ class StudyDir:
     @property
     def study_json(self) -> str:
         return self.storage.path("study.json")
+
+    @property
+    def code_diff(self) -> str:
+        return self.storage.path(CODE_DIFF)
 
     @property
     def trials_parquet(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -156,32 +157,32 @@ def test_report_and_analyze_hand_the_study_dir_to_analysis(setup, tmp_path, caps
     assert "study: sleepy" in capsys.readouterr().out
 
 
-def test_analysis_options_reach_the_tables_and_the_report(setup, tmp_path, monkeypatch, capsys):
-    import analysis.report
-    import analysis.tables
-
+def test_analysis_options_reach_the_tables_and_the_report(setup, tmp_path, capsys):
     location = _finished_study(setup)
-    seen = []
-    compute = analysis.tables.compute_results
-
-    def recording(study, *, options=None):
-        seen.append(options)
-        return compute(study, options=options)
-
-    monkeypatch.setattr(analysis.report, "compute_results", recording)
-    monkeypatch.setattr(analysis.tables, "compute_results", recording)
-    flags = ["--progress-by", "train_acc", "--progress-quantile", "0.7"]
-    assert cli.main(["analyze", location, *flags]) == 0
-    assert cli.main(["report", location, "-o", str(tmp_path / "r.html"), *flags]) == 0
-    assert [(o.progress_by, o.progress_quantile) for o in seen] == [("train_acc", 0.7)] * 2
-    assert cli.main(["analyze", location]) == 0  # the defaults
-    assert (seen[-1].progress_by, seen[-1].progress_quantile) == ("train_loss", 1.0)
+    flags = ["--progress-by", "train_acc", "--progress-quantile", "0.7", "--alpha", "0.1"]
+    out = tmp_path / "v.json"
+    assert cli.main(["analyze", location, *flags, "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["options"]["progress_by"] == "train_acc"
+    assert data["options"]["progress_quantile"] == 0.7 and data["options"]["alpha"] == 0.1
+    assert data["label"] == "exploratory"
+    assert "EXPLORATORY" in capsys.readouterr().out
+    report = tmp_path / "r.html"
+    assert cli.main(["report", location, "-o", str(report), *flags]) == 0
+    assert "progress_quantile=0.7" in report.read_text(encoding="utf-8")
+    assert cli.main(["analyze", location, "--json", str(out)]) == 0  # the study's plan
+    data = json.loads(out.read_text())
+    assert data["label"] == "primary" and data["options"] == data["plan"] | {
+        k: data["options"][k] for k in ("n_boot", "n_perm", "seed", "min_trials")
+    }
     capsys.readouterr()
-    for bad in ("0", "1.5", "most"):
+    for flag, bad in (("--progress-quantile", "0"), ("--progress-quantile", "1.5"),
+                      ("--progress-quantile", "most"), ("--alpha", "0.7"),
+                      ("--correction", "fdr")):  # fmt: skip
         with pytest.raises(SystemExit) as exit_info:
-            cli.main(["analyze", location, "--progress-quantile", bad])
+            cli.main(["analyze", location, flag, bad])
         assert exit_info.value.code == 2
-        assert "--progress-quantile" in capsys.readouterr().err
+        assert flag in capsys.readouterr().err
 
 
 def test_report_png_without_kaleido_writes_the_html_and_says_why(

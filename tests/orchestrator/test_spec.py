@@ -93,6 +93,8 @@ def test_study_info_holds_the_schema_keys(tmp_path):
         "sweep_params",
         "seed_param",
         "plan",
+        "code",
+        "datasets",
         "code_version",
         "packages",
         "created_at",

@@ -9,13 +9,16 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits as sklearn_digits
+from sklearn.model_selection import train_test_split
 from torchvision import datasets as tv
 
 import trainables.data.glyphs as glyphs_module
 import trainables.data.mnist as mnist_module
+import trainables.data.synthetic as synthetic_module
 from trainables.config import DataConfig
 from trainables.data import DATASETS, Dataset, Normalization, load_dataset
 from trainables.data.cifar import cifar_fs_classes
+from trainables.data.normalization import FIXED
 from trainables.registry import UnknownNameError
 
 MNIST_NORM = Normalization(mean=(0.1307,), std=(0.3081,))
@@ -37,6 +40,13 @@ def ids_of(x: torch.Tensor, norm: Normalization, *, hwc: bool = False) -> list[i
     """The fabricated ids of normalised images (``hwc``: the files stored H, W, C)."""
     pixels = raw_pixels(x, norm)
     return fabricate.identity(pixels.transpose(0, 2, 3, 1) if hwc else pixels).tolist()
+
+
+def unnormalised(x: torch.Tensor, norm: Normalization) -> torch.Tensor:
+    """``x * std + mean``: the pixels in [0, 1] before normalisation, float64."""
+    mean = torch.tensor(norm.mean, dtype=torch.float64).view(1, -1, 1, 1)
+    std = torch.tensor(norm.std, dtype=torch.float64).view(1, -1, 1, 1)
+    return x.double() * std + mean
 
 
 def check_types(ds: Dataset) -> None:
@@ -239,7 +249,15 @@ def test_the_transfer_studies_share_their_target_images_and_source_budget():
     assert len(many.train_y) == len(few.train_y) == 1920
     assert torch.bincount(many.train_y).tolist() == [48] * 40
     assert torch.bincount(few.train_y).tolist() == [384] * 5
-    assert torch.equal(many.target_x, few.target_x) and torch.equal(many.target_y, few.target_y)
+    # the same target images, each study normalising them with its own sources' constants
+    assert many.normalization != few.normalization
+    torch.testing.assert_close(
+        unnormalised(many.target_x, many.normalization),
+        unnormalised(few.target_x, few.normalization),
+        rtol=0,
+        atol=1e-5,
+    )
+    assert torch.equal(many.target_y, few.target_y)
 
 
 @pytest.mark.parametrize(
@@ -255,6 +273,88 @@ def test_the_transfer_studies_share_their_target_images_and_source_budget():
 def test_glyphs_reject_impossible_options_naming_them(options, field):
     with pytest.raises(ValueError, match=f"data.options.{field}"):
         load_dataset(DataConfig(name="glyphs", options=options))
+
+
+# ---- normalisation: fitted on the source classes' training images only ---------------------
+
+
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and population std of ``(N, C, H, W)`` pixels, in float64."""
+    pixels = images.astype(np.float64).transpose(1, 0, 2, 3).reshape(images.shape[1], -1)
+    return pixels.mean(axis=1), pixels.std(axis=1)
+
+
+def check_fitted_on_source(
+    ds: Dataset, source_train: np.ndarray, all_train: np.ndarray, target: np.ndarray
+) -> None:
+    """``ds``'s constants are the source training images' statistics, not all classes'; its
+    target pool (``target``: the raw images in ``[0, 1]``) is normalised with the same."""
+    mean, std = channel_stats(source_train)
+    np.testing.assert_allclose(ds.normalization.mean, mean, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(ds.normalization.std, std, rtol=1e-12, atol=0)
+    leaky_mean, leaky_std = channel_stats(all_train)
+    assert np.all(np.abs(mean - leaky_mean) > 1e-3) and np.all(np.abs(std - leaky_std) > 1e-4)
+    assert ds.normalization.fitted_on.startswith("fitted: ")
+    assert "source classes' training images" in ds.normalization.fitted_on
+    raw_target = unnormalised(ds.target_x, ds.normalization).numpy()
+    np.testing.assert_allclose(raw_target, target, rtol=0, atol=1e-5)
+
+
+def test_digits_normalisation_is_fitted_on_the_source_classes_training_images():
+    source, target = [0, 8, 1, 4], [2, 3, 5, 6, 7, 9]  # bold digits: a brighter source
+    ds = load_dataset(DataConfig(source_classes=source, target_classes=target, split_seed=4))
+    bunch = sklearn_digits()
+    train, test = train_test_split(
+        np.arange(len(bunch.target)), test_size=0.2, stratify=bunch.target, random_state=4
+    )
+    train, test = np.sort(train), np.sort(test)
+    images = bunch.images[:, None] / 16.0  # (1797, 1, 8, 8) float64, pixels in [0, 1]
+    train_x, train_y = images[train], bunch.target[train]
+    test_x, test_y = images[test], bunch.target[test]
+    # the target pool: the target classes' train images, then their test images, in file order
+    pool = np.concatenate([train_x[np.isin(train_y, target)], test_x[np.isin(test_y, target)]])
+    check_fitted_on_source(ds, train_x[np.isin(train_y, source)], train_x, pool)
+
+
+def drawn_images(monkeypatch, module) -> list[np.ndarray]:
+    """Capture the raw images ``(K, n, C, H, W)`` a generated dataset's loader draws."""
+    drawn: list[np.ndarray] = []
+    real = module.generated_dataset
+
+    def capture(name, images, config, **kwargs):
+        drawn.append(images.numpy().copy())
+        return real(name, images, config, **kwargs)
+
+    monkeypatch.setattr(module, "generated_dataset", capture)
+    return drawn
+
+
+@pytest.mark.parametrize("name", ["synthetic", "glyphs"])
+def test_generated_normalisation_is_fitted_on_the_source_classes_training_images(name, monkeypatch):
+    module = synthetic_module if name == "synthetic" else glyphs_module
+    drawn = drawn_images(monkeypatch, module)
+    options = {"n_classes": 6, "n_per_class": 10, "image_size": 8}
+    source, target = [5, 0, 3], [1, 4]
+    ds = load_dataset(
+        DataConfig(name=name, options=options, source_classes=source, target_classes=target)
+    )
+    (images,) = drawn  # (K=6, n=10, C, 8, 8), classes in id order
+    n_train = 8  # 80 % of each class's 10 images
+    assert len(ds.train_y) == n_train * len(source)
+    shape = images.shape[2:]
+    train, test = images[:, :n_train], images[:, n_train:]  # (6, 8, C, 8, 8), (6, 2, C, 8, 8)
+    ids = sorted(target)  # the pool's classes, in id order: their train images, then test
+    pool = np.concatenate([train[ids].reshape(-1, *shape), test[ids].reshape(-1, *shape)])
+    check_fitted_on_source(ds, train[source].reshape(-1, *shape), train.reshape(-1, *shape), pool)
+
+
+def test_every_dataset_says_what_its_normalisation_is_fitted_on():
+    assert set(FIXED) == set(DATASETS.names()) - {"digits", "glyphs", "synthetic"}
+    for name, norm in FIXED.items():
+        assert norm.fitted_on.startswith("fixed: the published"), name
+    assert "target classes included" in FIXED["cifar_fs"].fitted_on
+    # fitted_on is provenance, not part of the constants: equal constants compare equal
+    assert FIXED["cifar_fs"] == FIXED["cifar100"] == CIFAR100_NORM
 
 
 # ---- MNIST and Fashion-MNIST (IDX files) ---------------------------------------------------

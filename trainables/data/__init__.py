@@ -12,11 +12,13 @@ Datasets, looked up by ``DataConfig.name``:
 - ``synthetic``: seeded prototype-plus-noise images for fast tests.
 
 ``data.source_classes`` / ``data.target_classes`` override a dataset's default split; source
-labels are re-indexed ``0..n_source-1`` and target labels ``0..n_target-1``. Nothing here
-downloads unless ``data.download`` is true. More datasets register with
-``DATASETS.add(name, loader)`` (or ``DATASETS.add_lazy(name, "module:loader")``), a loader
-being ``(DataConfig) -> Dataset``; ``options=`` declares its option keys (those of
-:data:`trainables.data.preflight.OPTIONS`), so that ``gcnc validate`` refuses an unknown one.
+labels are re-indexed ``0..n_source-1`` and target labels ``0..n_target-1``. A dataset's
+normalisation is fixed (published constants) or fitted on its source classes' training images
+only (:mod:`trainables.data.normalization`). Nothing here downloads unless ``data.download``
+is true. More datasets register with ``DATASETS.add(name, loader)`` (or
+``DATASETS.add_lazy(name, "module:loader")``), a loader being ``(DataConfig) -> Dataset``;
+``options=`` declares its option keys (those of :data:`trainables.data.preflight.OPTIONS`),
+so that ``gcnc validate`` refuses an unknown one.
 Importing this package imports no loader and no torch.
 """
 
@@ -31,11 +33,12 @@ from trainables.data.preflight import OPTIONS
 from trainables.registry import Registry
 
 if TYPE_CHECKING:
-    from trainables.data._base import Dataset, Normalization
+    from trainables.data._base import Dataset
+    from trainables.data.normalization import Normalization
 
 __all__ = ["DATASETS", "Dataset", "Loader", "Normalization", "load_dataset"]
 
-__getattr__ = lazy_exports(__name__, {"Dataset": "_base", "Normalization": "_base"})
+__getattr__ = lazy_exports(__name__, {"Dataset": "_base", "Normalization": "normalization"})
 
 Loader = Callable[[DataConfig], "Dataset"]
 

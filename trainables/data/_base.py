@@ -6,19 +6,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from trainables.data.normalization import Normalization
 
-@dataclass(frozen=True)
-class Normalization:
-    """Per-channel ``(x - mean) / std`` applied to inputs in [0, 1].
-
-    GC scales as 1/s^2 with the input scale s, so this is recorded with every result.
-    """
-
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    def as_dict(self) -> dict[str, list[float]]:
-        return {"mean": list(self.mean), "std": list(self.std)}
+__all__ = ["Dataset", "Normalization"]
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """What every loader shares: the source/target class split, subsampling and normalisation.
 
 A loader reads its files into ``Pools`` (raw images with their original class ids) and calls
-``build_dataset``, which picks the classes, re-indexes the labels, subsamples the source
-training set and normalises, in that order, copying the images once in their raw dtype and
-once into float32.
+``build_dataset``, which picks the classes, re-indexes the labels, fits the normalisation on
+the source classes' training images (unless the dataset's constants are fixed), subsamples the
+source training set and normalises, in that order, copying the images once in their raw dtype
+and once into float32.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 import torch
 
 from trainables.config import DataConfig
-from trainables.data._base import Dataset, Normalization
+from trainables.data._base import Dataset
+from trainables.data.normalization import SOURCE_TRAINING, Normalization
 from trainables.data.preflight import resolve_classes
 
 
@@ -43,14 +45,17 @@ def build_dataset(
     pools: Pools,
     config: DataConfig,
     *,
-    normalization: Normalization,
+    normalization: Normalization | None = None,
     notes: Sequence[str] = (),
 ) -> Dataset:
     """Split ``pools`` into source train/test and a target pool, normalised float32 tensors.
 
     Source labels become ``0..n_source-1`` and target labels ``0..n_target-1``, in the order
-    of the resolved class lists. ``config.max_train_per_class`` keeps that many source
-    training images per class, drawn with ``config.split_seed``.
+    of the resolved class lists. ``normalization`` None: fitted on the training images of the
+    source classes alone (before subsampling, so a training budget leaves the inputs' scale as
+    it is), and applied to the source test set and the target pool alike.
+    ``config.max_train_per_class`` keeps that many source training images per class, drawn
+    with ``config.split_seed``.
     """
     n_classes = len(pools.class_names)
     source, target = resolve_classes(
@@ -60,6 +65,8 @@ def build_dataset(
         default_target=pools.default_target,
     )
     train_idx, train_y = _select(pools.train_y, source, n_classes)
+    if normalization is None:  # source classes only: the target pool stands for unseen data
+        normalization = fit_normalization(pools.train_x[train_idx], scale=pools.scale)
     if config.max_train_per_class is not None:
         keep = subsample_per_class(
             train_y, max_per_class=config.max_train_per_class, seed=config.split_seed
@@ -135,7 +142,9 @@ def fit_normalization(x: torch.Tensor, *, scale: float) -> Normalization:
     pixels = x.transpose(0, 1).reshape(x.shape[1], -1).to(torch.float64) / scale  # (C, N*H*W)
     mean = pixels.mean(dim=1)
     std = pixels.std(dim=1, correction=0)
-    return Normalization(mean=tuple(mean.tolist()), std=tuple(std.tolist()))
+    return Normalization(
+        mean=tuple(mean.tolist()), std=tuple(std.tolist()), fitted_on=SOURCE_TRAINING
+    )
 
 
 def generated_dataset(
@@ -144,8 +153,8 @@ def generated_dataset(
     """The ``Dataset`` of images drawn class by class, ``(K, n, C, H, W)``, pixel scale 1.
 
     The first ``n_train`` images of each class are its training split, the rest its test
-    split; class ``c`` is named ``<class_prefix>_<c>``; normalised with the training split's
-    statistics.
+    split; class ``c`` is named ``<class_prefix>_<c>``; normalised with the statistics of the
+    source classes' training split.
     """
     n_classes, n_per_class, *shape = images.shape
     labels = torch.arange(n_classes).repeat_interleave(n_per_class).view(n_classes, n_per_class)
@@ -157,5 +166,4 @@ def generated_dataset(
         class_names=[f"{class_prefix}_{c}" for c in range(n_classes)],
         scale=1.0,
     )
-    normalization = fit_normalization(pools.train_x, scale=1.0)
-    return build_dataset(name, pools, config, normalization=normalization)
+    return build_dataset(name, pools, config)

@@ -13,20 +13,36 @@ import torch
 
 from trainables.config import DataConfig
 from trainables.data import preflight
-from trainables.data._base import Dataset, Normalization
+from trainables.data._base import Dataset
 from trainables.data._split import Pools, build_dataset
+from trainables.data.normalization import (
+    CIFAR10_NORMALIZATION,
+    CIFAR100_NORMALIZATION,
+    CIFAR_FS_NORMALIZATION,
+)
 
 if TYPE_CHECKING:
     from torchvision import datasets
 
-# Per-channel mean and (population) std of the training images' pixels in [0, 1].
-CIFAR10_NORMALIZATION = Normalization(mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
-CIFAR100_NORMALIZATION = Normalization(mean=(0.5071, 0.4865, 0.4409), std=(0.2673, 0.2564, 0.2762))
+__all__ = [
+    "CIFAR10_NORMALIZATION",
+    "CIFAR100_NORMALIZATION",
+    "CIFAR_FS_NORMALIZATION",
+    "cifar_fs_classes",
+    "cifar_fs_notes",
+    "load_cifar10",
+    "load_cifar100",
+    "load_cifar_fs",
+]
 CIFAR_FS_SIZES = (64, 16, 20)  # source / val / target classes (Bertinetto et al., 2019)
 
 
 def load_cifar10(config: DataConfig) -> Dataset:
-    """CIFAR-10: 50k/10k ``(N, 3, 32, 32)`` images of 10 classes, all source by default."""
+    """CIFAR-10: 50k/10k ``(N, 3, 32, 32)`` images of 10 classes, all source by default.
+
+    Normalised with the published statistics of the 50k training images of all 10 classes
+    (fixed, whatever the source classes).
+    """
     from torchvision import datasets  # slow import: load on use
 
     preflight.options(config)
@@ -35,7 +51,11 @@ def load_cifar10(config: DataConfig) -> Dataset:
 
 
 def load_cifar100(config: DataConfig) -> Dataset:
-    """CIFAR-100 (fine labels): 50k/10k ``(N, 3, 32, 32)`` images, all 100 classes source."""
+    """CIFAR-100 (fine labels): 50k/10k ``(N, 3, 32, 32)`` images, all 100 classes source.
+
+    Normalised with the published statistics of the 50k training images of all 100 classes
+    (fixed, whatever the source classes).
+    """
     from torchvision import datasets  # slow import: load on use
 
     preflight.options(config)
@@ -49,24 +69,35 @@ def load_cifar_fs(config: DataConfig) -> Dataset:
     Source train/test are the CIFAR-100 train/test images of the source classes; the target
     pool is every image (train and test) of the target classes. The official class lists of
     Bertinetto et al. (2019) are not available offline, so the default split is the seeded
-    ``cifar_fs_classes(config.split_seed)``, and ``Dataset.notes`` says so.
+    ``cifar_fs_classes(config.split_seed)``, and ``Dataset.notes`` says so. Normalised with
+    CIFAR-100's published statistics, which cover all 100 classes' training images, the
+    target classes included (fixed, as CIFAR-FS work uses them).
     """
     from torchvision import datasets  # slow import: load on use
 
     preflight.options(config)
     pools = _pools("cifar_fs", datasets.CIFAR100, config)
-    source, val, target = cifar_fs_classes(config.split_seed)
+    source, _, target = cifar_fs_classes(config.split_seed)
     pools.default_source, pools.default_target = source, target
-    notes = []
-    if config.source_classes is None and config.target_classes is None:
-        notes.append(
-            f"CIFAR-FS classes: a seeded split (split_seed={config.split_seed}) of the 100 "
-            f"CIFAR-100 classes into 64 source / 16 val / 20 target, not the official list of "
-            f"Bertinetto et al. (2019); the val classes {val} are unused"
-        )
     return build_dataset(
-        "cifar_fs", pools, config, normalization=CIFAR100_NORMALIZATION, notes=notes
+        "cifar_fs",
+        pools,
+        config,
+        normalization=CIFAR_FS_NORMALIZATION,
+        notes=cifar_fs_notes(config),
     )
+
+
+def cifar_fs_notes(config: DataConfig) -> list[str]:
+    """What ``load_cifar_fs`` notes on its dataset (read from no file)."""
+    if config.source_classes is not None or config.target_classes is not None:
+        return []
+    _, val, _ = cifar_fs_classes(config.split_seed)
+    return [
+        f"CIFAR-FS classes: a seeded split (split_seed={config.split_seed}) of the 100 "
+        f"CIFAR-100 classes into 64 source / 16 val / 20 target, not the official list of "
+        f"Bertinetto et al. (2019); the val classes {val} are unused"
+    ]
 
 
 def cifar_fs_classes(seed: int) -> tuple[list[int], list[int], list[int]]:

@@ -7,7 +7,7 @@ import torch
 from trainables.config import DataConfig
 from trainables.data import preflight
 from trainables.data._base import Dataset
-from trainables.data._split import Pools, build_dataset, fit_normalization
+from trainables.data._split import Pools, build_dataset
 
 TEST_FRACTION = 0.2
 PIXEL_MAX = 16.0  # the digits' pixels are counts 0..16 of a 4x4 block
@@ -17,8 +17,9 @@ def load_digits(config: DataConfig) -> Dataset:
     """The UCI optical digits (1797 images, 10 classes) as ``(N, 1, 8, 8)`` images.
 
     Pixels are scaled to [0, 1] (``/16``), then normalised with the mean and std of the
-    training split (all ten classes). The train/test split is stratified, 80/20, seeded by
-    ``config.split_seed``; by default every class is a source class.
+    source classes' training images (all ten classes by default; never the target classes,
+    whose pool gets the same constants). The train/test split is stratified, 80/20, seeded
+    by ``config.split_seed``; by default every class is a source class.
     """
     from sklearn.datasets import load_digits as sklearn_digits  # slow import: load on use
     from sklearn.model_selection import train_test_split
@@ -43,5 +44,4 @@ def load_digits(config: DataConfig) -> Dataset:
         class_names=[str(d) for d in bunch.target_names],
         scale=PIXEL_MAX,
     )
-    normalization = fit_normalization(pools.train_x, scale=PIXEL_MAX)
-    return build_dataset("digits", pools, config, normalization=normalization)
+    return build_dataset("digits", pools, config)  # normalisation fitted on the source classes

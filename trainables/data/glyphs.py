@@ -30,8 +30,9 @@ def load_glyphs(config: DataConfig) -> Dataset:
     Everything is drawn from ``options.seed`` (the alphabet, the classes and the images), so
     the dataset does not change with ``config.split_seed``; the first 80 % of each class's
     images are the training split, the rest the test split. Pixels lie in [0, 1] and are
-    normalised with the training split's statistics. By default every class is a source
-    class; studies set ``data.source_classes`` / ``data.target_classes``.
+    normalised with the statistics of the source classes' training split (the target pool
+    gets the same constants). By default every class is a source class; studies set
+    ``data.source_classes`` / ``data.target_classes``.
     Options (defaults): n_classes (50), n_per_class (60), image_size (16), strokes (3),
     vocabulary (24), jitter (0.04) and shift (0.06) in image widths, noise (0.1), seed (0).
     """

@@ -26,24 +26,23 @@ from PIL import Image
 
 from trainables.config import DataConfig
 from trainables.data import preflight
-from trainables.data._base import Dataset, Normalization
+from trainables.data._base import Dataset
 from trainables.data._split import Pools, build_dataset
-from trainables.data.preflight import missing_files, resolve_classes
+from trainables.data.normalization import MINI_IMAGENET_NORMALIZATION
+from trainables.data.preflight import IMAGE_SUFFIXES, missing_files, resolve_classes
+
+__all__ = ["MINI_IMAGENET_NORMALIZATION", "load_mini_imagenet"]
 
 SPLITS = preflight.MINI_IMAGENET_SPLITS
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
-# Pixel mean and std of mini-ImageNet's train split, as in Lee et al. (2019, MetaOptNet).
-MINI_IMAGENET_NORMALIZATION = Normalization(
-    mean=(120.39586422 / 255, 115.59361427 / 255, 104.54012653 / 255),
-    std=(70.68188272 / 255, 68.27635443 / 255, 72.54505529 / 255),
-)
 
 
 def load_mini_imagenet(config: DataConfig) -> Dataset:
     """mini-ImageNet as ``(N, 3, size, size)`` images (``image_size`` 84, resized if needed).
 
     Options (defaults): ``holdout_fraction`` (1/6) of each source class's images form the
-    source test set, drawn with ``config.split_seed``; ``image_size`` (84).
+    source test set, drawn with ``config.split_seed``; ``image_size`` (84). Normalised with
+    the published statistics of the train split (the 64 train classes, the default source
+    classes; fixed, whatever the source classes).
     """
     opts = preflight.options(config)  # every value checked
     fraction = opts["holdout_fraction"]
@@ -62,10 +61,7 @@ def load_mini_imagenet(config: DataConfig) -> Dataset:
     images = {c: layout.images(split_of[c], class_names[c], size) for c in source + target}
     pools = _holdout(images, class_names, set(source), fraction=fraction, seed=config.split_seed)
     pools.default_source, pools.default_target = source, target
-    note = (
-        f"source test set: a seeded hold-out (split_seed={config.split_seed}) of "
-        f"{fraction:.3g} of each source class's images"
-    )
+    note = preflight.holdout_note(config.split_seed, fraction)
     return build_dataset(
         "mini_imagenet", pools, config, normalization=MINI_IMAGENET_NORMALIZATION, notes=[note]
     )

@@ -20,20 +20,40 @@ from typing import TYPE_CHECKING
 
 from trainables.config import DataConfig
 from trainables.data import preflight
-from trainables.data._base import Dataset, Normalization
+from trainables.data._base import Dataset
 from trainables.data._split import Pools, build_dataset
-from trainables.data.preflight import DEBIAN_FASHION_MNIST, IDX_FILES, missing_files
+from trainables.data.normalization import (
+    FASHION_MNIST_NORMALIZATION,
+    MNIST_NORMALIZATION,
+    Normalization,
+)
+from trainables.data.preflight import (
+    DEBIAN_FASHION_MNIST,
+    IDX_FILES,
+    default_cache_dir,
+    missing_files,
+    system_files_note,
+)
 
 if TYPE_CHECKING:
     from torchvision import datasets
 
-# Mean and std of the training images' pixels in [0, 1], as used across the literature.
-MNIST_NORMALIZATION = Normalization(mean=(0.1307,), std=(0.3081,))
-FASHION_MNIST_NORMALIZATION = Normalization(mean=(0.2860,), std=(0.3530,))
+__all__ = [
+    "DEBIAN_FASHION_MNIST",
+    "FASHION_MNIST_NORMALIZATION",
+    "MNIST_NORMALIZATION",
+    "default_cache_dir",
+    "load_fashion_mnist",
+    "load_mnist",
+]
 
 
 def load_mnist(config: DataConfig) -> Dataset:
-    """MNIST: 60k/10k ``(N, 1, 28, 28)`` images of 10 digits, all classes source by default."""
+    """MNIST: 60k/10k ``(N, 1, 28, 28)`` images of 10 digits, all classes source by default.
+
+    Normalised with the published statistics of the 60k training images of all 10 classes
+    (fixed, whatever the source classes).
+    """
     from torchvision import datasets  # slow import: load on use
 
     preflight.options(config)
@@ -44,8 +64,10 @@ def load_mnist(config: DataConfig) -> Dataset:
 def load_fashion_mnist(config: DataConfig) -> Dataset:
     """Fashion-MNIST: 60k/10k ``(N, 1, 28, 28)`` images of 10 clothing classes.
 
-    Option ``cache_dir``: where Debian's gzip'd files are decompressed (default
-    ``$XDG_CACHE_HOME/gcnc/datasets``, else ``~/.cache/gcnc/datasets``).
+    Normalised with the published statistics of the 60k training images of all 10 classes
+    (fixed, whatever the source classes). Option ``cache_dir``: where Debian's gzip'd files
+    are decompressed (default ``$XDG_CACHE_HOME/gcnc/datasets``, else
+    ``~/.cache/gcnc/datasets``).
     """
     from torchvision import datasets
 
@@ -55,12 +77,6 @@ def load_fashion_mnist(config: DataConfig) -> Dataset:
     return _load(
         "fashion_mnist", datasets.FashionMNIST, root, config, FASHION_MNIST_NORMALIZATION, notes
     )
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/gcnc/datasets``, or ``~/.cache/gcnc/datasets``."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "gcnc" / "datasets"
 
 
 def _load(
@@ -100,9 +116,9 @@ def _find_root(
         looked.append(raw)
     if fallback is not None:
         system_dir, cache_dir = fallback
-        cache = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        cache = preflight.fashion_mnist_cache(cache_dir)
         if _materialise(cache / cls.__name__ / "raw", source=system_dir):
-            return cache, [f"read from the system files in {system_dir} (cached in {cache})"]
+            return cache, [system_files_note(system_dir, cache)]
         looked.append(system_dir)
     if root is not None and config.download:
         return root, []

@@ -9,6 +9,7 @@ look. The loaders call the same functions, so the two never disagree.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,7 @@ IDX_FILES = (
 MNIST_FOLDERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MINI_IMAGENET_SPLITS = ("train", "val", "test")
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})  # mini-ImageNet folders: files read
 NEEDS_FILES = frozenset(
     {"mnist", "fashion_mnist", "cifar10", "cifar100", "cifar_fs", "mini_imagenet"}
 )
@@ -308,3 +310,30 @@ def mini_imagenet_layout(root: Path | None) -> str | None:
     if all((root / s).is_dir() for s in MINI_IMAGENET_SPLITS):
         return "folders"
     return None
+
+
+def fashion_mnist_cache(cache_dir: str | None) -> Path:
+    """Where Debian's Fashion-MNIST files are decompressed (option ``cache_dir``)."""
+    return Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/gcnc/datasets``, or ``~/.cache/gcnc/datasets``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "gcnc" / "datasets"
+
+
+# ---------------------------------------------------------------- notes
+
+
+def system_files_note(system_dir: Path, cache: Path) -> str:
+    """Fashion-MNIST's note when it is read from Debian's files rather than data_root."""
+    return f"read from the system files in {system_dir} (cached in {cache})"
+
+
+def holdout_note(split_seed: int, fraction: float) -> str:
+    """mini-ImageNet's note on its source test set (it has no test images of its own)."""
+    return (
+        f"source test set: a seeded hold-out (split_seed={split_seed}) of "
+        f"{fraction:.3g} of each source class's images"
+    )

@@ -17,7 +17,8 @@ def load_synthetic(config: DataConfig) -> Dataset:
 
     Class ``c``'s images are its prototype (uniform in [0, 1]) plus Gaussian noise of std
     ``noise``, all drawn from ``config.split_seed``. The first 80% of each class are the
-    training split, the rest the test split. Normalised with the training split's statistics.
+    training split, the rest the test split. Normalised with the statistics of the source
+    classes' training split (the target pool gets the same constants).
     Options (defaults): n_classes (10), n_per_class (40), channels (1), image_size (8),
     noise (0.25).
     """
