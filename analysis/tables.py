@@ -194,6 +194,7 @@ def family_line(results: Results) -> str:
     )
     if o.correction == "none":
         text += " (NOT controlled: each test at α on its own)"
+    text += _attainable(primary, o)
     secondary = v[v["role"] != PRIMARY]
     if len(secondary):
         text += f"; {int(secondary['family'].max())} secondary tests form their own family"
@@ -201,6 +202,25 @@ def family_line(results: Results) -> str:
     if na:
         text += f"; {na} rows not applicable"
     return text
+
+
+def _attainable(family: pd.DataFrame, options: Options) -> str:
+    """A warning when most tests of the family cannot, whatever the data, give a p-value
+    below the correction's first threshold α/m: a design with too few trials per value
+    for its rank test (three values × 3 seeds: 0.0012), which then decides little."""
+    tested = family[family["p"].notna()]
+    if tested.empty or options.correction == "none":
+        return ""
+    first = options.alpha / len(tested)
+    floored = tested[tested["p_floor"] > first]
+    if len(floored) * 2 <= len(tested):
+        return ""
+    return (
+        f". LOW RESOLUTION: {len(floored)} of {len(tested)} tests cannot give a p-value "
+        f"below α/{len(tested)} = {first:.2g} (their smallest possible: "
+        f"{floored['p_floor'].min():.2g}, a permutation test over few trials per value): "
+        "they can be decided only after others are; more seeds per value would lift this"
+    )
 
 
 def headline(results: Results) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from analysis import aggregate
 from analysis.correlate import correlations
@@ -145,8 +145,8 @@ VERDICT_COLUMNS = [
     "claim", "group", "x", "y", "at", "role", "n", "slice", "x_low", "x_high", "n_low",
     "n_high", "mean_low", "mean_high", "diff", "diff_low", "diff_high", "change_pct",
     "change_low", "change_high", "scale", "rho", "rho_low", "rho_high", "p_extremes",
-    "p_spearman", "direction", "p", "p_adj", "family", "verdict_raw", "verdict", "reason",
-    "source",
+    "p_spearman", "direction", "p", "p_floor", "p_adj", "family", "verdict_raw", "verdict",
+    "reason", "source",
 ]  # fmt: skip
 
 
@@ -248,6 +248,7 @@ def _row(claim: Claim, sub: pd.DataFrame, note: str, at: str, role: str, rho, op
         "rho": rho.r, "rho_low": rho.ci_low, "rho_high": rho.ci_high,
     }  # fmt: skip
     tests: dict[str, tuple[float, int] | None] = {}  # name -> (p, direction) or None
+    floors = {"extremes": 0.0}  # the smallest p-value each test can give in this design
     if "extremes" in opts.evidence and not schema.is_metric_name(claim.x):
         ext = _extremes(claim, sub, opts)
         if ext is not None:
@@ -260,8 +261,12 @@ def _row(claim: Claim, sub: pd.DataFrame, note: str, at: str, role: str, rho, op
         if rho.n >= opts.min_trials and np.isfinite(rho.r):
             p = _spearman_p(sub, claim, opts)
             row["p_spearman"] = p
+            floors["spearman"] = _spearman_floor(sub, claim, opts)
             tests["spearman"] = (p, _direction(rho.r, claim.sign)) if np.isfinite(p) else None
     row["p"], row["direction"], row["reason"] = _combine(tests, require=opts.require)
+    ran = [floors.get(k, 0.0) for k, v in tests.items() if v is not None]
+    if ran:
+        row["p_floor"] = max(ran) if opts.require == "all" else min(1.0, min(ran) * len(ran))
     return row
 
 
@@ -310,6 +315,26 @@ def _spearman_p(sub: pd.DataFrame, claim: Claim, options: Options) -> float:
 
 
 PERMUTATION_MAX_N = 2000
+
+
+def _spearman_floor(sub: pd.DataFrame, claim: Claim, options: Options) -> float:
+    """The smallest p-value the permutation test can give here: of the ``n!`` pairings,
+    at least the ``∏ g!`` that keep ``y``'s order within each group of tied ``x`` values
+    (``g`` trials each: the seeds of a swept value) reach the largest |rho| (twice that
+    when the smallest rho is as large in size); and a Monte-Carlo p-value is never below
+    ``1 / (n_perm + 1)``. Three values × 3 seeds: ``2 (3!)³ / 9! ≈ 0.0012``."""
+    data = sub[[claim.x, claim.y]].apply(pd.to_numeric, errors="coerce").dropna()
+    n = len(data)
+    if n > PERMUTATION_MAX_N or n < 3:
+        return 0.0
+    x = np.sort(data[claim.x].to_numpy(float))
+    rx = stats.rankdata(x)
+    up = float(np.corrcoef(rx, np.arange(n))[0, 1])  # y in x's order: the largest rho
+    down = float(np.corrcoef(rx, np.arange(n)[::-1])[0, 1])
+    ways = 2.0 if np.isclose(abs(up), abs(down)) else 1.0  # both extremes count if equal
+    groups = np.unique(x, return_counts=True)[1]
+    log_share = float(np.sum(special.gammaln(groups + 1.0)) - special.gammaln(n + 1.0))
+    return max(ways * float(np.exp(log_share)), 1.0 / (options.n_perm + 1.0))
 
 
 def _extremes(claim: Claim, sub: pd.DataFrame, options: Options) -> dict | None:
