@@ -34,6 +34,9 @@ class StopNow(KeyboardInterrupt):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
 
+    def __reduce__(self) -> tuple:
+        return type(self), (self.signum,)
+
 
 class StopRequests:
     """Counts SIGINT / SIGTERM while installed, and turns them into stops.

@@ -11,6 +11,9 @@ class InputError(ValueError):
         self.field, self.problem, self.fix = field, problem, fix
         super().__init__(self.line())
 
+    def __reduce__(self) -> tuple:  # pickled whole, so a trial's error crosses Ray intact
+        return type(self), (self.field, self.problem, self.fix)
+
     def line(self) -> str:
         """The one-line message, without the ``gcnc: error:`` prefix."""
         text = f"{self.field}: {self.problem}"

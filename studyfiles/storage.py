@@ -52,11 +52,15 @@ class Storage:
                 f"cannot open {location!r}: {err}",
                 "give a local path or a URI pyarrow.fs understands",
             ) from None
-        return cls(fs, path.rstrip("/") or "/", location.rstrip("/"))
+        base, sep, query = location.partition("?")
+        return cls(fs, path.rstrip("/") or "/", base.rstrip("/") + sep + query)
 
     def child(self, *parts: str) -> Storage:
-        """The storage rooted at a subfolder."""
-        loc = "/".join([self.location.rstrip("/"), *parts])
+        """The storage rooted at a subfolder (in a URI, before its query string:
+        ``s3://b/runs?endpoint_override=h:9000`` → ``s3://b/runs/NAME?endpoint_override=…``)."""
+        base, sep, query = self.location.partition("?") if "://" in self.location else (
+            self.location, "", "")  # fmt: skip
+        loc = "/".join([base.rstrip("/"), *parts]) + sep + query
         return Storage(self.fs, self.path(*parts), loc)
 
     def path(self, *parts: str) -> str:

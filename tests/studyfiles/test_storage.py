@@ -84,3 +84,15 @@ def test_files_can_list_one_folder_only_and_empty_folders_are_removed(tmp_path):
     storage.remove_empty_folder(storage.path("m/t=2"))
     storage.remove_empty_folder(storage.path("m/t=1"))  # holds a file: stays
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["part-a.parquet", "t=1"]
+
+
+def test_a_child_of_a_uri_goes_before_its_query_string():
+    uri = "s3://bucket/runs/?endpoint_override=127.0.0.1:9000&scheme=http"
+    child = Storage.open(uri).child("quickstart-smoke", "metrics")
+    assert child.root == "bucket/runs/quickstart-smoke/metrics"
+    assert child.location == (
+        "s3://bucket/runs/quickstart-smoke/metrics?endpoint_override=127.0.0.1:9000&scheme=http"
+    )
+    again = Storage.open(child.location)  # a worker opens the study from its location
+    assert again.root == child.root and again.location == child.location
+    assert Storage.open("/tmp/a?b").child("c").location.endswith("/tmp/a?b/c")  # a local name

@@ -24,6 +24,9 @@ class DataConfigError(ValueError):
         super().__init__(message)
         self.field = field
 
+    def __reduce__(self) -> tuple:  # pickled whole, so a trial's error crosses Ray intact
+        return type(self), (self.field, str(self))
+
 
 # Every dataset's options, with their defaults (``data.options``).
 OPTIONS: dict[str, dict[str, Any]] = {
