@@ -267,13 +267,13 @@ def _overall(part: pd.DataFrame) -> str:
 
 
 def _extremes_text(row) -> str:
-    if not np.isfinite(row.mean_low):
+    if not np.isfinite(row.mean_from):
         return ""
     x = schema.label(row.x)
     centre = "geo-mean " if row.scale == "log" else ""
     return (
-        f"{centre}{fmt(row.mean_low)} at {x}={fmt(row.x_low)} → {fmt(row.mean_high)} "
-        f"at {fmt(row.x_high)}"
+        f"{centre}{fmt(row.mean_from)} at {x}={fmt(row.x_from)} → {fmt(row.mean_to)} "
+        f"at {fmt(row.x_to)}"
     )
 
 

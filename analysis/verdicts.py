@@ -5,8 +5,10 @@ batch, stronger L2, stronger GC regularisation ⇒ lower GC, geometric collapse 
 target NC, higher few-shot accuracy) or with another quantity (lower source GC ⇒ lower
 target NC ⇒ higher few-shot accuracy). Two tests weigh it (analysis.inference):
 
-- ``extremes``: the seed-groups at the lowest and the highest swept value, compared on the
-  quantity's scale (a ratio of geometric means for a positive quantity) by Welch's t-test;
+- ``extremes``: the seed-groups at the two extreme swept values, in the claim's direction
+  (from the lowest lr to the highest; from the largest batch to the smallest), compared on
+  the quantity's scale (a ratio of geometric means for a positive quantity) by Welch's
+  t-test;
 - ``spearman``: the rank correlation over trials, its p-value by permutation, its interval
   by the percentile bootstrap.
 
@@ -61,6 +63,12 @@ class Claim:
     sign: int
     text: str
     source: str
+
+    @property
+    def downward(self) -> bool:
+        """Whether the claim reads along a falling ``x`` (``↓ batch_size``): its extremes are
+        then compared from the largest value to the smallest."""
+        return self.x in MECHANISMS and MECHANISMS[self.x][1] == "↓"
 
     @property
     def group(self) -> str:
@@ -142,8 +150,8 @@ def verdict_table(study: StudyResults, *, options: Options | None = None) -> pd.
 
 
 VERDICT_COLUMNS = [
-    "claim", "group", "x", "y", "at", "role", "n", "slice", "x_low", "x_high", "n_low",
-    "n_high", "mean_low", "mean_high", "diff", "diff_low", "diff_high", "change_pct",
+    "claim", "group", "x", "y", "at", "role", "n", "slice", "x_from", "x_to", "n_from",
+    "n_to", "mean_from", "mean_to", "diff", "diff_low", "diff_high", "change_pct",
     "change_low", "change_high", "scale", "rho", "rho_low", "rho_high", "p_extremes",
     "p_spearman", "direction", "p", "p_floor", "p_adj", "family", "verdict_raw", "verdict",
     "reason", "source",
@@ -253,7 +261,8 @@ def _row(claim: Claim, sub: pd.DataFrame, note: str, at: str, role: str, rho, op
         ext = _extremes(claim, sub, opts)
         if ext is not None:
             row |= ext
-            tests["extremes"] = (ext["p_extremes"], _direction(ext["diff"], claim.sign))
+            along = -claim.sign if claim.downward else claim.sign  # y's sign along the arrow
+            tests["extremes"] = (ext["p_extremes"], _direction(ext["diff"], along))
         else:
             tests["extremes"] = None
     if "spearman" in opts.evidence:
@@ -343,14 +352,16 @@ def _extremes(claim: Claim, sub: pd.DataFrame, options: Options) -> dict | None:
     if data[claim.x].nunique() < 2:
         return None
     lo, hi = data[claim.x].min(), data[claim.x].max()
+    if claim.downward:  # "↓ batch ⇒ …": from the largest value to the smallest
+        lo, hi = hi, lo
     a = data.loc[data[claim.x] == lo, claim.y].to_numpy(dtype=float)
     b = data.loc[data[claim.x] == hi, claim.y].to_numpy(dtype=float)
     if min(len(a), len(b)) < max(2, options.min_per_group):
         return None
     d = compare_groups(a, b, claim.y, confidence=options.confidence)
     return {
-        "x_low": lo, "x_high": hi, "n_low": len(a), "n_high": len(b),
-        "mean_low": d.centre_low, "mean_high": d.centre_high, "diff": d.diff,
+        "x_from": lo, "x_to": hi, "n_from": len(a), "n_to": len(b),
+        "mean_from": d.centre_low, "mean_to": d.centre_high, "diff": d.diff,
         "diff_low": d.diff_low, "diff_high": d.diff_high, "change_pct": d.change,
         "change_low": d.change_low, "change_high": d.change_high,
         "scale": "log" if d.log else "linear", "p_extremes": d.p,

@@ -31,7 +31,7 @@ def test_claimed_trends_are_reproduced(tmp_path):
     ):
         assert table.loc[claim, "verdict"] == V.REPRODUCED, claim
     row = table.loc["↑ lr ⇒ lower GC (raw)"]
-    assert row["x_low"] == 0.005 and row["x_high"] == 0.1
+    assert row["x_from"] == 0.005 and row["x_to"] == 0.1
     assert row["diff_high"] < 0 and row["rho_high"] < 0
 
 
@@ -51,7 +51,10 @@ def test_smaller_batches_are_the_claimed_direction(tmp_path):
     study = _study(tmp_path, lrs=(0.02,), batch_sizes=(32, 128, 512), transfer=False, shots=())
     table = _final(V.verdict_table(study))
     assert table.loc["↓ batch_size ⇒ lower GC (raw)", "verdict"] == V.REPRODUCED
-    assert table.loc["↓ batch_size ⇒ lower GC (raw)", "rho"] > 0
+    row = table.loc["↓ batch_size ⇒ lower GC (raw)"]
+    assert row["rho"] > 0  # GC rises with the batch size...
+    assert row["x_from"] == 512 and row["x_to"] == 32  # ...so it falls along the arrow
+    assert row["change_pct"] < 0 and row["change_high"] < 0 and row["mean_to"] < row["mean_from"]
 
 
 def test_claims_follow_what_the_study_measured(lr_study, source_only_dir):
