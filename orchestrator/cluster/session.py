@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -21,6 +22,8 @@ from orchestrator.cluster.probe import check_data, check_shared, node_resources
 from orchestrator.cluster.settings import tune_environment, tune_settings
 from orchestrator.cluster.temp import PRIVATE_PREFIX, remove_dead_private_folders, short_temp_root
 from orchestrator.spec import StudySpec
+from studyfiles import InputError
+from studyfiles.errors import first_line
 from studyfiles.storage import Storage
 
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2  # trials exchange no large objects
@@ -111,18 +114,69 @@ def ray_session(address: str | None, env: Mapping[str, str] | None = None) -> It
             shutil.rmtree(temp, ignore_errors=True)
 
 
+CONNECT_TIMEOUT_S = float(os.environ.get("GCNC_CONNECT_TIMEOUT", "30"))
+
+
 def _connect(address: str, options: dict[str, Any], *, attempts: int = 3) -> None:
     """Join the cluster at ``address``. A Ray Client server may fail a new connection while
-    it sets up its per-client server (seen under load); such a refusal is tried again."""
+    it sets up its per-client server (seen under load); such a refusal is tried again.
+
+    Raises:
+        InputError: nothing answers at ``address`` within ``GCNC_CONNECT_TIMEOUT`` seconds
+            (default 30), the cluster refuses this driver's token, or its Ray differs.
+    """
+    _reachable(address, timeout=CONNECT_TIMEOUT_S)
     for attempt in range(1, attempts + 1):
         try:
             ray.init(address=address, **options)
             return
         except ConnectionAbortedError as err:
             if not address.startswith("ray://") or attempt == attempts:
-                raise
+                raise _connect_error(address, err) from None
             ray.shutdown()  # the refused attempt's log stream would print every line twice
             first = str(err).strip().splitlines()[-1] if str(err).strip() else "refused"
             print(f"gcnc: {address} refused the connection ({first}); trying again",
                   file=sys.stderr)  # fmt: skip
             time.sleep(2.0 * attempt)
+        except Exception as err:  # Ray's own errors: one line naming the cause and the fix
+            raise _connect_error(address, err) from None
+
+
+def _reachable(address: str, *, timeout: float) -> None:
+    """Refuse, within ``timeout`` seconds, an address where nothing listens (Ray itself
+    would wait minutes printing time-out warnings). ``auto`` is left to Ray."""
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            return
+    except OSError as err:
+        why = "timed out" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise InputError(
+            "--address",
+            f"no Ray cluster answers at {address} ({why} after at most {timeout:g} s)",
+            "start one there (ray start --head --port=PORT, docs/running.md), check the "
+            "host and port, or leave --address out for a private Ray on this machine",
+        ) from None
+
+
+def _connect_error(address: str, err: Exception) -> InputError:
+    text = f"{type(err).__name__}: {err}"
+    if "auth" in text.lower() or "token" in text.lower():
+        return InputError(
+            "--address",
+            f"the cluster at {address} refused this driver's credentials",
+            "export RAY_AUTH_MODE=token and the cluster's RAY_AUTH_TOKEN here, as on every "
+            "node (docs/running.md, 'Token authentication')",
+        )
+    if "version" in text.lower():
+        return InputError(
+            "--address",
+            f"the cluster at {address} runs another Ray or Python ({first_line(err)})",
+            "install the cluster's versions of ray and python where gcnc runs",
+        )
+    return InputError(
+        "--address", f"cannot join the cluster at {address}: {first_line(err)}", "check it is up"
+    )
