@@ -20,6 +20,7 @@ from analysis.load import StudyResults, load_results
 from analysis.options import Options
 from analysis.tables import (
     Results,
+    comparisons_line,
     compute_results,
     correlation_display,
     family_line,
@@ -215,7 +216,8 @@ def _headline_section(results: Results) -> str:
     note = (
         f"Each claim's verdict at its planned comparisons, with the effect (percent change "
         f"between the extreme swept values, or Spearman's ρ for a claim between quantities) "
-        f"and its {results.options.confidence:.0%} interval. {family_line(results)}."
+        f"and its {results.options.confidence:.0%} interval. {family_line(results)}. "
+        f"{comparisons_line(results) if not results.verdicts.empty else ''}."
     )
     return _section(
         f"Headline ({results.label})", _table(headline(results), verdict_col="verdict"), note
@@ -281,7 +283,14 @@ def export_png(figures: dict[str, go.Figure], png_dir: str) -> list[str]:
         except Exception as exc:  # kaleido reports a missing Chromium in several ways
             raise PngExportError(f"PNG export failed, kaleido needs a Chromium: {exc}") from exc
         for name, path in zip(figures, paths, strict=True):
-            with open(path, "rb") as fh:
-                base.write_bytes(base.path(f"{name}.png"), fh.read())
+            try:
+                with open(path, "rb") as fh:
+                    data = fh.read()
+            except OSError:  # kaleido returned without writing it (its browser failed)
+                raise PngExportError(
+                    f"PNG export failed: kaleido wrote no image for {name} (its Chromium "
+                    "may have crashed); try again"
+                ) from None
+            base.write_bytes(base.path(f"{name}.png"), data)
             written.append(base.child(f"{name}.png").location)
     return written

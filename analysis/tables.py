@@ -223,34 +223,35 @@ def _attainable(family: pd.DataFrame, options: Options) -> str:
     )
 
 
+def comparisons_line(results: Results) -> str:
+    """What the headline's ``final`` and ``matched`` columns compare."""
+    ats = [a for a in dict.fromkeys(results.verdicts["at"]) if a != "final epoch"]
+    text = "final: each finished trial's last evaluation"
+    if ats:
+        text += f"; matched: where each trial first reached {ats[0]}"
+    return text
+
+
 def headline(results: Results) -> pd.DataFrame:
-    """Per claim group, each claim's primary verdict with its effect and interval."""
+    """Per claim group, each claim's verdict overall and at each planned comparison, with
+    its effect and interval (``final`` and ``matched`` columns)."""
     v = results.verdicts
     v = v[v["role"] == PRIMARY] if not v.empty else v
     if v.empty:
         return pd.DataFrame()
     rows = []
     for (group, claim), part in v.groupby(["group", "claim"], sort=False):
-        cells = []
+        row = {
+            "group": schema.label(group) if group != "chain" else "transfer chain",
+            "claim": claim,
+            "verdict": _overall(part),
+        }
         for r in part.itertuples():
-            if r.verdict == NOT_APPLICABLE:
-                continue
-            effect = effect_text(r)
             where = "final" if r.at == "final epoch" else "matched"
-            cells.append(f"{r.verdict} at {where}" + (f": {effect}" if effect else ""))
-        if not cells:
-            cells = [NOT_APPLICABLE]
-        decided = [r for r in part.itertuples() if r.verdict not in (INCONCLUSIVE, NOT_APPLICABLE)]
-        rows.append(
-            {
-                "group": schema.label(group) if group != "chain" else "transfer chain",
-                "claim": claim,
-                "verdict": _overall(part),
-                "evidence": "; ".join(cells),
-                "decided": len(decided),
-            }
-        )
-    return pd.DataFrame(rows).drop(columns="decided")
+            effect = effect_text(r) if r.verdict != NOT_APPLICABLE else ""
+            row[where] = r.verdict + (f": {effect}" if effect else "")
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")
 
 
 def _overall(part: pd.DataFrame) -> str:
@@ -403,6 +404,7 @@ def format_tables(
     head = headline(results)
     out += ["", f"Headline ({results.label})", "=" * 20, results.label_line()]
     out += [family_line(results)]
+    out += [comparisons_line(results)] if not results.verdicts.empty else []
     note = search.search_note(study)
     if note:
         out.append(f"NOTE: {note}")

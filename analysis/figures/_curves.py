@@ -19,6 +19,7 @@ from analysis.figures._base import band, format_value, measured, thin, value_col
 from analysis.load import StudyResults
 from analysis.options import Options
 from studyfiles import schema
+from studyfiles.schema import scale_of
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,12 @@ def _axes(fig: go.Figure, info: CurvesInfo) -> None:
         fig.update_xaxes(type="log", autorange="reversed", title_text=f"{x_title} (training →)")
     else:
         fig.update_xaxes(title_text=x_title)
-    subtitle = f"mean over trials, band: {info.band}" + "".join(f"; {n}" for n in info.notes)
+    centre = (
+        "geometric mean over trials (mean for fractions)"
+        if any(scale_of(m) == "positive" for m in info.metrics)
+        else "mean over trials"
+    )
+    subtitle = f"{centre}, band: {info.band}" + "".join(f"; {n}" for n in info.notes)
     fig.update_layout(
         title={"text": f"{info.title}<br><sup>{subtitle}</sup>"},
         height=380,
