@@ -319,8 +319,12 @@ def _spearman_p(sub: pd.DataFrame, claim: Claim, options: Options) -> float:
         if np.ptp(x) == 0 or np.ptp(y) == 0:
             return float("nan")
         return float(stats.spearmanr(x, y).pvalue)
+    floor, largest = _spearman_extreme(x)
+    if np.ptp(y) > 0 and abs(stats.spearmanr(x, y).statistic) >= largest - 1e-12:
+        return max(floor, 1.0 / (options.n_perm + 1.0))  # exact: every trial in order
     rng = np.random.default_rng([options.seed, len(x), 7])
-    return spearman_permutation_p(x, y, n_perm=options.n_perm, rng=rng)
+    p = spearman_permutation_p(x, y, n_perm=options.n_perm, rng=rng)
+    return max(p, floor)  # a Monte-Carlo estimate is never taken below the exact least
 
 
 PERMUTATION_MAX_N = 2000
@@ -336,14 +340,21 @@ def _spearman_floor(sub: pd.DataFrame, claim: Claim, options: Options) -> float:
     n = len(data)
     if n > PERMUTATION_MAX_N or n < 3:
         return 0.0
-    x = np.sort(data[claim.x].to_numpy(float))
+    return max(_spearman_extreme(data[claim.x].to_numpy(float))[0], 1.0 / (options.n_perm + 1.0))
+
+
+def _spearman_extreme(x: np.ndarray) -> tuple[float, float]:
+    """For ``x`` paired with untied ``y``: the exact probability, over random pairings, of
+    the largest |rho| any pairing reaches, and that |rho| (``y`` in ``x``'s order)."""
+    x = np.sort(np.asarray(x, dtype=float))
+    n = len(x)
     rx = stats.rankdata(x)
     up = float(np.corrcoef(rx, np.arange(n))[0, 1])  # y in x's order: the largest rho
     down = float(np.corrcoef(rx, np.arange(n)[::-1])[0, 1])
     ways = 2.0 if np.isclose(abs(up), abs(down)) else 1.0  # both extremes count if equal
     groups = np.unique(x, return_counts=True)[1]
     log_share = float(np.sum(special.gammaln(groups + 1.0)) - special.gammaln(n + 1.0))
-    return max(ways * float(np.exp(log_share)), 1.0 / (options.n_perm + 1.0))
+    return ways * float(np.exp(log_share)), max(abs(up), abs(down))
 
 
 def _extremes(claim: Claim, sub: pd.DataFrame, options: Options) -> dict | None:

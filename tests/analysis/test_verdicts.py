@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
@@ -180,3 +181,14 @@ def test_a_study_plan_is_read_from_study_json(lr_study):
 def test_bad_options_are_rejected(kwargs):
     with pytest.raises(ValueError):
         Options(**kwargs)
+
+
+def test_a_perfectly_ordered_sweep_gets_the_exact_least_p_value_whatever_the_seed(lr_study):
+    import math
+
+    x = np.repeat([0.005, 0.02, 0.1], 3)
+    frame = pd.DataFrame({"train.lr": x, "gc": 100.0 - np.arange(9.0)})  # every trial in order
+    claim = V.Claim("train.lr", "gc", -1, "↑ lr ⇒ lower GC (raw)", "")
+    exact = 2 * math.factorial(3) ** 3 / math.factorial(9)  # 2 of the 1680 orderings
+    ps = [V._spearman_p(frame, claim, Options(seed=s, n_perm=20000)) for s in range(6)]
+    assert ps == [pytest.approx(exact)] * 6
