@@ -188,6 +188,12 @@ def family_line(results: Results) -> str:
     claims = primary["claim"].nunique()
     ats = primary["at"].nunique()
     how = {"holm": "Holm", "bonferroni": "Bonferroni", "none": "no correction"}[o.correction]
+    if n_tested == 0:
+        return (
+            f"family: no test could run on the {claims} claims (too few finished trials: the "
+            f"extremes test needs {max(2, o.min_per_group)} per extreme value, the rank test "
+            f"{o.min_trials} in all)"
+        )
     text = (
         f"family: {n_tested} tests ({claims} claims × {ats} comparison"
         f"{'s' if ats != 1 else ''}), familywise error ≤ {o.alpha:g} by {how}"
