@@ -8,6 +8,7 @@ is done and what is not, and exits with 130 or 143.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import sys
 from typing import Any
@@ -71,8 +72,9 @@ def execute(
                 _final_report(sdir)
         except KeyboardInterrupt:
             stop.signum = stop.signum or signal.SIGINT
+            where = shlex.quote(sdir.location)
             print(f"{PROG}: {stop.name}: stopped; the study's trials are complete, the report "
-                  f"can be written with: {PROG} report {sdir.location}", flush=True)  # fmt: skip
+                  f"can be written with: {PROG} report {where}", flush=True)  # fmt: skip
             return stop.exit_code
     return 0 if counts.ended == counts.total else 1
 
@@ -129,7 +131,7 @@ def _final_report(sdir: StudyDir) -> None:
     except Exception as err:  # the study is complete; a report can be written later
         print(
             f"{PROG}: could not write the report ({type(err).__name__}: {err}); "
-            f"try again with: {PROG} report {sdir.location}",
+            f"try again with: {PROG} report {shlex.quote(sdir.location)}",
             file=sys.stderr,
         )
 

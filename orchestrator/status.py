@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ def read_status(sdir: StudyDir) -> StudyStatus:
             raise InputError(
                 sdir.trials_parquet,
                 f"unreadable ({first_line(err)})",
-                f"gcnc resume {sdir.location} rebuilds it from the trials' rows",
+                f"gcnc resume {shlex.quote(sdir.location)} rebuilds it from the trials' rows",
             ) from None
     abandoned = [t for t in trials if t["status"] == "error" and is_abandoned(t["error"])]
     live = [t for t in trials if t not in abandoned]
@@ -255,7 +256,7 @@ def format_status(st: StudyStatus) -> str:
     stopped = f"{get('stopped', 0)} stopped early, " if get("stopped", 0) else ""
     interrupted = f"{get('interrupted', 0)} interrupted, " if get("interrupted", 0) else ""
     lines = [
-        f"study {st.name} ({st.spec_hash}) at {st.location}",
+        f"study {st.name} ({st.spec_hash}) at {shlex.quote(st.location)}",
         f"trials: {st.total} — {get('done', 0)} done, {stopped}{get('running', 0)} running, "
         f"{interrupted}{get('error', 0)} failed, {get('pending', 0)} pending; "
         f"{st.diverged} diverged" + (f"; {st.abandoned} abandoned" if st.abandoned else ""),
@@ -313,7 +314,9 @@ def damage_lines(st: StudyStatus, *, limit: int) -> list[str]:
             f" and {len(st.lost) - limit} more" if len(st.lost) > limit else ""
         )
         lines.append(f"rows missing for {len(st.lost)} trials: {shown}")
-    lines.append(f"gcnc resume {st.location} moves the files aside and runs those trials again")
+    lines.append(
+        f"gcnc resume {shlex.quote(st.location)} moves the files aside and runs those trials again"
+    )
     return lines
 
 
@@ -352,7 +355,7 @@ def next_steps(st: StudyStatus) -> list[str]:
     one run are left, what a resume would need first."""
     lines = []
     if st.resumable:
-        lines.append(f"finish it with: gcnc resume {st.location}")
+        lines.append(f"finish it with: gcnc resume {shlex.quote(st.location)}")
     if st.repeated:
         n = len(st.repeated)
         lines.append(

@@ -25,17 +25,21 @@ class StudyDir:
 
     @classmethod
     def of(cls, storage: str, name: str) -> StudyDir:
-        """The directory of study ``name`` under ``--storage``."""
-        return cls(Storage.open(storage).child(name))
+        """The directory of study ``name`` under ``--storage``.
+
+        Raises:
+            InputError: the storage cannot be opened or reached.
+        """
+        return cls(Storage.open(storage).reach().child(name))
 
     @classmethod
     def at(cls, location: str) -> StudyDir:
         """An existing study directory (one holding ``study.json``).
 
         Raises:
-            InputError: the location cannot be opened or holds no ``study.json``.
+            InputError: the location cannot be opened or reached, or holds no ``study.json``.
         """
-        sdir = cls(Storage.open(location, field="STUDY_DIR"))
+        sdir = cls(Storage.open(location, field="STUDY_DIR").reach(field="STUDY_DIR"))
         if not sdir.exists():
             raise InputError(
                 "STUDY_DIR",

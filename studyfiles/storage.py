@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from studyfiles.errors import InputError
+from studyfiles.errors import InputError, first_line
 
 RENAMING_FILESYSTEMS = frozenset({"local", "hdfs"})  # where rename replaces atomically
 
@@ -62,6 +62,26 @@ class Storage:
             self.location, "", "")  # fmt: skip
         loc = "/".join([base.rstrip("/"), *parts]) + sep + query
         return Storage(self.fs, self.path(*parts), loc)
+
+    def reach(self, *, field: str = "--storage") -> Storage:
+        """This storage, once its root answers (a folder not made yet answers too).
+
+        Raises:
+            InputError: naming ``field``, where the store cannot be reached (a wrong
+                endpoint, credentials it refuses, no network).
+        """
+        try:
+            self.fs.get_file_info(self.root)
+        except (pa.ArrowException, OSError) as err:
+            fix = (
+                "check the store's endpoint (AWS_ENDPOINT_URL, or ?endpoint_override=HOST:PORT"
+                "&scheme=http in the URI), its credentials and the network"
+                if "://" in self.location
+                else "give a folder this user can read and write"
+            )
+            problem = f"cannot reach {self.location}: {first_line(err)}"
+            raise InputError(field, problem, fix) from None
+        return self
 
     def path(self, *parts: str) -> str:
         """An absolute path below the root."""
