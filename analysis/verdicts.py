@@ -408,7 +408,7 @@ def _decide(table: pd.DataFrame, options: Options) -> pd.DataFrame:
 def _verdicts(p: pd.Series, direction: pd.Series, alpha: float) -> list[str]:
     out = []
     for pv, d in zip(p.to_numpy(float), direction.to_numpy(float), strict=True):
-        if not np.isfinite(pv) or pv > alpha or d == 0:
+        if not np.isfinite(pv) or pv > alpha * (1 + 1e-9) or d == 0:  # p = α by rounding: in
             out.append(INCONCLUSIVE)
         else:
             out.append(REPRODUCED if d > 0 else NOT_REPRODUCED)

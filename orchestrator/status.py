@@ -256,7 +256,7 @@ def format_status(st: StudyStatus) -> str:
     stopped = f"{get('stopped', 0)} stopped early, " if get("stopped", 0) else ""
     interrupted = f"{get('interrupted', 0)} interrupted, " if get("interrupted", 0) else ""
     lines = [
-        f"study {st.name} ({st.spec_hash}) at {shlex.quote(st.location)}",
+        f"study {st.name} ({st.spec_hash}) at {st.location}",
         f"trials: {st.total} — {get('done', 0)} done, {stopped}{get('running', 0)} running, "
         f"{interrupted}{get('error', 0)} failed, {get('pending', 0)} pending; "
         f"{st.diverged} diverged" + (f"; {st.abandoned} abandoned" if st.abandoned else ""),

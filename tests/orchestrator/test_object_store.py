@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -155,7 +156,7 @@ def test_a_study_on_an_object_store_survives_a_killed_driver_and_reads_back(
     kill_driver(driver)
     status = run_cli("status", study, env=env)
     assert status.returncode == 0, status.stdout + status.stderr
-    assert f"finish it with: gcnc resume {study}" in status.stdout, status.stdout
+    assert f"finish it with: gcnc resume {shlex.quote(study)}" in status.stdout, status.stdout
 
     out = finish(gcnc(spawn, "resume", study, "--no-report", env=env))
     assert f"{name}: {SEEDS}/{SEEDS} trials done" in out, out
