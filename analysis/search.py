@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import tables  # fmt and interval; a module, as tables may import this one
 from analysis.aggregate import final_rows, t_interval
 from analysis.load import StudyResults
 from analysis.options import Options
+from analysis.text import fmt, interval
 
 ENDED = ("done", "stopped")  # trials that will not run again (orchestrator.book)
 #: Algorithms whose points do not depend on any trial's results.
@@ -236,14 +236,14 @@ def _display(top: pd.DataFrame, target: SearchTarget, options: Options) -> pd.Da
     """The table ``format_best`` prints: numbers as short strings."""
     out = pd.DataFrame({"rank": top["rank"], "trial": top["trial_id"], "status": top["status"]})
     reached = zip(top["epoch"], top["epochs"], strict=True)
-    out["epoch"] = [f"{e}/{tables.fmt(p)}" for e, p in reached]
+    out["epoch"] = [f"{e}/{fmt(p)}" for e, p in reached]
     for p in target.params:
-        out[p] = [tables.fmt(v) for v in top[p]]
-    out[target.metric] = [tables.fmt(v, 4) for v in top["value"]]
+        out[p] = [fmt(v) for v in top[p]]
+    out[target.metric] = [fmt(v, 4) for v in top["value"]]
     if (top["n_seeds"] > 1).any():
         label = f"mean [{options.confidence:.0%} CI] (n) across seeds"
         stats = zip(top["mean"], top["ci_low"], top["ci_high"], top["n_seeds"], strict=True)
-        out[label] = [f"{tables.interval(m, lo, hi)} ({n})" if n else "" for m, lo, hi, n in stats]
+        out[label] = [f"{interval(m, lo, hi)} ({n})" if n else "" for m, lo, hi, n in stats]
     return out
 
 

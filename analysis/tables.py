@@ -13,6 +13,7 @@ from analysis import aggregate, search
 from analysis.correlate import quantities, study_correlations
 from analysis.load import StudyResults
 from analysis.options import Options
+from analysis.text import fmt, interval
 from analysis.verdicts import INCONCLUSIVE, NOT_APPLICABLE, PRIMARY, verdict_table
 from studyfiles import schema
 from studyfiles.plan import Plan
@@ -102,22 +103,6 @@ def final_summary(study: StudyResults, finals: pd.DataFrame, *, options: Options
         stats = aggregate.summarize(keyed, ["param", "value"], qs, confidence=options.confidence)
         parts.append(stats.assign(slice=note))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def fmt(value: object, digits: int = 3) -> str:
-    """A number for a table: 3 significant digits, blank when missing."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return ""
-    if isinstance(value, float | np.floating):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def interval(mid: float, low: float, high: float) -> str:
-    """``mid [low, high]``, or just ``mid`` without an interval."""
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return fmt(mid)
-    return f"{fmt(mid)} [{fmt(low)}, {fmt(high)}]"
 
 
 def summary_display(results: Results) -> pd.DataFrame:
