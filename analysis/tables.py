@@ -121,6 +121,7 @@ def summary_display(results: Results) -> pd.DataFrame:
     order = [q for q in quantities(results.study) if q in wide.columns]
     wide = wide[order].rename(columns=schema.label).reset_index()
     wide["param"] = wide["param"].map(schema.label)
+    wide["value"] = wide["value"].map(fmt)  # 16, not 16.000 beside 0.005
     return wide
 
 
