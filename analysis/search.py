@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import textwrap
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,8 @@ from analysis.aggregate import final_rows, t_interval
 from analysis.load import StudyResults
 from analysis.options import Options
 from analysis.text import fmt, interval
+from studyfiles.target import SearchTarget
+from studyfiles.target import search_target as target_of
 
 ENDED = ("done", "stopped")  # trials that will not run again (orchestrator.book)
 #: Algorithms whose points do not depend on any trial's results.
@@ -33,35 +34,10 @@ _WIDTH = 96  # characters of a note's line
 _TAIL = ("value", "epoch", "epochs", "ran_to_end", "n_seeds", "mean", "ci_low", "ci_high")
 
 
-@dataclass(frozen=True)
-class SearchTarget:
-    """What a search optimised: ``metric`` toward ``mode`` over the keys of its space."""
-
-    metric: str
-    mode: str  # "min" or "max"
-    params: tuple[str, ...]  # the search space's dotted keys
-    algorithm: str
-    scheduler: str | None  # the early-stopping scheduler's type ("asha"), or None
-
-
 def search_target(study: StudyResults) -> SearchTarget | None:
     """The search's metric and mode (the scheduler's where the search names none); None
     for a study without a search, or a search without a metric and mode."""
-    spec = study.meta.get("spec") or {}
-    search, scheduler = spec.get("search"), spec.get("scheduler") or {}
-    if not isinstance(search, Mapping):
-        return None
-    metric = search.get("metric") or scheduler.get("metric")
-    mode = search.get("mode") or scheduler.get("mode")
-    if not metric or mode not in ("min", "max"):
-        return None
-    return SearchTarget(
-        metric=str(metric),
-        mode=str(mode),
-        params=tuple(search.get("space") or ()),
-        algorithm=str(search.get("algorithm") or "tpe"),
-        scheduler=str(scheduler.get("type") or "asha") if scheduler else None,
-    )
+    return target_of(study.meta.get("spec") or {})
 
 
 def best_trials(

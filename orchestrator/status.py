@@ -24,6 +24,7 @@ from orchestrator.spec import StudySpec
 from studyfiles import InputError, StudyDir
 from studyfiles.errors import first_line
 from studyfiles.tables import concat, latest_rows, read_parquet
+from studyfiles.target import search_target
 
 _ROW_KEYS = ("trial_id", "epoch", "written_at", "diverged")  # what a trial's latest row needs
 
@@ -140,20 +141,6 @@ def read_status(sdir: StudyDir) -> StudyStatus:
     )
 
 
-def search_target(spec: Any) -> tuple[str, str, list[str]] | None:
-    """The metric, mode and searched keys of a search study's spec (the scheduler's metric
-    and mode where the search names none); None for a sweep or a search without a metric."""
-    search = spec.get("search") if isinstance(spec, Mapping) else None
-    if not isinstance(search, Mapping):
-        return None
-    scheduler = spec.get("scheduler") or {}
-    metric = search.get("metric") or scheduler.get("metric")
-    mode = search.get("mode") or scheduler.get("mode")
-    if not metric or mode not in ("min", "max"):
-        return None
-    return str(metric), str(mode), [str(k) for k in search.get("space") or {}]
-
-
 def read_best(
     sdir: StudyDir, spec: Any, *, statuses: Mapping[str, str], skip: Iterable[str] = ()
 ) -> BestSoFar | None:
@@ -165,7 +152,7 @@ def read_best(
     target = search_target(spec)
     if target is None:
         return None
-    metric, mode, params = target
+    metric, mode, params = target.metric, target.mode, target.params
     rows = latest_per_trial(sdir, [metric, *params])
     wanted = ["trial_id", "epoch", "diverged", metric, *params]
     held = [c for c in wanted if rows is not None and c in rows.column_names]
