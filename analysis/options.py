@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 from studyfiles.plan import CLAIM_GROUPS, COMPARISONS, CORRECTIONS, Plan
 
@@ -103,41 +103,22 @@ class Options:
         return round(1.0 - self.confidence, 12)
 
     @classmethod
-    def from_plan(cls, plan: Plan, **drawing: object) -> Options:
-        """Options carrying ``plan``'s statistical settings (and any others given)."""
-        return cls(
-            confidence=round(1.0 - plan.alpha, 12),
-            correction=plan.correction,
-            comparison=plan.comparison,
-            claims=plan.claims,
-            evidence=plan.evidence,
-            require=plan.require,
-            progress_by=plan.progress_by,
-            progress_quantile=plan.progress_quantile,
-            **drawing,  # type: ignore[arg-type]
-        )
+    def from_plan(cls, plan: Plan) -> Options:
+        """Options carrying ``plan``'s statistical settings, the others at their defaults."""
+        return cls().with_plan(plan)
 
     def plan(self) -> Plan:
         """The analysis plan these options amount to."""
-        return Plan(
-            claims=self.claims,
-            comparison=self.comparison,
-            progress_by=self.progress_by,
-            progress_quantile=self.progress_quantile,
-            alpha=self.alpha,
-            correction=self.correction,
-            evidence=self.evidence,
-            require=self.require,
-        )
+        return Plan(alpha=self.alpha, **{name: getattr(self, name) for name in _SHARED})
 
     def with_plan(self, plan: Plan) -> Options:
         """These options' drawing settings with ``plan``'s statistical ones."""
-        planned = Options.from_plan(plan)
-        stats = {f.name: getattr(planned, f.name) for f in fields(self) if f.name in _PLANNED}
-        return replace(self, **stats)
+        shared = {name: getattr(plan, name) for name in _SHARED}
+        return replace(self, confidence=round(1.0 - plan.alpha, 12), **shared)
 
 
-_PLANNED = frozenset(
-    ("confidence", "correction", "comparison", "claims", "evidence", "require", "progress_by",
-     "progress_quantile")
+#: The plan's fields that are options of the same name (its ``alpha`` is ``1 - confidence``).
+_SHARED = (
+    "claims", "comparison", "progress_by", "progress_quantile", "correction", "evidence",
+    "require",
 )  # fmt: skip

@@ -192,3 +192,13 @@ def test_a_perfectly_ordered_sweep_gets_the_exact_least_p_value_whatever_the_see
     exact = 2 * math.factorial(3) ** 3 / math.factorial(9)  # 2 of the 1680 orderings
     ps = [V._spearman_p(frame, claim, Options(seed=s, n_perm=20000)) for s in range(6)]
     assert ps == [pytest.approx(exact)] * 6
+
+
+def test_options_carry_every_field_of_a_plan_and_give_it_back():
+    from analysis.options import _SHARED
+
+    assert {f.name for f in dataclasses.fields(Plan)} == {*_SHARED, "alpha"}
+    plan = Plan(claims=("chain",), comparison="final", alpha=0.01, correction="bonferroni",
+                progress_by="train_acc", progress_quantile=0.8, require="any")  # fmt: skip
+    assert Options.from_plan(plan).plan() == plan
+    assert Options(n_boot=300).with_plan(plan).n_boot == 300
