@@ -8,7 +8,8 @@ held-out data, so it can fail. The empirical Poincaré ratio ``κ̂ = max_c Var_
 Bands are 95 % (``options.confidence``) t-intervals across trials, each on its quantity's
 scale (``schema.scale_of``): for a positive quantity (the bound, κ̂) the geometric mean
 and the exponentiated interval of the mean log; for a fraction (the error) the mean and
-the interval clipped to [0, 1]. They are computed here, not by ``aggregate.summarize``.
+the interval clipped to [0, 1] (``aggregate.summarize``); a bound or κ̂ of 0 or infinity,
+which has no log, is left out of its band.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -53,37 +53,17 @@ def _get_bound_info(
     metrics = [BOUND, ERROR, *([KAPPA] if study.measured(KAPPA) else [])]
     frame = study.metrics.dropna(subset=[BOUND, ERROR])
     group = frame[param] if param else np.zeros(len(frame))
-    data = frame.assign(group=np.asarray(group))
-    stats = pd.concat(
-        [_on_scale(data, ["group", "epoch"], m, confidence=options.confidence) for m in metrics]
-    )
+    data = frame[["epoch"]].assign(group=np.asarray(group))
+    for m in metrics:  # a positive quantity's 0 or inf (κ̂ of a class with GC 0) has no log
+        v = frame[m].to_numpy(dtype=float, na_value=np.nan)
+        keep = np.isfinite(v) & ((v > 0) if schema.scale_of(m) == "positive" else True)
+        data[m] = np.where(keep, v, np.nan)
+    stats = aggregate.summarize(data, ["group", "epoch"], metrics, confidence=options.confidence)
     per_group = {g: part for g, part in stats.groupby("group", sort=True)}
     bound, error = frame[BOUND].to_numpy(float), frame[ERROR].to_numpy(float)
     holds = float(np.mean(bound >= error)) if len(frame) else float("nan")
     non_vacuous = float(np.mean(bound < 1.0)) if len(frame) else float("nan")
     return BoundInfo(param, per_group, metrics, holds, non_vacuous, len(frame))
-
-
-def _on_scale(
-    frame: pd.DataFrame, by: list[str], metric: str, *, confidence: float
-) -> pd.DataFrame:
-    """``n``, centre (``mean``) and t-interval of ``metric`` per group of ``by``, on its
-    scale: positive quantities through their logs (values ≤ 0 or infinite, which have no
-    finite log, are left out), fractions clipped to [0, 1]."""
-    scale = schema.scale_of(metric)
-    values = frame[metric].to_numpy(dtype=float, na_value=np.nan)
-    if scale == "positive":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            values = np.log(values)
-    values = np.where(np.isfinite(values), values, np.nan)
-    grouped = frame[by].assign(value=values).groupby(by, sort=True, observed=True)["value"]
-    out = grouped.agg(n="count", mean="mean", std="std").reset_index()
-    low, high = aggregate.t_interval(out["mean"], out["std"], out["n"], confidence=confidence)
-    if scale == "positive":
-        out["mean"], low, high = np.exp(out["mean"]), np.exp(low), np.exp(high)
-    elif scale == "unit":
-        low, high = np.clip(low, 0.0, 1.0), np.clip(high, 0.0, 1.0)
-    return out.assign(metric=metric, ci_low=np.asarray(low), ci_high=np.asarray(high))
 
 
 def plot_bound(info: BoundInfo, *, max_points: int = 2000) -> go.Figure:
