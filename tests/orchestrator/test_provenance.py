@@ -4,12 +4,12 @@ seed, its notes and normalisation, and the code's commit, dirty flag and diff.""
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import fabricate  # tests/fixtures: dataset files in the real formats
 import pytest
 from gcnc_testkit import write_study
 
@@ -22,17 +22,6 @@ from trainables.config import DataConfig
 from trainables.data import fingerprint
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _fabricate():
-    path = ROOT / "tests" / "trainables" / "fabricate.py"
-    spec = importlib.util.spec_from_file_location("gcnc_fabricate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fabricate = _fabricate()
 
 
 def sha256(path: Path) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
+import fabricate  # tests/fixtures: dataset files in the real formats
 import pandas as pd
 import pytest
 
@@ -19,14 +19,6 @@ from trainables.data.mnist import DEBIAN_FASHION_MNIST
 ROOT = Path(__file__).resolve().parents[2]
 STUDIES = sorted(ROOT.glob("studies/**/*.toml"))
 PAPER = {f"e{i:02d}" for i in range(1, 11)}
-
-
-def _fabricate():
-    path = ROOT / "tests" / "trainables" / "fabricate.py"
-    spec = importlib.util.spec_from_file_location("gcnc_fabricate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_there_is_a_quickstart_and_one_file_per_experiment_of_the_paper():
@@ -72,7 +64,7 @@ def test_smoke_run_end_to_end_with_the_report(path, ray_cluster, tmp_path):
     extra = []
     if path.stem.startswith("e04") and not DEBIAN_FASHION_MNIST.is_dir():
         # no real Fashion-MNIST on this machine: fabricated files in the real IDX format
-        _fabricate().mnist(tmp_path / "data" / "FashionMNIST" / "raw", per_class=12, gz=True)
+        fabricate.mnist(tmp_path / "data" / "FashionMNIST" / "raw", per_class=12, gz=True)
         extra = ["--set", f"data.data_root={tmp_path / 'data'}"]
     storage = tmp_path / "runs"
     assert cli.main(["run", str(path), "--smoke", "--storage", str(storage), *extra]) == 0
