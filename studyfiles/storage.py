@@ -23,6 +23,15 @@ from studyfiles.errors import InputError, first_line
 RENAMING_FILESYSTEMS = frozenset({"local", "hdfs"})  # where rename replaces atomically
 
 
+def _single_put(location: str) -> str:
+    """An ``s3://`` URI that opens its objects lazily (``allow_delayed_open``), unless it says
+    otherwise: a small file is then sent in one PUT when it is closed, instead of a multipart
+    upload of three requests, and no half-made upload is left behind by a killed process."""
+    if not location.startswith("s3://") or "allow_delayed_open=" in location:
+        return location
+    return location + ("&" if "?" in location else "?") + "allow_delayed_open=true"
+
+
 @dataclass(frozen=True)
 class Storage:
     """A filesystem and a root folder in it.
@@ -45,7 +54,7 @@ class Storage:
             path = os.path.abspath(os.path.expanduser(location))
             return cls(pafs.LocalFileSystem(), path, path)
         try:
-            fs, path = pafs.FileSystem.from_uri(location)
+            fs, path = pafs.FileSystem.from_uri(_single_put(location))
         except (pa.ArrowException, ValueError, OSError) as err:
             raise InputError(
                 field,

@@ -13,6 +13,7 @@ Every ``gcnc`` runs in a session of its own (``spawn``), reaped at the end of it
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shlex
 import socket
@@ -28,6 +29,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 from gcnc_testkit import finish, gcnc, kill_driver, sleep_study, wait_for, write_study
+
+from studyfiles.storage import Storage
 
 moto_server = pytest.importorskip(
     "moto.server", reason="moto[server] is not installed (pip install -e '.[dev]')"
@@ -213,3 +216,21 @@ def test_a_store_that_does_not_answer_is_one_line_naming_the_study_dir(store):
     assert status.returncode == 2, status.stdout + status.stderr
     assert status.stdout == "" and len(status.stderr.splitlines()) == 1, status.stderr
     assert status.stderr.startswith(f"gcnc: error: STUDY_DIR: cannot reach {where}: ")
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_small_file_goes_to_the_store_in_one_put_and_reads_back_whole(
+    store, form, monkeypatch, caplog
+):
+    for key, value in store.env(form).items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    caplog.set_level(logging.INFO, logger="werkzeug")  # moto's server logs each request
+    storage = Storage.open(store.uri(form, "one-put"))
+    data = json.dumps({"form": form, "fill": "x" * 5000}).encode()
+    storage.write_bytes(storage.path("study.json"), data)
+    assert storage.read_bytes(storage.path("study.json")) == data
+    requests = [r.getMessage() for r in caplog.records if r.name == "werkzeug"]
+    puts = [m for m in requests if f'"PUT /{BUCKET}/{form}/one-put/study.json ' in m]
+    assert len(puts) == 1, requests
+    assert not [m for m in requests if "uploads" in m or "uploadId" in m], requests
