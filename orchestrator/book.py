@@ -33,6 +33,8 @@ class TrialRecord:
     epochs_done: int | None = None
     failed_runs: int = 0  # runs of the study in which the trial ended in error
     updated_at: Any = field(default_factory=now)
+    cells: tuple[Any, ...] | None = field(default=None, repr=False, compare=False)
+    """Its row of ``trials.parquet`` as last written; None once it changed."""
 
 
 ABANDONED = "abandoned"  # the error text of a trial the runner no longer knows
@@ -73,7 +75,9 @@ class TrialBook:
         ctx: the study's row context (for the hyperparameter columns).
         total: how many trials the study runs in all.
         min_interval_s: the least time between two writes of the file (``flush(force=True)``
-            writes regardless).
+            writes regardless); a write that takes longer than 1/50 of it stretches the
+            next interval to 50 times the write's time, so that rewriting the file of a
+            big study takes no more than 2 % of the driver's time.
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class TrialBook:
     ) -> None:
         self.sdir, self.ctx, self.total = sdir, ctx, total
         self.min_interval_s = min_interval_s
+        self._interval_s = min_interval_s
         self.trials: dict[str, TrialRecord] = {}
         self._dirty = False
         self._last_write = float("-inf")
@@ -121,7 +126,7 @@ class TrialBook:
         rec = self.trials[trial_id]
         for key, value in changes.items():
             setattr(rec, key, value)
-        rec.updated_at = now()
+        rec.updated_at, rec.cells = now(), None
         self._dirty = True
         return rec
 
@@ -196,35 +201,44 @@ class TrialBook:
 
     def flush(self, *, force: bool = False) -> bool:
         """Rewrite ``trials.parquet`` if anything changed; returns whether it wrote."""
-        due = time.monotonic() - self._last_write >= self.min_interval_s
+        due = time.monotonic() - self._last_write >= self._interval_s
         if not self._dirty or not (force or due):
             return False
+        started = time.monotonic()
         self.sdir.storage.write_bytes(self.sdir.trials_parquet, to_bytes(self.table()))
         self._dirty, self._last_write = False, time.monotonic()
+        self._interval_s = max(self.min_interval_s, 50 * (self._last_write - started))
         return True
 
     def table(self) -> pa.Table:
-        """Every trial as one row of ``trials.parquet``."""
+        """Every trial as one row of ``trials.parquet`` (a trial's row is built again only
+        when it changed)."""
         kinds = {**schema.TRIALS_HEAD, **self.ctx.param_types, **schema.TRIALS_TAIL}
         recs = sorted(self.trials.values(), key=lambda r: r.trial_id)
-        cols = {name: [] for name in kinds}
         for rec in recs:
-            row = {
-                "study": self.ctx.study,
-                "trial_id": rec.trial_id,
-                "status": rec.status,
-                "diverged": rec.diverged,
-                "attempts": rec.attempts,
-                "error": rec.error,
-                "config": json.dumps(rec.config, sort_keys=True),
-                "epochs_done": rec.epochs_done,
-                "failed_runs": rec.failed_runs,
-                "updated_at": rec.updated_at,
-                **rec.params,
-            }
-            for name, kind in kinds.items():
-                cols[name].append(cell(row.get(name), kind))
-        return pa.table({n: pa.array(v, type=ARROW_TYPES[kinds[n]]) for n, v in cols.items()})
+            if rec.cells is None:
+                rec.cells = self._cells(rec, kinds)
+        columns = zip(*(rec.cells for rec in recs), strict=True) if recs else [()] * len(kinds)
+        return pa.table({
+            name: pa.array(list(values), type=ARROW_TYPES[kind])
+            for (name, kind), values in zip(kinds.items(), columns, strict=True)
+        })  # fmt: skip
+
+    def _cells(self, rec: TrialRecord, kinds: Mapping[str, str]) -> tuple[Any, ...]:
+        row = {
+            "study": self.ctx.study,
+            "trial_id": rec.trial_id,
+            "status": rec.status,
+            "diverged": rec.diverged,
+            "attempts": rec.attempts,
+            "error": rec.error,
+            "config": json.dumps(rec.config, sort_keys=True),
+            "epochs_done": rec.epochs_done,
+            "failed_runs": rec.failed_runs,
+            "updated_at": rec.updated_at,
+            **rec.params,
+        }
+        return tuple(cell(row.get(name), kind) for name, kind in kinds.items())
 
 
 def is_abandoned(error: str | None) -> bool:

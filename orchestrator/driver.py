@@ -261,9 +261,10 @@ class StudyRun:
         return done, left
 
     def tick(self, *, force: bool = False) -> None:
-        """Write ``trials.parquet`` if due and redraw the live view."""
+        """Write ``trials.parquet`` if due and redraw the live view if due (each is a pass
+        over every trial: not once per runner step)."""
         self.book.flush(force=force)
-        if self.view is not None:
+        if self.view is not None and (force or self.view.due()):
             done, left = self.work()
             self.view.update(self.book.counts(), work_done=done, work_left=left, force=force)
 

@@ -66,6 +66,10 @@ class ProgressView:
         self._last_line = ""
         self._tty = bool(getattr(self.out, "isatty", lambda: False)())
 
+    def due(self) -> bool:
+        """Whether an :meth:`update` now could draw (its counts are worth working out)."""
+        return time.monotonic() - self._last_time >= self.interval_s or self._base_work is None
+
     def update(
         self, counts: Counts, *, work_done: float, work_left: float, force: bool = False
     ) -> None:

@@ -48,14 +48,18 @@ def quiet_tune() -> None:
 
 
 def _snapshot_period(study: StudySpec) -> float:
-    """Seconds between snapshots of the Tune experiment (its state is rewritten whole).
+    """Seconds between snapshots of the Tune experiment (its state, every trial of it, is
+    rewritten whole each time, so the period grows with the study: the driver's cost of a
+    snapshot per trial stays flat).
 
     A grid's trials are fixed, so a killed driver only loses progress, which checkpoints
-    bound: every few seconds will do. A searcher's trial proposed after the last snapshot
-    is forgotten (then abandoned): snapshot nearly every step while the study is small.
+    bound: a trial that ended after the last snapshot starts again on resume, finds its
+    rows complete and ends at once. A searcher's trial proposed after the last snapshot is
+    forgotten (then abandoned): snapshot nearly every step while the study is small, and
+    at most every two minutes.
     """
     algorithm = algorithm_of(study)
     n = algorithm.count(study)
     if algorithm.proposes:
-        return max(0.1, min(30.0, n / 100))
-    return max(2.0, min(30.0, n / 200))
+        return max(0.1, min(120.0, n / 100))
+    return max(2.0, n / 200)

@@ -25,6 +25,8 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.book import Counts
@@ -37,9 +39,6 @@ from orchestrator.search import algorithm_of
 from orchestrator.spec import StudySpec
 from orchestrator.trial import RERUN, SETUP_FAILED, TrialJob, run_trial
 from studyfiles import StudyDir
-from studyfiles.schema import KEY_COLUMNS
-
-_ROW_KEYS = frozenset(KEY_COLUMNS) - {"epoch", "step"}  # a stored row's bookkeeping
 
 
 def run_study(
@@ -88,11 +87,51 @@ def _end_tune_experiment() -> bool:
 
 
 class TuneReporter:
-    """The trial side of Tune: each row's metrics as a Tune result, for its scheduler and
-    searcher. Checkpoints never go to Tune (see :mod:`orchestrator.checkpoints`)."""
+    """The trial side of Tune: of each row, what Tune acts on (the epoch, a divergence, the
+    metric of the searcher and the scheduler) as a Tune result. The row itself is already
+    in the study's Parquet; every key more would be kept, summarised and snapshotted by Tune
+    for each trial of the study. Checkpoints never go to Tune (see
+    :mod:`orchestrator.checkpoints`).
+
+    Where nothing in Tune acts on a trial's rows (a grid without a scheduler), a row goes to
+    Tune only every ``every_s`` seconds (and at once when it diverged or the trial could not
+    start): the driver then learns of a running trial's progress a little later, and a
+    trial of short epochs costs it a few results instead of one per epoch. The rows and the
+    trial's end are read from the study directory either way.
+
+    Args:
+        keys: the keys Tune is given (:func:`tune_keys`).
+        every_s: the least seconds between two results of the trial (0: every row).
+    """
+
+    def __init__(self, keys: frozenset[str], every_s: float = 0.0) -> None:
+        self.keys, self.every_s = keys, every_s
+        self._last = float("-inf")
 
     def report_result(self, metrics: Mapping[str, Any]) -> None:
-        tune.report({k: v for k, v in metrics.items() if k not in _ROW_KEYS and _reportable(v)})
+        now = time.monotonic()
+        urgent = SETUP_FAILED in metrics or bool(metrics.get("diverged"))
+        if not urgent and now - self._last < self.every_s:
+            return
+        self._last = now
+        tune.report({k: v for k, v in metrics.items() if k in self.keys and _reportable(v)})
+
+
+REPORT_EVERY_S = 5.0  # a grid trial's results to Tune, at most this often (nothing acts on them)
+
+
+def report_every_s(study: StudySpec) -> float:
+    """How often a trial's rows go to Tune: each one where a searcher or a scheduler acts on
+    them, else every :data:`REPORT_EVERY_S` seconds."""
+    return 0.0 if study.search is not None or study.scheduler is not None else REPORT_EVERY_S
+
+
+def tune_keys(study: StudySpec) -> frozenset[str]:
+    """What Tune needs of a trial's rows: the epoch (the scheduler's time), whether it
+    diverged, why it could not start, and the searcher's and the scheduler's metrics."""
+    search, sched = study.search, study.scheduler
+    metrics = {search.metric if search else None, sched.metric if sched else None}
+    return frozenset({"epoch", "diverged", SETUP_FAILED} | (metrics - {None}))
 
 
 def _reportable(value: Any) -> bool:
@@ -101,12 +140,14 @@ def _reportable(value: Any) -> bool:
     return isinstance(value, bool | int | str)
 
 
-def _tune_trial(config: dict[str, Any], job: TrialJob) -> None:
+def _tune_trial(
+    config: dict[str, Any], job: TrialJob, keys: frozenset[str], every_s: float
+) -> None:
     """What each Tune trial runs (its results went to Tune as it reported them)."""
     # Ray's train session logs at INFO in the trial; through Ray Client, the user would see it.
     logging.getLogger("ray.train").setLevel(logging.WARNING)
     trial_id = job.trial_id(config, tune.get_context().get_trial_id())
-    run_trial(job, job.point(config), trial_id, TuneReporter())
+    run_trial(job, job.point(config), trial_id, TuneReporter(keys, every_s))
 
 
 class _OptunaSearch(OptunaSearch):
@@ -160,7 +201,7 @@ def _rerun_tuner(
     return tune.Tuner(
         _trainable(study, job),
         param_space={RERUN: tune.grid_search(configs)},
-        tune_config=_tune_config(study, search_alg=None, scheduler=None, num_samples=1),
+        tune_config=_tune_config(study, search_alg=None, scheduler=_FIFO(), num_samples=1),
         run_config=_run_config(study, job, sdir, name=name),
     )
 
@@ -168,7 +209,9 @@ def _rerun_tuner(
 def _trainable(study: StudySpec, job: TrialJob) -> Any:
     res = study.resources
     return tune.with_resources(
-        tune.with_parameters(_tune_trial, job=job),
+        tune.with_parameters(
+            _tune_trial, job=job, keys=tune_keys(study), every_s=report_every_s(study)
+        ),
         {"cpu": res.cpus_per_trial, "gpu": res.gpus_per_trial},
     )
 
@@ -233,17 +276,45 @@ def _search(study: StudySpec, job: TrialJob) -> tuple[Any, int]:
     return searcher, algorithm.count(study)
 
 
+class _LiveFirst:
+    """A Tune scheduler's choice of the next trial to run among the live trials (pending,
+    running, paused) alone: Tune's own looks through every trial of the experiment, ended
+    ones first, at each step of its loop, which costs a big study's driver more per trial
+    the more trials have ended. The order is Tune's: the earliest pending trial, else the
+    earliest paused one."""
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Any:
+        live = tune_controller.get_live_trials()
+        for status in (Trial.PENDING, Trial.PAUSED):
+            waiting = [t for t in live if t.status == status]
+            if waiting:
+                return min(waiting, key=_creation_order)
+        return None
+
+
+def _creation_order(trial: Trial) -> tuple[int, str]:
+    """Trials in the order the experiment made them (``<experiment>_<counter>``)."""
+    prefix, _, counter = trial.trial_id.rpartition("_")
+    return (int(counter), prefix) if counter.isdigit() else (0, trial.trial_id)
+
+
+class _FIFO(_LiveFirst, FIFOScheduler):
+    """Tune's first-in first-out scheduler, choosing among live trials only."""
+
+
+class _ASHA(_LiveFirst, ASHAScheduler):
+    """Tune's ASHA, choosing among live trials only."""
+
+
 def _scheduler(study: StudySpec, job: TrialJob) -> Any:
     sched = study.scheduler
     if sched is None:
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
+        return _FIFO()
     search = study.search
     max_t = sched.max_t or max(
         [int(job.config(p)["train"]["epochs"]) for p in job.points or ()] or [study.train.epochs]
     )
-    return ASHAScheduler(
+    return _ASHA(
         time_attr="epoch",
         metric=sched.metric or (search.metric if search else None),
         mode=sched.mode or (search.mode if search else None),

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -36,3 +39,12 @@ def spawn(ray_tmpdir, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
     yield start
     for sid in sessions:
         reap_session(sid)
+
+
+@pytest.fixture
+def cluster_tmpdir() -> Iterator[Path]:
+    """A RAY_TMPDIR of one cluster (set up before, removed after ``spawn`` reaps it)."""
+    folder = Path(tempfile.mkdtemp(prefix="gcnc-c", dir="/tmp"))
+    (folder / "ray").mkdir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

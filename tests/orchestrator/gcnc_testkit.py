@@ -6,7 +6,9 @@ import contextlib
 import glob
 import json
 import os
+import secrets
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -223,3 +225,55 @@ def _holds(predicate) -> bool:
         return bool(predicate())
     except FileNotFoundError:
         return False
+
+
+# --- a test's own multi-process Ray cluster (``ray start`` nodes on loopback) ----------
+
+# What every node of a test's own cluster runs with: in the foreground (``spawn`` reaps its
+# session), a small object store, on loopback.
+NODE_FLAGS = ("--object-store-memory", str(80 * 1024**2), "--block", "--disable-usage-stats",
+              "--node-ip-address", "127.0.0.1")  # fmt: skip
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cluster_env(cluster_tmpdir: Path) -> dict[str, str]:
+    """The environment of a test's own cluster and its driver: a shared token (Ray's token
+    auth) and a private RAY_TMPDIR."""
+    return os.environ | {
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_TMPDIR": str(cluster_tmpdir),
+    }
+
+
+def start_head(spawn, env: dict[str, str], *resources: str) -> str:
+    """Start a head node with ``resources`` (``ray start`` flags); return its address once
+    it accepts connections."""
+    port = free_port()
+    spawn("ray", "start", "--head", "--port", str(port), "--include-dashboard", "false",
+          *NODE_FLAGS, *resources, *agent_ports(), env=env, log=True)  # fmt: skip
+    address = f"127.0.0.1:{port}"
+    wait_for(lambda: connects(address), timeout_s=120, what="the head node")
+    return address
+
+
+def agent_ports() -> list[str]:
+    """Free ports for a node's agents: their defaults are fixed, and the session's own
+    cluster already holds them."""
+    names = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
+             "--runtime-env-agent-port", "--metrics-export-port")  # fmt: skip
+    return [arg for name in names for arg in (name, str(free_port()))]
+
+
+def connects(address: str) -> bool:
+    """Whether something accepts connections at ``host:port``."""
+    host, port = address.split(":")
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, int(port))) == 0

@@ -6,20 +6,19 @@ Every process a test starts runs in its own session and is reaped by that sessio
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
 import signal
-import socket
-import tempfile
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from gcnc_testkit import (
+    NODE_FLAGS,
+    agent_ports,
     assert_unchanged,
+    cluster_env,
     compacted,
+    connects,
     finish,
+    free_port,
     gcnc,
     kill_driver,
     merged,
@@ -27,6 +26,7 @@ from gcnc_testkit import (
     read_rows,
     read_trials,
     sleep_study,
+    start_head,
     starts,
     trial_files,
     wait_for,
@@ -180,21 +180,6 @@ def test_a_lost_node_s_trials_finish_elsewhere(ray_cluster, tmp_path):
     assert len(rows) == len(raw_rows(tmp_path / "runs" / "sleepy")) == 4 * 7
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def cluster_tmpdir() -> Iterator[Path]:
-    """A RAY_TMPDIR of one cluster (set up before, removed after ``spawn`` reaps it)."""
-    folder = Path(tempfile.mkdtemp(prefix="gcnc-c", dir="/tmp"))
-    (folder / "ray").mkdir()
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.mark.parametrize("client", [False, True], ids=["gcs-address", "ray-client"])
 def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
     client, cluster_tmpdir, spawn, tmp_path
@@ -205,15 +190,15 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
     # the head's Ray Client server, as from a laptop outside the cluster.
     if client:
         pytest.importorskip("grpc", reason="ray:// needs Ray Client (pip install 'gcnc[client]')")
-    env = _cluster_env(cluster_tmpdir)
-    client_port = _free_port()
-    address = _start_head(
+    env = cluster_env(cluster_tmpdir)
+    client_port = free_port()
+    address = start_head(
         spawn, env, "--num-cpus", "1", "--ray-client-server-port", str(client_port)
     )
-    spawn("ray", "start", "--address", address, *_NODE, "--num-cpus", "1", *_agent_ports(),
+    spawn("ray", "start", "--address", address, *NODE_FLAGS, "--num-cpus", "1", *agent_ports(),
           env=env, log=True)  # fmt: skip
     if client:
-        wait_for(lambda: _connects(f"127.0.0.1:{client_port}"), timeout_s=120, what="Ray Client")
+        wait_for(lambda: connects(f"127.0.0.1:{client_port}"), timeout_s=120, what="Ray Client")
         address = f"ray://127.0.0.1:{client_port}"
     # Each node has one CPU; the barrier holds each trial until both have started.
     path = sleep_study(
@@ -251,8 +236,8 @@ def test_a_smoke_study_runs_on_a_multi_process_cluster_through_address(
 def test_two_trials_share_one_gpu_with_half_a_gpu_each(cluster_tmpdir, spawn, tmp_path):
     """Packing trials onto GPUs: a node that declares one GPU (Ray schedules it like a real
     one) runs two trials of ``gpus_per_trial = 0.5`` at the same time, both given GPU 0."""
-    env = _cluster_env(cluster_tmpdir)
-    address = _start_head(spawn, env, "--num-cpus", "2", "--num-gpus", "1")
+    env = cluster_env(cluster_tmpdir)
+    address = start_head(spawn, env, "--num-cpus", "2", "--num-gpus", "1")
     # the barrier holds each trial until both have started: they can only finish together
     path = sleep_study(
         tmp_path,
@@ -278,45 +263,3 @@ def test_two_trials_share_one_gpu_with_half_a_gpu_each(cluster_tmpdir, spawn, tm
     assert refused.returncode == 2, out
     assert "data.data_root: dataset 'cifar10': files not found (looked in /nowhere" in out
     assert ") on node " in out and not (tmp_path / "cifar-runs").exists()
-
-
-# What every node of a test's own cluster runs with: in the foreground (``spawn`` reaps its
-# session), a small object store, on loopback.
-_NODE = ("--object-store-memory", str(80 * 1024**2), "--block", "--disable-usage-stats",
-         "--node-ip-address", "127.0.0.1")  # fmt: skip
-
-
-def _cluster_env(cluster_tmpdir: Path) -> dict[str, str]:
-    """The environment of a test's own cluster and its driver: a shared token (Ray's token
-    auth) and a private RAY_TMPDIR."""
-    return os.environ | {
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        "RAY_TMPDIR": str(cluster_tmpdir),
-    }
-
-
-def _start_head(spawn, env: dict[str, str], *resources: str) -> str:
-    """Start a head node with ``resources`` (``ray start`` flags); return its address once
-    it accepts connections."""
-    port = _free_port()
-    spawn("ray", "start", "--head", "--port", str(port), "--include-dashboard", "false",
-          *_NODE, *resources, *_agent_ports(), env=env, log=True)  # fmt: skip
-    address = f"127.0.0.1:{port}"
-    wait_for(lambda: _connects(address), timeout_s=120, what="the head node")
-    return address
-
-
-def _agent_ports() -> list[str]:
-    """Free ports for a node's agents: their defaults are fixed, and the session's own
-    cluster already holds them."""
-    names = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port",
-             "--runtime-env-agent-port", "--metrics-export-port")  # fmt: skip
-    return [arg for name in names for arg in (name, str(_free_port()))]
-
-
-def _connects(address: str) -> bool:
-    host, port = address.split(":")
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((host, int(port))) == 0

@@ -1,0 +1,265 @@
+"""What the driver costs per trial as a study grows, on a simulated cluster of many nodes.
+
+    python benchmarks/bench_scale.py --trials 500 2000
+    python benchmarks/bench_scale.py --trials 1000 --search tpe      # Optuna TPE suggests each
+    python benchmarks/bench_scale.py --trials 2000 --search asha     # random points, ASHA stops
+    python benchmarks/bench_scale.py --trials 500 --profile /tmp/prof   # py-spy of the driver
+
+A cluster of ``--nodes`` Ray nodes (``ray.cluster_utils.Cluster``: one head, the rest worker
+nodes, each declaring ``--cpus-per-node`` CPUs, so Tune sees many slots) runs, for each N, a
+study of N short trials of the tests' stand-in trainable (``testing.sleep``,
+tests/fixtures/sleepy.py: ``--epochs`` epochs of ``--sleep-ms`` each, a Parquet row and a
+checkpoint per epoch) through the real ``gcnc run --address`` into a fresh storage folder,
+report included. Printed per N:
+
+- wall: launch to exit of ``gcnc run``;
+- driver CPU: user + system time of the driver process alone (read from /proc while it
+  runs, so the Ray processes of the cluster are not counted), and per trial;
+- driver peak RSS (VmHWM);
+- trials and rows per second of wall;
+- the size of Tune's experiment state (``experiment_state-*.json``) at the end;
+- report: from the last trial's end (the trial book's last ``updated_at``) to the report file.
+
+Its last line reads ``driver CPU per trial: X ms at N trials; peak RSS: Y MB`` (the largest N).
+Linux only (/proc). ``--profile DIR`` records the driver with py-spy (``pip install py-spy``)
+into ``DIR/driver-N.txt`` (collapsed stacks) for each N.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+STUDY = """
+name = "{name}"
+trainable = "testing.sleep"
+[train]
+epochs = {epochs}
+[model.options]
+sleep_s = {sleep_s}
+[resources]
+cpus_per_trial = {cpus}
+max_concurrent = {concurrent}
+"""
+
+SEARCH = {
+    "grid": "[sweep]\nseeds = {seeds}\n",
+    "tpe": """
+[search]
+algorithm = "tpe"
+metric = "train_loss"
+mode = "min"
+budget = {n}
+[search.space]
+"train.lr" = {{loguniform = [0.001, 1.0]}}
+""",
+    "asha": """
+[search]
+algorithm = "random"
+metric = "train_loss"
+mode = "min"
+budget = {n}
+[search.space]
+"train.lr" = {{loguniform = [0.001, 1.0]}}
+[scheduler]
+grace_period = 1
+reduction_factor = 3
+""",
+}
+
+
+@dataclass
+class Measure:
+    trials: int
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    rows: int
+    state_kb: float
+    report_s: float | None
+    done: int
+
+    @property
+    def cpu_ms_per_trial(self) -> float:
+        return 1000 * self.cpu_s / self.trials
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, nargs="+", default=[500, 2000])
+    parser.add_argument("--nodes", type=int, default=8)
+    parser.add_argument("--cpus-per-node", type=int, default=2)
+    parser.add_argument("--cpus-per-trial", type=float, default=0.5)
+    parser.add_argument("--concurrency", type=int, default=16, help="max_concurrent")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--sleep-ms", type=float, default=10.0)
+    parser.add_argument("--search", choices=sorted(SEARCH), default="grid")
+    parser.add_argument("--no-report", action="store_true", help="skip the report")
+    parser.add_argument("--profile", type=Path, help="record the driver with py-spy here")
+    parser.add_argument("--keep", type=Path, help="keep the study folders here")
+    args = parser.parse_args(argv)
+
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(FIXTURES), os.environ.get("PYTHONPATH")])
+    )
+    os.environ["GCNC_TRAINABLES"] = "testing.sleep=sleepy:run"
+    work = Path(tempfile.mkdtemp(prefix="gcnc-scale-", dir="/tmp"))
+    os.environ["RAY_TMPDIR"] = str(work)
+    (work / "ray").mkdir()
+    cluster = start_cluster(args.nodes, args.cpus_per_node, work / "ray")
+    print(
+        f"cluster: {args.nodes} nodes × {args.cpus_per_node} CPUs at {cluster.address}; "
+        f"trials of {args.epochs} epochs × {args.sleep_ms:g} ms, {args.cpus_per_trial:g} CPU "
+        f"each, {args.concurrency} at a time; search: {args.search}",
+        flush=True,
+    )
+    results: list[Measure] = []
+    try:
+        for n in args.trials:
+            results.append(run_once(n, args, cluster.address, work))
+            print_row(results[-1], flush=True)
+    finally:
+        cluster.shutdown()
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for folder in glob.glob(str(work / "runs-*")):
+                shutil.move(folder, args.keep / Path(folder).name)
+        shutil.rmtree(work, ignore_errors=True)
+    if len(results) > 1:
+        lo, hi = results[0], results[-1]
+        print(
+            f"CPU per trial, {hi.trials} / {lo.trials} trials: "
+            f"{hi.cpu_ms_per_trial / lo.cpu_ms_per_trial:.2f}×"
+        )
+    last = results[-1]
+    print(
+        f"driver CPU per trial: {last.cpu_ms_per_trial:.0f} ms at {last.trials} trials; "
+        f"peak RSS: {last.peak_rss_mb:.0f} MB"
+    )
+    return 0 if all(r.done == r.trials for r in results) else 1
+
+
+def start_cluster(nodes: int, cpus: int, temp_dir: Path):
+    from ray.cluster_utils import Cluster
+
+    small = {"object_store_memory": 80 * 1024**2, "num_cpus": cpus}
+    cluster = Cluster(initialize_head=True, head_node_args={
+        **small, "temp_dir": str(temp_dir), "include_dashboard": False})  # fmt: skip
+    for _ in range(nodes - 1):
+        cluster.add_node(**small)
+    cluster.wait_for_nodes()
+    return cluster
+
+
+def run_once(n: int, args: argparse.Namespace, address: str, work: Path) -> Measure:
+    name = f"scale-{n}"
+    text = STUDY.format(name=name, epochs=args.epochs, sleep_s=args.sleep_ms / 1000,
+                        cpus=args.cpus_per_trial, concurrent=args.concurrency)  # fmt: skip
+    text += SEARCH[args.search].format(seeds=list(range(n)), n=n)
+    study = work / f"{name}.toml"
+    study.write_text(text)
+    storage = work / f"runs-{n}"
+    cmd = [sys.executable, "-m", "orchestrator", "run", str(study), "--address", address,
+           "--storage", str(storage)] + (["--no-report"] if args.no_report else [])  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT)  # fmt: skip
+    spy = profile(proc.pid, args.profile, n) if args.profile else None
+    cpu, rss = 0.0, 0.0
+    out: list[str] = []
+    import threading
+
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
+    reader.start()
+    while proc.poll() is None:
+        cpu, rss = max(cpu, driver_cpu(proc.pid)), max(rss, peak_rss_mb(proc.pid))
+        time.sleep(0.2)
+    wall = time.monotonic() - started
+    reader.join(timeout=10)
+    if spy is not None:
+        spy.wait(timeout=60)
+    if proc.returncode != 0:
+        sys.stderr.write("".join(out[-40:]))
+    sdir = storage / name
+    return Measure(n, wall, cpu, rss, count_rows(sdir), state_kb(sdir), report_delay(sdir),
+                   trials_done(sdir))  # fmt: skip
+
+
+def profile(pid: int, folder: Path, n: int) -> subprocess.Popen:
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw",
+                             "--rate", "50", "--gil", "--output", str(folder / f"driver-{n}.txt")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def driver_cpu(pid: int) -> float:
+    """User + system seconds of the process itself (not its children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def count_rows(sdir: Path) -> int:
+    files = glob.glob(str(sdir / "metrics" / "**" / "*.parquet"), recursive=True)
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def state_kb(sdir: Path) -> float:
+    files = glob.glob(str(sdir / "tune" / "**" / "experiment_state-*.json"), recursive=True)
+    return max((os.path.getsize(f) for f in files), default=0) / 1024
+
+
+def trials_done(sdir: Path) -> int:
+    path = sdir / "trials.parquet"
+    if not path.exists():
+        return 0
+    table = pq.read_table(path, columns=["status"]).to_pydict()
+    return sum(s in ("done", "stopped") for s in table["status"])
+
+
+def report_delay(sdir: Path) -> float | None:
+    report, trials = sdir / "report.html", sdir / "trials.parquet"
+    if not report.exists() or not trials.exists():
+        return None
+    ended = max(pq.read_table(trials, columns=["updated_at"]).column(0).to_pylist())
+    return report.stat().st_mtime - ended.timestamp()
+
+
+def print_row(m: Measure, *, flush: bool = False) -> None:
+    report = "-" if m.report_s is None else f"{m.report_s:.1f} s"
+    print(json.dumps({"trials": m.trials, "done": m.done}) + " " +
+          f"wall {m.wall_s:.1f} s, driver CPU {m.cpu_s:.1f} s ({m.cpu_ms_per_trial:.0f} ms/trial), "
+          f"peak RSS {m.peak_rss_mb:.0f} MB, {m.trials / m.wall_s:.1f} trials/s, "
+          f"{m.rows / m.wall_s:.0f} rows/s, experiment state {m.state_kb:.0f} KB, "
+          f"last trial → report {report}", flush=flush)  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
