@@ -21,6 +21,13 @@ report included. Printed per N:
 - report: from the last trial's end (the trial book's last ``updated_at``) to the report file.
 
 Its last line reads ``driver CPU per trial: X ms at N trials; peak RSS: Y MB`` (the largest N).
+
+``--suggestions N`` measures the searcher alone instead (no cluster): gcnc's Optuna sampler
+for ``--search tpe`` (``asha`` draws its random points up front: no searcher), on the
+benchmark's space, asked for N
+trials one after another and told a value for each, as Tune's searcher does; printed: the
+milliseconds per suggestion over windows of the study (the cost of each ask grows with the
+trials the sampler learns from).
 Linux only (/proc). ``--profile DIR`` records the driver with py-spy (``pip install py-spy``)
 into ``DIR/driver-N.txt`` (collapsed stacks) for each N.
 """
@@ -112,12 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-report", action="store_true", help="skip the report")
     parser.add_argument("--profile", type=Path, help="record the driver with py-spy here")
     parser.add_argument("--keep", type=Path, help="keep the study folders here")
+    parser.add_argument("--suggestions", type=int, help="time the searcher alone, N trials")
     args = parser.parse_args(argv)
 
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(FIXTURES), os.environ.get("PYTHONPATH")])
     )
     os.environ["GCNC_TRAINABLES"] = "testing.sleep=sleepy:run"
+    if args.suggestions:
+        return searcher_cost(args.search, args.suggestions)
     work = Path(tempfile.mkdtemp(prefix="gcnc-scale-", dir="/tmp"))
     os.environ["RAY_TMPDIR"] = str(work)
     (work / "ray").mkdir()
@@ -152,6 +162,48 @@ def main(argv: list[str] | None = None) -> int:
         f"peak RSS: {last.peak_rss_mb:.0f} MB"
     )
     return 0 if all(r.done == r.trials for r in results) else 1
+
+
+def searcher_cost(search: str, n: int) -> int:
+    """Time gcnc's sampler for ``search`` over ``n`` ask/tell rounds (an Optuna study in
+    memory, as Tune's searcher holds it)."""
+    import math
+
+    import optuna
+
+    from orchestrator.search import algorithm_of
+    from orchestrator.studyfile import load_spec
+
+    if search == "grid":
+        raise SystemExit("--suggestions needs --search tpe or asha")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder, "s.toml")
+        path.write_text(STUDY.format(name="s", epochs=10, sleep_s=0.01, cpus=1, concurrent=16)
+                        + SEARCH[search].format(n=n, seeds=[]))  # fmt: skip
+        spec = load_spec(path)
+    algorithm = algorithm_of(spec)
+    if not hasattr(algorithm, "optuna_space"):
+        print(f"{search}: no searcher runs; its {n} points are drawn before the first trial")
+        return 0
+    study = optuna.create_study(sampler=algorithm.sampler(spec), direction="minimize")
+    space = algorithm.optuna_space(spec)
+    window = max(1, n // 10)
+    print(f"searcher: {type(study.sampler).__name__} over {n} trials ({search})", flush=True)
+    started, per = time.perf_counter(), []
+    for i in range(n):
+        t0 = time.perf_counter()
+        trial = study.ask(space)
+        per.append(time.perf_counter() - t0)
+        lr = trial.params["train.lr"]
+        study.tell(trial, (math.log10(lr) + 1.5) ** 2)
+        if (i + 1) % window == 0:
+            ms = 1000 * sum(per[-window:]) / window
+            print(f"  trials {i + 2 - window}–{i + 1}: {ms:.1f} ms per suggestion", flush=True)
+    total = time.perf_counter() - started
+    print(f"searcher cost: {1000 * per[-1]:.1f} ms per suggestion at {n} trials; "
+          f"{total:.1f} s in all")  # fmt: skip
+    return 0
 
 
 def start_cluster(nodes: int, cpus: int, temp_dir: Path):

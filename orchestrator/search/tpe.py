@@ -12,7 +12,10 @@ if TYPE_CHECKING:
 
 
 class TPESearch(OptunaSearch):
-    """``budget`` trials proposed by ``optuna.samplers.TPESampler`` (seeded)."""
+    """``budget`` trials proposed by ``optuna.samplers.TPESampler`` (seeded), with Optuna's
+    constant liar: the trials still running count as bad results, so that trials proposed
+    while others run (every trial of a study run many at a time) spread out instead of
+    crowding the same region."""
 
     name = "tpe"
 
@@ -30,4 +33,4 @@ class TPESearch(OptunaSearch):
         import optuna
 
         assert spec.search is not None
-        return optuna.samplers.TPESampler(seed=spec.search.seed)
+        return optuna.samplers.TPESampler(seed=spec.search.seed, constant_liar=True)
