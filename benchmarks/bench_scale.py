@@ -4,6 +4,7 @@
     python benchmarks/bench_scale.py --trials 1000 --search tpe      # Optuna TPE suggests each
     python benchmarks/bench_scale.py --trials 2000 --search asha     # random points, ASHA stops
     python benchmarks/bench_scale.py --trials 500 --profile /tmp/prof   # py-spy of the driver
+    python benchmarks/bench_scale.py --trials 10000 --kill-at 0.5   # + status and resume
 
 A cluster of ``--nodes`` Ray nodes (``ray.cluster_utils.Cluster``: one head, the rest worker
 nodes, each declaring ``--cpus-per-node`` CPUs, so Tune sees many slots) runs, for each N, a
@@ -22,6 +23,10 @@ report included. Printed per N:
 
 Its last line reads ``driver CPU per trial: X ms at N trials; peak RSS: Y MB`` (the largest N).
 
+``--kill-at 0.5`` SIGKILLs the driver once half the trials are done, times ``gcnc status``
+on the study, then ``gcnc resume`` to its first new trial (the stand-in trainable logs each
+start), and lets the resume finish (the driver CPU printed is both drivers' together).
+
 ``--suggestions N`` measures the searcher alone instead (no cluster): gcnc's Optuna sampler
 for ``--search tpe`` (``asha`` draws its random points up front: no searcher), on the
 benchmark's space, asked for N
@@ -39,9 +44,11 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +66,7 @@ trainable = "testing.sleep"
 epochs = {epochs}
 [model.options]
 sleep_s = {sleep_s}
+log_dir = "{log_dir}"
 [resources]
 cpus_per_trial = {cpus}
 max_concurrent = {concurrent}
@@ -120,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="record the driver with py-spy here")
     parser.add_argument("--keep", type=Path, help="keep the study folders here")
     parser.add_argument("--suggestions", type=int, help="time the searcher alone, N trials")
+    parser.add_argument("--kill-at", type=float, help="SIGKILL the driver once this fraction "
+                        "of the trials is done, time `gcnc status` and the resume")  # fmt: skip
     args = parser.parse_args(argv)
 
     os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -128,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["GCNC_TRAINABLES"] = "testing.sleep=sleepy:run"
     if args.suggestions:
         return searcher_cost(args.search, args.suggestions)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the cluster is shut down
     work = Path(tempfile.mkdtemp(prefix="gcnc-scale-", dir="/tmp"))
     os.environ["RAY_TMPDIR"] = str(work)
     (work / "ray").mkdir()
@@ -179,7 +190,8 @@ def searcher_cost(search: str, n: int) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder, "s.toml")
-        path.write_text(STUDY.format(name="s", epochs=10, sleep_s=0.01, cpus=1, concurrent=16)
+        path.write_text(STUDY.format(name="s", epochs=10, sleep_s=0.01, cpus=1, concurrent=16,
+                                     log_dir=folder)
                         + SEARCH[search].format(n=n, seeds=[]))  # fmt: skip
         spec = load_spec(path)
     algorithm = algorithm_of(spec)
@@ -220,36 +232,75 @@ def start_cluster(nodes: int, cpus: int, temp_dir: Path):
 
 def run_once(n: int, args: argparse.Namespace, address: str, work: Path) -> Measure:
     name = f"scale-{n}"
+    logs = work / f"logs-{n}"
+    logs.mkdir(exist_ok=True)
     text = STUDY.format(name=name, epochs=args.epochs, sleep_s=args.sleep_ms / 1000,
-                        cpus=args.cpus_per_trial, concurrent=args.concurrency)  # fmt: skip
+                        cpus=args.cpus_per_trial, concurrent=args.concurrency,
+                        log_dir=logs)  # fmt: skip
     text += SEARCH[args.search].format(seeds=list(range(n)), n=n)
     study = work / f"{name}.toml"
     study.write_text(text)
     storage = work / f"runs-{n}"
     cmd = [sys.executable, "-m", "orchestrator", "run", str(study), "--address", address,
            "--storage", str(storage)] + (["--no-report"] if args.no_report else [])  # fmt: skip
+    sdir = storage / name
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            cwd=ROOT)  # fmt: skip
+    proc, out = launch(cmd)
     spy = profile(proc.pid, args.profile, n) if args.profile else None
     cpu, rss = 0.0, 0.0
-    out: list[str] = []
-    import threading
-
-    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
-    reader.start()
+    killed = None
     while proc.poll() is None:
         cpu, rss = max(cpu, driver_cpu(proc.pid)), max(rss, peak_rss_mb(proc.pid))
+        if args.kill_at and killed is None and trials_done(sdir) >= args.kill_at * n:
+            killed = kill_and_resume(proc, sdir, address, logs)
+            first_cpu, proc, out = cpu, killed.pop("proc"), killed.pop("out")
+            cpu = 0.0
+            continue
         time.sleep(0.2)
     wall = time.monotonic() - started
-    reader.join(timeout=10)
+    if killed is not None:
+        cpu += first_cpu
+        print(f"  killed at {killed['done']} trials done; gcnc status on it: "
+              f"{killed['status_s']:.2f} s; gcnc resume → its first new trial: "
+              f"{killed['first_s']:.1f} s", flush=True)  # fmt: skip
     if spy is not None:
         spy.wait(timeout=60)
     if proc.returncode != 0:
+        time.sleep(1)
         sys.stderr.write("".join(out[-40:]))
-    sdir = storage / name
     return Measure(n, wall, cpu, rss, count_rows(sdir), state_kb(sdir), report_delay(sdir),
                    trials_done(sdir))  # fmt: skip
+
+
+def launch(cmd: list[str]) -> tuple[subprocess.Popen, list[str]]:
+    """Start a ``gcnc`` command; its output lines collect in the list as they come."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            cwd=ROOT)  # fmt: skip
+    out: list[str] = []
+    threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True).start()
+    return proc, out
+
+
+def kill_and_resume(proc: subprocess.Popen, sdir: Path, address: str, logs: Path) -> dict:
+    """SIGKILL the driver; time ``gcnc status`` on the study, then start ``gcnc resume`` and
+    wait for its first new trial (a new line in the stand-in trainable's start log)."""
+    proc.kill()
+    proc.wait()
+    done = trials_done(sdir)
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "orchestrator", "status", str(sdir)], cwd=ROOT,
+                   capture_output=True, check=True)  # fmt: skip
+    status_s = time.monotonic() - t0
+    log = logs / "starts.jsonl"
+    before = len(log.read_text().splitlines()) if log.exists() else 0
+    t0 = time.monotonic()
+    resumed, out = launch([sys.executable, "-m", "orchestrator", "resume", str(sdir),
+                           "--address", address])  # fmt: skip
+    while len(log.read_text().splitlines()) <= before and resumed.poll() is None:
+        time.sleep(0.1)
+    first_s = time.monotonic() - t0
+    return {"done": done, "status_s": status_s, "first_s": first_s, "proc": resumed,
+            "out": out}  # fmt: skip
 
 
 def profile(pid: int, folder: Path, n: int) -> subprocess.Popen:
