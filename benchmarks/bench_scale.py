@@ -57,45 +57,26 @@ import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"
+sys.path.insert(0, str(ROOT / "tests" / "orchestrator"))
+from gcnc_testkit import sleep_study  # noqa: E402  (the tests' study of the stand-in trainable)
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
-STUDY = """
-name = "{name}"
-trainable = "testing.sleep"
-[train]
-epochs = {epochs}
-[model.options]
-sleep_s = {sleep_s}
-log_dir = "{log_dir}"
-[resources]
-cpus_per_trial = {cpus}
-max_concurrent = {concurrent}
-"""
+SEARCHES = ("asha", "grid", "tpe")
 
-SEARCH = {
-    "grid": "[sweep]\nseeds = {seeds}\n",
-    "tpe": """
-[search]
-algorithm = "tpe"
-metric = "train_loss"
-mode = "min"
-budget = {n}
-[search.space]
-"train.lr" = {{loguniform = [0.001, 1.0]}}
-""",
-    "asha": """
-[search]
-algorithm = "random"
-metric = "train_loss"
-mode = "min"
-budget = {n}
-[search.space]
-"train.lr" = {{loguniform = [0.001, 1.0]}}
-[scheduler]
-grace_period = 1
-reduction_factor = 3
-""",
-}
+
+def search_text(kind: str, n: int) -> str:
+    """The study file's trials: a grid of ``n`` seeds, or ``n`` trials of an Optuna TPE
+    search, or of a random search stopped early by ASHA, over the learning rate."""
+    if kind == "grid":
+        return f"[sweep]\nseeds = {list(range(n))}\n"
+    algorithm = "tpe" if kind == "tpe" else "random"
+    text = (f'[search]\nalgorithm = "{algorithm}"\nmetric = "train_loss"\nmode = "min"\n'
+            f'budget = {n}\n[search.space]\n'
+            '"train.lr" = {loguniform = [0.001, 1.0]}\n')  # fmt: skip
+    return text + (
+        "[scheduler]\ngrace_period = 1\nreduction_factor = 3\n" if kind == "asha" else ""
+    )
 
 
 @dataclass
@@ -123,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="max_concurrent")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--sleep-ms", type=float, default=10.0)
-    parser.add_argument("--search", choices=sorted(SEARCH), default="grid")
+    parser.add_argument("--search", choices=SEARCHES, default="grid")
     parser.add_argument("--no-report", action="store_true", help="skip the report")
     parser.add_argument("--profile", type=Path, help="record the driver with py-spy here")
     parser.add_argument("--keep", type=Path, help="keep the study folders here")
@@ -189,11 +170,7 @@ def searcher_cost(search: str, n: int) -> int:
         raise SystemExit("--suggestions needs --search tpe or asha")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder, "s.toml")
-        path.write_text(STUDY.format(name="s", epochs=10, sleep_s=0.01, cpus=1, concurrent=16,
-                                     log_dir=folder)
-                        + SEARCH[search].format(n=n, seeds=[]))  # fmt: skip
-        spec = load_spec(path)
+        spec = load_spec(sleep_study(Path(folder), search_text(search, n), name="s"))
     algorithm = algorithm_of(spec)
     if not hasattr(algorithm, "optuna_space"):
         print(f"{search}: no searcher runs; its {n} points are drawn before the first trial")
@@ -232,14 +209,12 @@ def start_cluster(nodes: int, cpus: int, temp_dir: Path):
 
 def run_once(n: int, args: argparse.Namespace, address: str, work: Path) -> Measure:
     name = f"scale-{n}"
-    logs = work / f"logs-{n}"
-    logs.mkdir(exist_ok=True)
-    text = STUDY.format(name=name, epochs=args.epochs, sleep_s=args.sleep_ms / 1000,
-                        cpus=args.cpus_per_trial, concurrent=args.concurrency,
-                        log_dir=logs)  # fmt: skip
-    text += SEARCH[args.search].format(seeds=list(range(n)), n=n)
-    study = work / f"{name}.toml"
-    study.write_text(text)
+    folder = work / f"study-{n}"
+    folder.mkdir()
+    extra = f"max_concurrent = {args.concurrency}\n" + search_text(args.search, n)  # [resources]
+    study = sleep_study(folder, extra, name=name, epochs=args.epochs,
+                        sleep_s=args.sleep_ms / 1000, cpus=args.cpus_per_trial)  # fmt: skip
+    logs = folder / "logs"  # where the stand-in trainable logs each start
     storage = work / f"runs-{n}"
     cmd = [sys.executable, "-m", "orchestrator", "run", str(study), "--address", address,
            "--storage", str(storage)] + (["--no-report"] if args.no_report else [])  # fmt: skip
