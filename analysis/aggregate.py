@@ -15,9 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.inference import log_scale
+from analysis.inference import LIMITS, interval_scale
 from analysis.load import StudyResults
-from studyfiles.schema import scale_of
 
 ALIGNMENTS = ("epoch", "step", "train_loss", "train_acc")
 
@@ -36,11 +35,14 @@ def t_interval(
 def summarize(
     frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str], *, confidence: float = 0.95
 ) -> pd.DataFrame:
-    """Centre, spread and CI of each metric per group, in long form, on each metric's
-    scale (analysis.inference): for a positive quantity whose values are all > 0, ``mean``
-    is the geometric mean, ``std`` the standard deviation of the log and the interval the
-    exponentiated t-interval of the mean log (``log`` is True); a fraction's interval is
-    cut to [0, 1]; anything else gets the mean, std and t-interval.
+    """Centre, spread and CI of each metric per group, in long form, each group on its scale
+    (analysis.inference.interval_scale): on the log scale (``log`` True: a positive quantity
+    whose values in the group are all > 0), ``mean`` is the geometric mean, ``std`` the
+    standard deviation of the log and the interval the exponentiated t-interval of the mean
+    log; otherwise the mean, std and t-interval, the interval cut to the quantity's range
+    ([0, 1] for a fraction, ≥ 0 for a positive quantity whose group holds a zero). A
+    positive quantity with a negative value anywhere (a data error, warned about) is left
+    on the linear scale, uncut, in every group.
 
     Returns:
         Columns ``*by, metric, n, mean, std, ci_low, ci_high, log``, groups sorted, each
@@ -53,26 +55,37 @@ def summarize(
     grouped = frame.groupby(by, sort=True, dropna=False, observed=True)
     codes = grouped.ngroup().to_numpy()
     keys = grouped.size().index  # group g's keys, in the order of ngroup
-    n, mean, std = (np.empty((len(keys), len(metrics))) for _ in range(3))
-    logs = np.zeros(len(metrics), dtype=bool)
+    n, mean, std, floor, ceiling = (np.empty((len(keys), len(metrics))) for _ in range(5))
+    logs = np.zeros((len(keys), len(metrics)), dtype=bool)
     for j, metric in enumerate(metrics):
         values = frame[metric].to_numpy(dtype=float, na_value=np.nan)
-        logs[j] = log_scale(metric, values)
-        if logs[j]:
-            with np.errstate(divide="ignore"):
-                values = np.log(values)
+        scales = _group_scales(metric, values, codes, len(keys))
+        logs[:, j] = scales == "log"
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = np.where(logs[codes, j], np.log(values), values)
         n[:, j], mean[:, j], std[:, j] = _group_stats(values, codes, len(keys))
+        floor[:, j], ceiling[:, j] = np.array([LIMITS[s] for s in scales]).T
+    low, high = t_interval(mean, std, n, confidence=confidence)
+    low = np.where(logs, np.exp(low), np.clip(low, floor, ceiling))
+    high = np.where(logs, np.exp(high), np.clip(high, floor, ceiling))
     out = keys.repeat(len(metrics)).to_frame(index=False)
     out["metric"] = np.tile(np.asarray(metrics, dtype=object), len(keys))
     out["n"] = n.ravel().astype(int)
-    out["mean"], out["std"] = mean.ravel(), std.ravel()
-    low, high = t_interval(out["mean"], out["std"], out["n"], confidence=confidence)
-    out["log"] = np.tile(logs, len(keys))
-    unit = np.tile([scale_of(m) == "unit" for m in metrics], len(keys))
-    out["ci_low"] = np.where(out["log"], np.exp(low), np.where(unit, np.clip(low, 0, 1), low))
-    out["ci_high"] = np.where(out["log"], np.exp(high), np.where(unit, np.clip(high, 0, 1), high))
-    out["mean"] = np.where(out["log"], np.exp(out["mean"]), out["mean"])
+    out["mean"] = np.where(logs, np.exp(mean), mean).ravel()
+    out["std"], out["ci_low"], out["ci_high"] = std.ravel(), low.ravel(), high.ravel()
+    out["log"] = logs.ravel()
     return out[cols]
+
+
+def _group_scales(metric: str, values: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """Each group's :func:`analysis.inference.interval_scale`: decided over the whole column
+    (so a negative value anywhere is warned about once), then a positive quantity holding
+    zeros goes back to the log scale in the groups without one."""
+    scale = interval_scale(metric, values)
+    if scale != "nonnegative":
+        return np.full(n_groups, scale, dtype=object)
+    zeros = np.bincount(codes, weights=values == 0, minlength=n_groups) > 0
+    return np.where(zeros, "nonnegative", "log").astype(object)
 
 
 def _group_stats(

@@ -15,7 +15,10 @@ def fmt(value: object, digits: int = 3) -> str:
 
 
 def interval(mid: float, low: float, high: float) -> str:
-    """``mid [low, high]``, or just ``mid`` without an interval."""
+    """``mid [low, high]``; ``mid [low, ∞)`` for an interval with no upper bound (a ratio
+    whose denominator may be 0); just ``mid`` without an interval."""
+    if np.isfinite(low) and not np.isfinite(high) and np.isfinite(mid):
+        return f"{fmt(mid)} [{fmt(low)}, ∞)"
     if not (np.isfinite(low) and np.isfinite(high)):
         return fmt(mid)
     return f"{fmt(mid)} [{fmt(low)}, {fmt(high)}]"

@@ -16,6 +16,7 @@ from plotly.subplots import make_subplots
 from analysis import aggregate
 from analysis import columns as C
 from analysis.figures._base import band, format_value, measured, thin, value_colors
+from analysis.inference import LIMITS
 from analysis.load import StudyResults
 from analysis.options import Options
 from studyfiles import schema
@@ -97,7 +98,7 @@ def _curves_info(study, param, found, wanted, title, align, band_kind, options) 
     lines = []
     for (value, metric), part in stats.groupby(["param", "metric"], sort=False):
         part = part[part["n"] > 0].sort_values("x")
-        low, high = _band(part, band_kind)
+        low, high = _band(part, band_kind, metric)
         x = part["x"].to_numpy(dtype=float)
         lines.append(
             Line(
@@ -112,6 +113,12 @@ def _curves_info(study, param, found, wanted, title, align, band_kind, options) 
             )
         )
     notes = [note] if note else []
+    linear = stats[(stats["n"] > 0) & ~stats["log"].astype(bool)]["metric"].unique()
+    with_zeros = [schema.label(m) for m in found if m in linear and scale_of(m) == "positive"]
+    if with_zeros:
+        notes.append(
+            f"{', '.join(with_zeros)}: the mean, not the geometric one, where a trial's value is 0"
+        )
     skipped = [m for m in wanted if m not in found]
     if skipped:
         notes.append(f"not measured, left out: {', '.join(schema.label(m) for m in skipped)}")
@@ -119,15 +126,21 @@ def _curves_info(study, param, found, wanted, title, align, band_kind, options) 
     return CurvesInfo(title, param, align, found, lines, band_name, notes)
 
 
-def _band(part, kind: str) -> tuple[np.ndarray, np.ndarray]:
+def _band(part, kind: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """The band of ``part`` (one line's rows of :func:`aggregate.curves`), inside the
+    quantity's range: the CI as given; ± 1 std around the mean, on the log scale a factor
+    exp(± std) around the geometric mean, and otherwise cut to [0, 1] for a fraction and at
+    0 for a positive quantity."""
     if kind == "ci":
         return part["ci_low"].to_numpy(dtype=float), part["ci_high"].to_numpy(dtype=float)
-    if kind == "std":  # on the log scale a factor exp(± std) around the geometric mean
+    if kind == "std":
         mean, std = part["mean"].to_numpy(dtype=float), part["std"].to_numpy(dtype=float)
         log = part["log"].to_numpy(dtype=bool)
-        return np.where(log, mean * np.exp(-std), mean - std), np.where(
-            log, mean * np.exp(std), mean + std
-        )
+        scale = scale_of(metric)
+        floor, ceiling = LIMITS["nonnegative" if scale == "positive" else scale]
+        low = np.where(log, mean * np.exp(-std), np.clip(mean - std, floor, ceiling))
+        high = np.where(log, mean * np.exp(std), np.clip(mean + std, floor, ceiling))
+        return low, high
     raise ValueError(f"unknown band {kind!r}; known: ci, std")
 
 

@@ -9,6 +9,7 @@ from scipy import stats
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
 from analysis import aggregate, load_results
+from analysis.inference import centre_interval
 
 
 def test_t_interval_matches_scipy():
@@ -157,6 +158,40 @@ def test_a_positive_quantity_with_a_zero_falls_back_to_the_linear_scale():
     frame = pd.DataFrame({"g": [0, 0, 0], "gc": [0.0, 1.0, 2.0]})
     row = aggregate.summarize(frame, ["g"], ["gc"]).iloc[0]
     assert not row["log"] and row["mean"] == pytest.approx(1.0)
+    low, high = stats.t.interval(0.95, 2, loc=1.0, scale=stats.sem([0.0, 1.0, 2.0]))
+    assert low < 0  # cut at 0: the mean of a quantity that cannot be negative
+    assert row["ci_low"] == 0.0 and row["ci_high"] == pytest.approx(high)
+
+
+def test_the_scale_is_decided_per_group_so_one_zero_leaves_the_other_groups_on_the_log_scale():
+    values = [0.0, 0.05, 0.9, 0.01, 0.02, 1.0]
+    frame = pd.DataFrame({"g": [0, 0, 0, 1, 1, 1], "gc": values})
+    out = aggregate.summarize(frame, ["g"], ["gc"]).set_index("g")
+    assert not out.loc[0, "log"] and out.loc[1, "log"]
+    assert out.loc[0, "ci_low"] == 0.0 and out.loc[0, "mean"] == pytest.approx(np.mean(values[:3]))
+    logs = np.log(values[3:])
+    low, _ = stats.t.interval(0.95, 2, loc=logs.mean(), scale=stats.sem(logs))
+    assert out.loc[1, "ci_low"] == pytest.approx(np.exp(low)) and out.loc[1, "ci_low"] > 0
+
+
+def test_summarize_agrees_with_centre_interval_in_every_group():
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"g": rng.integers(0, 12, 80), "gc": rng.exponential(1.0, 80)})
+    frame["test_acc"] = rng.uniform(0.6, 1.0, 80)
+    frame.loc[rng.random(80) < 0.05, "gc"] = 0.0
+    out = aggregate.summarize(frame, ["g"], ["gc", "test_acc"]).set_index(["g", "metric"])
+    for (g, metric), row in out.iterrows():
+        want = centre_interval(frame.loc[frame["g"] == g, metric].to_numpy(), metric)
+        np.testing.assert_allclose(row[["mean", "ci_low", "ci_high"]].to_numpy(float), want)
+    gc_log = out.xs("gc", level="metric")["log"]
+    assert gc_log.any() and not gc_log.all()  # groups with a zero and groups without
+
+
+def test_negative_values_of_a_positive_quantity_are_warned_about_and_left_linear():
+    frame = pd.DataFrame({"g": [0, 0, 0, 1, 1, 1], "gc": [-1.0, 0.1, 0.2, 1.0, 2.0, 4.0]})
+    with pytest.warns(UserWarning, match="gc holds negative values"):
+        out = aggregate.summarize(frame, ["g"], ["gc"]).set_index("g")
+    assert not out["log"].any() and out.loc[0, "ci_low"] < 0
 
 
 def test_progress_curves_share_one_grid_of_loss_levels(lr_study):

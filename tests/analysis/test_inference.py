@@ -54,7 +54,96 @@ def test_an_accuracy_difference_keeps_the_high_group_within_0_and_1():
 
 def test_a_quantity_that_is_not_positive_everywhere_stays_linear():
     d = I.compare_groups(np.array([0.0, 1.0, 2.0]), np.array([3.0, 4.0, 5.0]), "gc")
-    assert not d.log and d.diff == pytest.approx(3.0)
+    assert not d.log and d.scale == "nonnegative" and d.diff == pytest.approx(3.0)
+    assert d.change == pytest.approx(300.0) and d.change_low >= -100.0
+
+
+def _fieller_by_grid(a, b, grid, confidence=0.95):
+    """The ratios on ``grid`` whose Welch statistic for ``b`` against ``ratio · a`` (scipy's)
+    stays within the t-quantile at the degrees of freedom scipy gives ``b`` against ``a``."""
+    q = stats.t.ppf(0.5 + confidence / 2, stats.ttest_ind(b, a, equal_var=False).df)
+    t = stats.ttest_ind(b[None, :], grid[:, None] * a[None, :], axis=1, equal_var=False)
+    return grid[np.abs(t.statistic) <= q]
+
+
+GRID = np.linspace(0.0, 20.0, 200_001)  # ratios, in steps of 1e-4
+
+
+@pytest.mark.parametrize(
+    "low, high",
+    [
+        ([1.0, 1.2, 0.9], [0.0, 0.05, 0.9]),  # a linear interval reaches -179 %
+        ([0.0, 1.0, 1.1, 1.2, 0.9, 1.0], [2.0, 2.2, 0.0, 1.9, 2.1]),  # bounded away from 0
+    ],
+)
+def test_a_positive_quantity_holding_zeros_gets_fiellers_interval_of_the_ratio_of_means(low, high):
+    a, b = np.array(low), np.array(high)
+    d = I.compare_groups(a, b, "gc")
+    assert d.scale == "nonnegative" and not d.log
+    assert (d.centre_low, d.centre_high) == pytest.approx((a.mean(), b.mean()))
+    assert d.change == pytest.approx(100 * (b.mean() / a.mean() - 1))
+    assert d.p == pytest.approx(stats.ttest_ind(b, a, equal_var=False).pvalue)
+    kept = _fieller_by_grid(a, b, GRID)
+    assert kept.max() < GRID[-1]  # bounded
+    assert d.change_low == pytest.approx(100 * (kept.min() - 1), abs=2e-2)
+    assert d.change_high == pytest.approx(100 * (kept.max() - 1), abs=2e-2)
+    assert d.change_low >= -100.0 and d.diff_low == pytest.approx(a.mean() * d.change_low / 100)
+
+
+def test_the_repro_of_a_percent_change_below_minus_100_is_cut_at_minus_100():
+    a, b = np.array([1.0, 1.2, 0.9]), np.array([0.0, 0.05, 0.9])
+    _, lin_low, _, _ = I.welch(a, b)
+    assert 100 * lin_low / a.mean() == pytest.approx(-179.4, abs=0.1)  # the old interval
+    d = I.compare_groups(a, b, "gc")
+    assert d.change_low == -100.0 and d.diff_low == pytest.approx(-a.mean())
+
+
+def test_a_ratio_has_no_upper_bound_when_the_low_groups_mean_may_be_0():
+    a, b = np.array([0.0, 0.0, 0.9]), np.array([1.0, 1.2, 0.9])
+    d = I.compare_groups(a, b, "nc_cdnv")
+    kept = _fieller_by_grid(a, b, GRID)
+    assert kept.max() == GRID[-1]  # every large ratio is kept
+    assert np.isnan(d.change_high) and np.isnan(d.diff_high)
+    assert d.change_low == pytest.approx(100 * (kept.min() - 1), abs=2e-2)
+
+
+def test_a_low_group_of_zeros_has_no_percent_change():
+    d = I.compare_groups(np.zeros(3), np.array([1.0, 1.2, 0.9]), "train_loss")
+    assert np.isnan([d.change, d.change_low, d.change_high]).all()
+    assert d.diff == pytest.approx(31 / 30)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fiellers_interval_holds_no_change_exactly_when_welch_does_not_reject(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(40):
+        a = rng.exponential(1.0, rng.integers(4, 12))
+        b = rng.exponential(rng.choice([1.0, 4.0]), rng.integers(4, 12))
+        a[rng.random(len(a)) < 0.2], b[rng.random(len(b)) < 0.2] = 0.0, 0.0
+        if a.sum() == 0:
+            continue
+        d = I.compare_groups(a, b, "gc")
+        high = np.inf if np.isnan(d.change_high) else d.change_high
+        assert -100.0 <= d.change_low <= d.change <= high
+        assert (d.change_low <= 0.0 <= high) == (d.p >= 0.05)
+
+
+def test_centre_interval_of_a_positive_quantity_holding_a_zero_is_cut_at_0():
+    v = np.array([0.0, 0.05, 0.9])
+    lin_low, lin_high = stats.t.interval(0.95, 2, loc=v.mean(), scale=stats.sem(v))
+    assert lin_low < 0
+    assert I.centre_interval(v, "gc") == pytest.approx((v.mean(), 0.0, lin_high))
+
+
+def test_negative_values_of_a_positive_quantity_are_warned_about_and_left_uncut():
+    a, b = np.array([-1.0, 1.2, 0.9]), np.array([1.0, 1.2, 0.9])
+    with pytest.warns(UserWarning, match="gc holds negative values"):
+        d = I.compare_groups(a, b, "gc")
+    low = stats.ttest_ind(b, a, equal_var=False).confidence_interval(0.95).low
+    assert d.scale == "real" and d.change_low == pytest.approx(100 * low / abs(a.mean()))
+    with pytest.warns(UserWarning, match="negative values"):
+        _, centre_low, _ = I.centre_interval(a, "gc")
+    assert centre_low == pytest.approx(stats.t.interval(0.95, 2, a.mean(), stats.sem(a))[0])
 
 
 def test_centre_interval_of_a_fraction_is_cut_to_0_1():
