@@ -89,7 +89,7 @@ METRICS: dict[str, Metric] = {
     "nc_bound": Metric("double", "NCC error bound (train-side, reconstructed)", "positive"),
     "poincare_kappa": Metric("double", "Poincaré ratio κ̂ (train-side)", "positive"),
     "geocol_bound": Metric("double", "NCC error bound through GeoCol (train-side)", "positive"),
-    "fewshot_bound": Metric("double", "few-shot error bound (Galanti, target NC)", "positive"),
+    "fewshot_nc_bound": Metric("double", "few-shot error bound (train-side)", "positive"),
     "diverged": Metric("bool"),
     "wall_time_s": Metric("double", scale="positive"),
 }

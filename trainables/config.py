@@ -84,7 +84,9 @@ class MetricsConfig(_Section):
     gc_logits: bool = False  # also measure GC of the logits
     gc_reference: bool = False  # also measure exact GC on the same samples (gc_exact)
     nc: bool = True
-    nc_per_class: PositiveInt = 200
+    # NC sample per class; at least 2, since one sample's class variance is 0, which would
+    # make the CDNV and every bound through it 0.
+    nc_per_class: int = Field(default=200, ge=2)
     fewshot: bool = True  # needs a target split
     fewshot_ways: PositiveInt = 5
     fewshot_shots: list[PositiveInt] = Field(default_factory=lambda: [1, 5])
@@ -92,7 +94,9 @@ class MetricsConfig(_Section):
     fewshot_episodes: PositiveInt = 600
     fewshot_seed: int = 0
     test: bool = True  # test accuracy and NCC test error
-    bound: bool = True  # train-side bounds nc_bound, geocol_bound, fewshot_bound and κ̂ (SPEC 3)
+    # Train-side bounds (SPEC 3): nc_bound, κ̂, geocol_bound (on the NCC test error) and
+    # fewshot_nc_bound (on the target few-shot error, where few-shot transfer is measured).
+    bound: bool = True
     seed: int = 0  # seeds GC batch choice and estimator randomness
 
 

@@ -144,7 +144,7 @@ def _evaluate(
     if cfg.fewshot and data.target_x is not None:
         row |= _target_metrics(model, data, plan, cfg)
     if cfg.bound:
-        row |= _bound_metrics(nc_emb, nc_y, class_gc, row.get("target_nc_cdnv"), cfg, data)
+        row |= _bound_metrics(nc_emb, nc_y, class_gc, cfg, data)
     return row
 
 
@@ -242,26 +242,29 @@ def _bound_metrics(
     nc_emb: torch.Tensor,
     nc_y: torch.Tensor,
     class_gc: torch.Tensor | None,
-    target_nc: float | None,
     cfg: MetricsConfig,
     data: Dataset,
 ) -> dict[str, float]:
-    """The reconstructed bounds (SPEC 3). ``nc_bound``, ``poincare_kappa`` and
-    ``geocol_bound`` use training-side quantities only: class means and variances of the NC
-    sample, class GCs of the GC sample (``class_gc`` None: GC not measured, so neither κ̂
-    nor the bound through GeoCol). ``fewshot_bound`` uses the target CDNV ``target_nc``."""
+    """The reconstructed bounds (SPEC 3), from training-side quantities only: class means
+    and variances of the source NC sample, class GCs of the GC sample (``class_gc`` None:
+    GC not measured, so neither κ̂ nor the bound through GeoCol). ``fewshot_nc_bound``
+    predicts the target few-shot error at the largest shot count from the source classes
+    alone, where the study measures few-shot transfer."""
     stats = M.ClassStats.from_embeddings(nc_emb, nc_y, num_classes=data.num_classes, scatter=False)
-    row = {"nc_bound": M.ncc_error_bound_from(stats.variance, stats.mean)}
+    var = M.training_variance(stats)  # (C,), NaN for a class with < 2 samples
+    row = {"nc_bound": M.ncc_error_bound_from(var, stats.mean)}
     if class_gc is not None:
         class_gc = class_gc.to(stats.mean.device)
-        kappa = M.poincare_ratio(stats.variance, class_gc)
+        kappa = M.poincare_ratio(var, class_gc)
         row["poincare_kappa"] = kappa
         row["geocol_bound"] = (
             math.inf if math.isinf(kappa) else M.ncc_error_bound_from(kappa * class_gc, stats.mean)
         )
-    if target_nc is not None and cfg.fewshot_shots:
+    if cfg.fewshot and data.target_y is not None and cfg.fewshot_shots:
         n = max(cfg.fewshot_shots)  # compared with 1 − fewshot_acc_<n>shot
-        row["fewshot_bound"] = M.fewshot_error_bound(target_nc, ways=cfg.fewshot_ways, shots=n)
+        row["fewshot_nc_bound"] = M.fewshot_error_bound_from(
+            var, stats.mean, ways=cfg.fewshot_ways, shots=n
+        )
     return row
 
 

@@ -46,7 +46,7 @@ _T0 = np.datetime64("2025-01-01T00:00:00", "ns")
 _FLOAT_METRICS = [
     *("train_loss", "train_acc", "test_acc", "gc", "gc_exact", "gc_logits", "geo_collapse"),
     *("nc_cdnv", "nc1", "nc2_etf", "nc2_equinorm", "nc3", "nc4", "target_nc_cdnv"),
-    *("ncc_test_error", "nc_bound", "poincare_kappa", "geocol_bound", "fewshot_bound"),
+    *("ncc_test_error", "nc_bound", "poincare_kappa", "geocol_bound", "fewshot_nc_bound"),
 ]
 
 
@@ -258,7 +258,7 @@ def _optional_curves(spec, configs, out, rng) -> dict[str, np.ndarray]:
     shape = out["gc"].shape
     nan = np.full(shape, np.nan)
     extra = {"gc_exact": nan, "target_nc_cdnv": nan, "ncc_test_error": nan, "nc_bound": nan}
-    extra |= {"poincare_kappa": nan, "geocol_bound": nan, "fewshot_bound": nan}
+    extra |= {"poincare_kappa": nan, "geocol_bound": nan, "fewshot_nc_bound": nan}
     if spec.probes:
         probes = np.array([c[PROBES_KEY] for c in configs], dtype=float)[:, None]
         extra["gc_exact"] = out["gc"]

@@ -40,6 +40,44 @@ def test_std_band_of_a_positive_quantity_is_a_factor_around_its_geometric_mean(l
     assert info.band == "± 1 std"
 
 
+def _with_values(study, lr: float, epoch: int, **columns: list[float]):
+    """``study`` with the trials at ``lr`` given ``columns``' values at ``epoch``."""
+    m = study.metrics.copy()
+    at = (m["train.lr"] == lr) & (m["epoch"] == epoch)
+    for name, values in columns.items():
+        m.loc[at, name] = values
+    return dataclasses.replace(study, metrics=m)
+
+
+def _line(info, value, metric):
+    return next(li for li in info.lines if li.value == value and li.metric == metric)
+
+
+def test_std_band_of_an_accuracy_stays_within_0_and_1(lr_study):
+    acc = np.array([1.0, 1.0, 1.0, 0.6])  # mean 0.9, std 0.2: the band would reach 1.1
+    study = _with_values(lr_study, 0.02, 3, fewshot_acc_5shot=acc)
+    line = _line(F._get_transfer_info(study, "train.lr", band="std"), 0.02, "fewshot_acc_5shot")
+    at = line.x == 3
+    assert line.mean[at][0] == pytest.approx(0.9)
+    assert line.high[at][0] == 1.0 and line.low[at][0] == pytest.approx(0.9 - acc.std(ddof=1))
+
+
+def test_bands_of_a_positive_quantity_holding_a_zero_stay_above_0(lr_study):
+    gc = np.array([0.0, 0.5, 20.0, 24.0])  # mean 11.1, std 12.7
+    study = _with_values(lr_study, 0.02, 3, gc=gc)
+    for band in ("ci", "std"):
+        info = F._get_sweep_info(study, "train.lr", band=band)
+        line = _line(info, 0.02, "gc")
+        at = line.x == 3
+        assert line.mean[at][0] == pytest.approx(gc.mean())  # the mean, as the note says
+        assert line.low[at][0] == 0.0 and (line.low > 0).sum() == len(line.x) - 1
+        assert any("GC (raw): the mean, not the geometric one" in n for n in info.notes)
+    half = stats.t.ppf(0.975, 3) * stats.sem(gc)
+    assert line.high[at][0] == pytest.approx(gc.mean() + gc.std(ddof=1))  # std band
+    ci = _line(F._get_sweep_info(study, "train.lr"), 0.02, "gc")
+    assert ci.high[at][0] == pytest.approx(gc.mean() + half)
+
+
 def test_a_partly_measured_sweep_leaves_out_the_missing_metric_with_a_note(lr_study):
     info = F._get_sweep_info(lr_study, "train.lr", metrics=("gc", "gc_exact"))
     assert info.metrics == ["gc"]
@@ -175,3 +213,61 @@ def test_every_plot_function_draws_traces(lr_study, name):
     }
     fig = draw[name]()
     assert len(fig.data) > 0 and fig.layout.title.text
+
+
+def test_bound_figure_checks_each_bound_against_its_error_and_counts_what_bands_leave_out(
+    lr_study,
+):
+    m = lr_study.metrics
+    rng = np.random.default_rng(0)
+    acc = rng.uniform(0.3, 0.9, len(m))
+    geocol = (1.3 * m["nc_bound"]).to_numpy(float, na_value=np.nan, copy=True)
+    measured_rows = np.flatnonzero(~np.isnan(geocol))
+    geocol[measured_rows[:2]], geocol[measured_rows[2]] = 0.0, np.inf  # no log: left out
+    study = dataclasses.replace(
+        lr_study,
+        metrics=m.assign(
+            fewshot_acc_5shot=acc,
+            fewshot_nc_bound=(1 - acc) * rng.choice([0.5, 2.0], len(m)),  # holds about half
+            geocol_bound=geocol,
+            poincare_kappa=2.0 + m["epoch"],
+        ),
+    )
+    info = F._get_bound_info(study, param="train.lr")
+    assert info.metrics == [
+        *("nc_bound", "ncc_test_error", "geocol_bound"),
+        *("fewshot_nc_bound", "fewshot_error_5shot", "poincare_kappa"),
+    ]
+    s = study.metrics
+    for check, bound, error in zip(
+        info.checks,
+        (s["nc_bound"], s["geocol_bound"], s["fewshot_nc_bound"]),
+        (s["ncc_test_error"], s["ncc_test_error"], 1 - s["fewshot_acc_5shot"]),
+        strict=True,
+    ):
+        both = bound.notna() & error.notna()
+        assert check.n == both.sum()
+        assert check.holds == pytest.approx(np.mean(bound[both] >= error[both]))
+        assert check.non_vacuous == pytest.approx(np.mean(bound[both] < 1))
+    assert 0.3 < info.checks[2].holds < 0.7  # the few-shot bound fails about half the time
+    assert info.left_out == {
+        "nc_bound": 0, "geocol_bound": 3, "fewshot_nc_bound": 0, "poincare_kappa": 0,
+    }  # fmt: skip
+    at = (s["train.lr"] == 0.02) & (s["epoch"] == 3)
+    part = info.stats[0.02].set_index(["metric", "epoch"])
+    few = part.loc[("fewshot_error_5shot", 3)]
+    assert few["mean"] == pytest.approx(1 - s.loc[at, "fewshot_acc_5shot"].mean())
+    assert 0 <= few["ci_low"] <= few["mean"] <= few["ci_high"] <= 1
+    kept = s.loc[at, "geocol_bound"].to_numpy(float)
+    kept = kept[np.isfinite(kept) & (kept > 0)]
+    assert part.loc[("geocol_bound", 3), "mean"] == pytest.approx(np.exp(np.log(kept).mean()))
+
+    fig = F.plot_bound(info)
+    assert any(t.xaxis == "x2" and t.name and "5-shot error" in t.name for t in fig.data)
+    assert any(t.xaxis == "x3" and t.name and "κ̂" in t.name for t in fig.data)
+    title = fig.layout.title.text
+    nc, geo, few_check = info.checks
+    assert f"NC bound ≥ error in {nc.holds:.0%}" in title
+    assert f"GeoCol bound ≥ error in {geo.holds:.0%}" in title
+    assert f"few-shot bound ≥ 5-shot error in {few_check.holds:.0%}" in title
+    assert "16(k−1)(1+1/n)" in title and "left out of the bands (no log): geocol_bound 3" in title

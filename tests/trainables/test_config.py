@@ -37,6 +37,7 @@ def test_defaults_follow_the_spec_centre_config():
         ({"train": {"optimizer": "adam"}}, "train.optimizer"),
         ({"train": {"learning_rate": 0.1}}, "train.learning_rate"),
         ({"metrics": {"every": 0}}, "metrics.every"),
+        ({"metrics": {"nc_per_class": 1}}, "metrics.nc_per_class"),  # a variance needs two
         ({"model": {"widht": 8}}, "model.widht"),
         ({"train": {"gc_reg": {"alpha": -1}}}, "train.gc_reg.alpha"),
     ],

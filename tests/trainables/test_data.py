@@ -16,7 +16,7 @@ import trainables.data.glyphs as glyphs_module
 import trainables.data.mnist as mnist_module
 import trainables.data.synthetic as synthetic_module
 from trainables.config import DataConfig
-from trainables.data import DATASETS, Dataset, Normalization, load_dataset
+from trainables.data import DATASETS, Dataset, Normalization, load_dataset, preflight
 from trainables.data.cifar import cifar_fs_classes
 from trainables.data.normalization import FIXED
 from trainables.registry import UnknownNameError
@@ -568,3 +568,34 @@ def test_mini_imagenet_holdout_fraction_option(tmp_path):
     assert torch.bincount(ds.test_y).tolist() == [3] * 4
     with pytest.raises(ValueError, match="holdout_fraction must be in"):
         load_dataset(config.model_copy(update={"options": {"holdout_fraction": 1.0}}))
+
+
+# ---- an empty source test split is refused, naming the option to change ------------------
+
+
+@pytest.mark.parametrize("n_per_class", [1, 2])
+def test_synthetic_data_without_test_images_is_refused_before_loading(n_per_class):
+    config = DataConfig(name="synthetic", options={"n_per_class": n_per_class})
+    with pytest.raises(preflight.DataConfigError, match="test split") as info:
+        preflight.check(config)  # what gcnc validate runs, without torch
+    assert info.value.field == "data.options.n_per_class"
+    with pytest.raises(preflight.DataConfigError, match="test split") as info:
+        load_dataset(config)
+    assert info.value.field == "data.options.n_per_class"
+    smallest = config.model_copy(update={"options": {"n_per_class": 3}})
+    assert torch.bincount(load_dataset(smallest).test_y).tolist() == [1] * 10
+
+
+def test_a_hold_out_leaving_no_test_image_is_refused_naming_the_option(tmp_path):
+    fabricate.mini_imagenet_pickles(tmp_path)  # 6 images a class
+    config = DataConfig(
+        name="mini_imagenet", data_root=str(tmp_path), options={"holdout_fraction": 0.0}
+    )
+    with pytest.raises(preflight.DataConfigError, match="holdout_fraction must be in") as info:
+        preflight.check(config)
+    assert info.value.field == "data.options.holdout_fraction"
+    tiny = config.model_copy(update={"options": {"holdout_fraction": 0.05}})
+    preflight.check(tiny)  # positive: only the loader knows it rounds to no image a class
+    with pytest.raises(preflight.DataConfigError, match="no source test images") as info:
+        load_dataset(tiny)
+    assert info.value.field == "data.options.holdout_fraction"

@@ -1,5 +1,6 @@
-"""NCC error and the train-side bounds: float64 brute force, known answers, and a case where
-the bound fails as well as one where it holds."""
+"""NCC error and the train-side bounds (on the NCC test error and on the target few-shot
+error): float64 brute force, known answers, and for each a case where the bound fails as well
+as one where it holds."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from trainables.metrics import (
     cdnv,
     class_gc,
     fewshot_error_bound,
+    fewshot_error_bound_from,
+    fewshot_ncc,
     geometric_collapse_from,
     ncc_error,
     ncc_error_bound,
     ncc_error_bound_from,
     poincare_ratio,
+    training_variance,
 )
 
 
@@ -166,6 +170,92 @@ def test_bound_through_geocol_is_4_c_minus_1_kappa_geocol_and_never_below_nc_bou
     assert through >= ncc_error_bound_from(var, means)
 
 
-def test_fewshot_error_bound_formula() -> None:
-    assert fewshot_error_bound(0.01, ways=5, shots=5) == pytest.approx(16 * 4 * 1.2 * 0.01)
-    assert fewshot_error_bound(0.0, ways=5, shots=1) == 0.0
+def brute_force_fewshot_bound(train: np.ndarray, train_y: np.ndarray, *, k: int, n: int) -> float:
+    """``16 (k − 1)(1 + 1/n) · (1/(C(C−1))) Σ_{i≠j} (Var_i + Var_j) / (2||μ_i − μ_j||²)`` over
+    ordered pairs of the source training classes, in loops."""
+    classes = sorted(set(train_y.tolist()))
+    total, pairs = 0.0, 0
+    for i in classes:
+        for j in classes:
+            if j == i:
+                continue
+            xi, xj = train[train_y == i], train[train_y == j]
+            mi, mj = xi.mean(axis=0), xj.mean(axis=0)
+            var_i = np.mean(np.sum((xi - mi) ** 2, axis=1))
+            var_j = np.mean(np.sum((xj - mj) ** 2, axis=1))
+            total += (var_i + var_j) / (2 * np.sum((mi - mj) ** 2))
+            pairs += 1
+    return 16 * (k - 1) * (1 + 1 / n) * total / pairs
+
+
+@pytest.mark.parametrize(("seed", "ways", "shots"), [(0, 5, 5), (1, 5, 1), (2, 3, 10), (3, 2, 5)])
+def test_fewshot_bound_matches_a_float64_brute_force_from_source_training_data(seed, ways, shots):
+    train, train_y = blobs(25, classes=4 + seed, seed=seed, spread=1.5)
+    got = fewshot_error_bound(train.float(), train_y, ways=ways, shots=shots)
+    want = brute_force_fewshot_bound(
+        train.float().double().numpy(), train_y.numpy(), k=ways, n=shots
+    )
+    assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_fewshot_bound_known_answer_two_classes_on_a_line() -> None:
+    emb = torch.tensor([[-1.0], [1.0], [9.0], [11.0]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1])  # means 0 and 10, Var 1 each: CDNV = 2 / 200
+    assert fewshot_error_bound(emb, labels, ways=5, shots=5) == pytest.approx(16 * 4 * 1.2 * 0.01)
+    assert fewshot_error_bound_from(
+        torch.zeros(2, dtype=torch.float64), torch.tensor([[0.0], [1.0]]), ways=5, shots=1
+    ) == pytest.approx(0.0)
+
+
+def classes_drawn(n_classes: int, n_per: int, *, spread: float, seed: int):
+    """Gaussian classes whose centres are themselves drawn (``2·N(0, I)`` in 8 dimensions):
+    source and target classes drawn with different seeds come from one class distribution,
+    the transfer setting of Galanti et al."""
+    gen = _gen(seed)
+    centres = 2 * torch.randn(n_classes, 8, dtype=torch.float64, generator=gen)
+    labels = torch.arange(n_classes).repeat(n_per)
+    noise = spread * torch.randn(len(labels), 8, dtype=torch.float64, generator=gen)
+    return centres[labels] + noise, labels
+
+
+def fewshot_error(target: torch.Tensor, target_y: torch.Tensor) -> float:
+    acc, _ = fewshot_ncc(target, target_y, ways=5, shots=5, queries=15, episodes=200, seed=0)
+    return 1 - acc
+
+
+def test_fewshot_bound_fails_when_new_classes_are_wider_than_the_source_training_ones() -> None:
+    source, source_y = classes_drawn(20, 50, spread=0.05, seed=1)  # collapsed source classes
+    target, target_y = classes_drawn(10, 40, spread=3.0, seed=2)  # new classes, 60x wider
+    bound = fewshot_error_bound(source, source_y, ways=5, shots=5)
+    assert bound < 0.1 < 0.3 < fewshot_error(target, target_y)  # a train-side bound can fail
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fewshot_bound_holds_non_vacuously_when_new_classes_are_like_the_source_ones(seed):
+    source, source_y = classes_drawn(20, 50, spread=0.1, seed=seed)
+    target, target_y = classes_drawn(10, 40, spread=0.1, seed=seed + 100)
+    bound = fewshot_error_bound(source, source_y, ways=5, shots=5)
+    assert fewshot_error(target, target_y) <= bound < 1
+
+
+def test_a_class_with_one_training_sample_has_no_variance_and_is_left_out() -> None:
+    train, train_y = blobs(20, classes=4, seed=5)
+    lone = torch.cat([train, torch.tensor([[50.0, 0, 0, 0, 0]], dtype=torch.float64)])
+    lone_y = torch.cat([train_y, torch.tensor([4])])  # class 4: a single sample
+    var = training_variance(ClassStats.from_embeddings(lone, lone_y, scatter=False))
+    assert torch.isnan(var[4]) and not torch.isnan(var[:4]).any()
+    assert ncc_error_bound(lone, lone_y) == pytest.approx(ncc_error_bound(train, train_y))
+    assert fewshot_error_bound(lone, lone_y, ways=5, shots=5) == pytest.approx(
+        fewshot_error_bound(train, train_y, ways=5, shots=5)
+    )
+    single = torch.arange(3)  # every class a single sample: no bound, not a bound of 0
+    assert math.isnan(ncc_error_bound(train[:3], single))
+    assert math.isnan(fewshot_error_bound(train[:3], single, ways=3, shots=5))
+
+
+def test_ncc_error_of_an_empty_test_set_is_nan_and_without_training_samples_refused() -> None:
+    train, train_y = blobs(5)
+    empty, empty_y = train[:0], train_y[:0]
+    assert math.isnan(ncc_error(train, train_y, empty, empty_y))
+    with pytest.raises(ValueError, match="training samples"):
+        ncc_error(empty, empty_y, train, train_y)

@@ -36,7 +36,7 @@ SCHEMA_METRICS = {
     "nc_bound",
     "poincare_kappa",
     "geocol_bound",
-    "fewshot_bound",
+    "fewshot_nc_bound",
     "diverged",
     "wall_time_s",
     "epoch",
@@ -81,6 +81,9 @@ def test_every_evaluation_reports_every_schema_metric():
         assert set(row) >= SCHEMA_METRICS, SCHEMA_METRICS - set(row)
         numeric = {k: v for k, v in row.items() if isinstance(v, float)}
         assert all(math.isfinite(v) for v in numeric.values()), numeric
+        # the bounds rescale the source CDNV: 5 source classes; 5-way, 5 shots at most
+        assert row["nc_bound"] == pytest.approx(4 * 4 * row["nc_cdnv"], rel=1e-12)
+        assert row["fewshot_nc_bound"] == pytest.approx(16 * 4 * 1.2 * row["nc_cdnv"], rel=1e-12)
     n_train = len(load_dataset(TrialConfig.from_dict(tiny_config()).data).train_y)
     assert reporter.rows[-1]["step"] == 3 * math.ceil(n_train / 16)
     assert reporter.rows[0]["gc_estimator"] == "exact"

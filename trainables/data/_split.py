@@ -18,7 +18,7 @@ import torch
 from trainables.config import DataConfig
 from trainables.data._base import Dataset
 from trainables.data.normalization import SOURCE_TRAINING, Normalization
-from trainables.data.preflight import resolve_classes
+from trainables.data.preflight import empty_test_split, resolve_classes
 
 
 @dataclass
@@ -56,6 +56,9 @@ def build_dataset(
     it is), and applied to the source test set and the target pool alike.
     ``config.max_train_per_class`` keeps that many source training images per class, drawn
     with ``config.split_seed``.
+
+    Raises:
+        DataConfigError: naming the option to change, when the source test split is empty.
     """
     n_classes = len(pools.class_names)
     source, target = resolve_classes(
@@ -73,6 +76,8 @@ def build_dataset(
         )
         train_idx, train_y = train_idx[keep], train_y[keep]
     test_idx, test_y = _select(pools.test_y, source, n_classes)
+    if len(test_idx) == 0:
+        raise empty_test_split(name)
     norm = {"scale": pools.scale, "normalization": normalization}
     dataset = Dataset(
         name=name,

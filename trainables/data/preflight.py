@@ -60,6 +60,16 @@ OPTIONS: dict[str, dict[str, Any]] = {
 FIXED_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10,
                  "cifar100": 100, "cifar_fs": 100, "mini_imagenet": 100}  # fmt: skip
 GLYPH_LATTICE = 4  # anchor points per side of the glyphs' lattice
+# synthetic: round(0.2 · n_per_class) images of each class form the source test split, none
+# below 3 images a class (the loader's split; an empty test split is refused).
+SYNTHETIC_MIN_PER_CLASS = 3
+# The option that sizes the source test split of the datasets that make their own; for the
+# others it is the dataset's test files, restricted to the source classes.
+TEST_SPLIT_OPTION = {
+    "synthetic": "data.options.n_per_class",
+    "glyphs": "data.options.n_per_class",
+    "mini_imagenet": "data.options.holdout_fraction",
+}
 
 # Files the loaders read under data_root.
 CIFAR_FILES = {
@@ -145,6 +155,13 @@ def non_negative(opts: Mapping[str, Any], key: str) -> float:
 
 def _synthetic(opts: dict[str, Any]) -> dict[str, Any]:
     out = {k: int_option(opts, k) for k in ("n_classes", "n_per_class", "image_size", "channels")}
+    if out["n_per_class"] < SYNTHETIC_MIN_PER_CLASS:
+        raise DataConfigError(
+            "data.options.n_per_class",
+            f"data.options.n_per_class must be an int >= {SYNTHETIC_MIN_PER_CLASS}, or the "
+            f"source test split (a fifth of each class, rounded) is empty; got "
+            f"{out['n_per_class']}",
+        )
     return {**out, "noise": non_negative(opts, "noise")}
 
 
@@ -176,10 +193,11 @@ def _glyphs(opts: dict[str, Any]) -> dict[str, Any]:
 
 def _mini_imagenet(opts: dict[str, Any]) -> dict[str, Any]:
     fraction = opts["holdout_fraction"]
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
         raise DataConfigError(
             "data.options.holdout_fraction",
-            f"data.options.holdout_fraction must be in [0, 1); got {fraction!r}",
+            f"data.options.holdout_fraction must be in (0, 1), the share of each source class "
+            f"held out as the source test split; got {fraction!r}",
         )
     return {"holdout_fraction": float(fraction), "image_size": int_option(opts, "image_size")}
 
@@ -254,6 +272,17 @@ def _checked_ids(field_name: str, ids: Sequence[int], n_classes: int) -> list[in
     if repeated:
         raise DataConfigError(field_name, f"{field_name} repeats class ids {repeated}")
     return list(ids)
+
+
+def empty_test_split(dataset: str) -> DataConfigError:
+    """The error for a dataset whose source test split came out empty: nothing would
+    measure the test accuracy or the NCC test error (and evaluation would fail)."""
+    field = TEST_SPLIT_OPTION.get(dataset, "data.source_classes")
+    return DataConfigError(
+        field,
+        f"{field} leaves dataset {dataset!r} with no source test images; change it so that "
+        "the source classes keep some",
+    )
 
 
 # ---------------------------------------------------------------- files

@@ -16,10 +16,12 @@ from trainables._lazy import lazy_exports
 if TYPE_CHECKING:
     from trainables.metrics.bounds import (
         fewshot_error_bound,
+        fewshot_error_bound_from,
         ncc_error,
         ncc_error_bound,
         ncc_error_bound_from,
         poincare_ratio,
+        training_variance,
     )
     from trainables.metrics.collapse import (
         class_stratified_sample,
@@ -70,6 +72,7 @@ __all__ = [
     "class_gc",
     "class_stratified_sample",
     "fewshot_error_bound",
+    "fewshot_error_bound_from",
     "fewshot_ncc",
     "gc_estimator_label",
     "gc_per_sample",
@@ -90,16 +93,19 @@ __all__ = [
     "ncc_error_bound_from",
     "poincare_ratio",
     "sample_episodes",
+    "training_variance",
 ]
 
 __getattr__ = lazy_exports(
     __name__,
     {
         "fewshot_error_bound": "bounds",
+        "fewshot_error_bound_from": "bounds",
         "ncc_error": "bounds",
         "ncc_error_bound": "bounds",
         "ncc_error_bound_from": "bounds",
         "poincare_ratio": "bounds",
+        "training_variance": "bounds",
         "class_stratified_sample": "collapse",
         "geometric_collapse": "collapse",
         "geometric_collapse_from": "collapse",
