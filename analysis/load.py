@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from studyfiles import InputError, Storage, StudyDir, schema
 from studyfiles.errors import first_line
-from studyfiles.plan import Plan
+from studyfiles.plan import Plan, UnreadablePlan
 from studyfiles.tables import latest_rows, read_parquet
 
 _READERS = min(8, os.cpu_count() or 1)  # files read at once (reading releases the GIL)
@@ -87,17 +87,38 @@ class StudyResults:
 
     @cached_property
     def plan(self) -> Plan:
-        """The study's analysis plan: ``study.json``'s ``plan``, else its spec's
-        ``analysis`` table, else the defaults (a study written before plans existed)."""
-        data = self.meta.get("plan")
-        if data is None:
-            data = (self.meta.get("spec") or {}).get("analysis")
+        """The study's analysis plan, as its spec hash covers it: ``study.json``'s
+        ``spec.analysis``, or the defaults where ``spec`` has none (docs/schema.md: the
+        resolved spec leaves the default plan out); its ``plan`` is a copy, checked against
+        that. Without a ``spec``: ``plan``, else the defaults (a study made before plans).
+
+        A plan that cannot be read is an :class:`~studyfiles.plan.UnreadablePlan`, from
+        which every analysis departs (its results are exploratory), with a warning.
+        """
+        spec, copy = self.meta.get("spec"), self.meta.get("plan")
+        hashed = isinstance(spec, dict)
         try:
-            return Plan.from_mapping(data)
+            plan = Plan.from_mapping(spec.get("analysis") if hashed else copy)
         except InputError as err:
-            self.warnings.append(f"study.json: its analysis plan is unreadable ({err}); the "
-                                 "default plan is used")  # fmt: skip
-            return Plan()
+            where = "spec.analysis" if hashed else "plan"
+            self.warnings.append(f"study.json: its analysis plan ({where}) is unreadable "
+                                 f"({err}); every result is exploratory")  # fmt: skip
+            return UnreadablePlan()
+        if hashed and copy is not None:
+            self._check_copy(plan, copy)
+        return plan
+
+    def _check_copy(self, plan: Plan, copy: Any) -> None:
+        """Warn when ``study.json``'s ``plan`` is not the plan its spec holds."""
+        try:
+            differences = plan.differences(Plan.from_mapping(copy))
+        except InputError as err:
+            differences = [f"unreadable: {err}"]
+        if differences:
+            self.warnings.append(
+                "study.json: its plan differs from its spec's analysis table, which the spec "
+                f"hash covers ({', '.join(differences)}); the spec's is used"
+            )
 
     def measured(self, column: str) -> bool:
         """Whether any row holds a value for ``column`` (null means "not measured")."""
@@ -144,7 +165,9 @@ def load_results(path_or_uri: str, *, allow_missing: bool = False) -> StudyResul
     _note_unfinished(trials, metrics, warnings)
     _check_provenance(metrics, meta, warnings)
     sweep = _sweep_params(meta, metrics)
-    return StudyResults(meta, metrics, trials, warnings, sweep, sdir.location, len(files), n_dup)
+    study = StudyResults(meta, metrics, trials, warnings, sweep, sdir.location, len(files), n_dup)
+    _ = study.plan  # read now, so that a problem with it is among the warnings
+    return study
 
 
 def _study_dir(path_or_uri: str | os.PathLike) -> StudyDir:
@@ -383,8 +406,9 @@ _NOT_ENDED = ("running", "interrupted")
 
 
 def _note_unfinished(trials: pd.DataFrame, metrics: pd.DataFrame, warnings: list[str]) -> None:
-    """Say which trials did not finish (final-epoch comparisons leave them out), each
-    started one with the epoch its rows reach, and which the scheduler stopped early."""
+    """Say which trials did not finish, each started one with the epoch its rows reach,
+    and which the scheduler stopped early: every comparison leaves them out (only
+    finished trials are compared, at their final epoch and at matched progress)."""
     if "status" not in trials or "trial_id" not in trials:
         return
     info = trials.drop_duplicates("trial_id", keep="last").set_index("trial_id")
@@ -404,14 +428,14 @@ def _note_unfinished(trials: pd.DataFrame, metrics: pd.DataFrame, warnings: list
     if unfinished:
         warnings.append(
             f"{unfinished} of {len(info)} trials have not finished and are left out of "
-            f"final-epoch comparisons: {', '.join(described)}; gcnc resume finishes them"
+            f"every comparison: {', '.join(described)}; gcnc resume finishes them"
         )
     stopped = sorted(status.index[status == "stopped"])
     if stopped:
         warnings.append(
             f"{len(stopped)} trial{'s were' if len(stopped) > 1 else ' was'} stopped early "
             "by the scheduler "
-            f"({_listed(stopped, info, reached)}): left out of final-epoch comparisons"
+            f"({_listed(stopped, info, reached)}): left out of every comparison"
         )
 
 

@@ -13,14 +13,18 @@ target NC ⇒ higher few-shot accuracy). Two tests weigh it (analysis.inference)
   by the percentile bootstrap.
 
 A claim's p-value combines its tests (``require = "all"``: the largest, an
-intersection-union test, and only when they point the same way; ``"any"``: the smallest
-times their number). The claims a table tests at its planned comparisons are one family:
-their p-values are adjusted for multiplicity (Holm by default) and a claim is
-"reproduced" when its adjusted p-value is ≤ α and its estimates point the claimed way,
+intersection-union test; ``"any"``: the smallest times their number), and only when their
+estimates do not point different ways. The claims a table tests at its planned comparisons
+are one family: their p-values are adjusted for multiplicity (Holm by default) and a claim
+is "reproduced" when its adjusted p-value is ≤ α and its estimates point the claimed way,
 "not reproduced" when ≤ α and they point the other way, otherwise "inconclusive". A
 comparison outside the plan (``comparison = "final"`` or ``"matched"``) is a second,
-*secondary* family. A matched-progress level that most trials had already passed at their
-first evaluation cannot match anything: its rows are "not applicable" and join no family.
+*secondary* family. Rows where no test could run are "not tested" (no data, or too few
+trials); a matched-progress level that most trials reached near where they started
+(:func:`near_start`) cannot match anything: its rows are "not applicable". Neither joins a
+family. Each row's ``role`` says which family it is in and whether the results are the
+plan's own (``primary``, ``secondary``) or computed with options that depart from it
+(``exploratory``, ``exploratory (secondary)``).
 """
 
 from __future__ import annotations
@@ -39,8 +43,13 @@ from analysis.options import Options
 from studyfiles import schema
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
-NOT_APPLICABLE = "not applicable"
-PRIMARY, SECONDARY = "primary", "secondary"
+NOT_APPLICABLE, NOT_TESTED = "not applicable", "not tested"
+#: Verdicts of rows that join no family: no test was made.
+UNTESTED = (NOT_APPLICABLE, NOT_TESTED)
+PRIMARY, SECONDARY, EXPLORATORY = "primary", "secondary", "exploratory"
+#: The roles of the rows in the family a table's verdicts rest on (its planned comparisons):
+#: the plan's own, or computed with options that depart from the plan.
+MAIN_ROLES = (PRIMARY, EXPLORATORY)
 FINAL = "final epoch"
 
 #: Sign of the change of GC, geometric collapse and NC as each key grows, and the arrow the
@@ -78,8 +87,8 @@ class Claim:
 
 def claims_for(study: StudyResults, options: Options | None = None) -> list[Claim]:
     """The claims this study can test (its swept mechanisms and measured quantities), of
-    the groups ``options.claims`` names."""
-    options = options or Options()
+    the groups ``options.claims`` names (default: the study's plan)."""
+    options = options or Options.from_plan(study.plan)
     wanted = options.plan()
     shots = [c for c in schema.fewshot_columns(study.metrics.columns) if study.measured(c)]
     out = []
@@ -127,20 +136,26 @@ def _chain_claims(study: StudyResults, shots: list[str]) -> list[Claim]:
 def verdict_table(study: StudyResults, *, options: Options | None = None) -> pd.DataFrame:
     """Every testable claim at the final epoch and at matched training progress.
 
+    Args:
+        study: the study.
+        options: the analysis options (default: the study's plan). Options that depart
+            from the plan make every row's ``role`` exploratory.
+
     Returns:
         One row per (claim, comparison) with the numbers behind each verdict: the extremes
         compared, their centres and counts, the difference and the percent change with
         their intervals, Spearman's rho with its interval, each test's p-value, the claim's
-        raw and familywise-adjusted p-values, its family (``role`` and ``family`` size),
-        the verdict on the raw p-value and the verdict (on the adjusted one).
+        raw and familywise-adjusted p-values, its family (``role`` and ``family`` size: the
+        tests that ran), the verdict on the raw p-value and the verdict (on the adjusted one).
     """
-    options = options or Options()
+    options = options or Options.from_plan(study.plan)
     claims = claims_for(study, options)
     if not claims:
         return pd.DataFrame(columns=VERDICT_COLUMNS)
+    main, other = roles(study, options)
     rows = []
     for comparison in comparisons(study, claims, options=options):
-        role = PRIMARY if comparison.kind in _planned(options) else SECONDARY
+        role = main if comparison.kind in _planned(options) else other
         if comparison.not_applicable:
             rows += [_not_applicable(c, comparison, role) for c in claims]
         else:
@@ -160,6 +175,21 @@ VERDICT_COLUMNS = [
 
 def _planned(options: Options) -> tuple[str, ...]:
     return ("final", "matched") if options.comparison == "both" else (options.comparison,)
+
+
+def roles(study: StudyResults, options: Options) -> tuple[str, str]:
+    """The ``role`` of the rows at the planned comparisons and of the others: ``primary``
+    and ``secondary`` under the study's own plan; ``exploratory`` and ``exploratory
+    (secondary)`` when ``options`` depart from it (``Plan.differences``)."""
+    if study.plan.differences(options.plan()):
+        return EXPLORATORY, f"{EXPLORATORY} ({SECONDARY})"
+    return PRIMARY, SECONDARY
+
+
+def in_main_family(table: pd.DataFrame) -> pd.Series:
+    """Which rows are at the planned comparisons: the family the verdicts rest on (primary,
+    or exploratory under options that depart from the plan)."""
+    return table["role"].isin(MAIN_ROLES)
 
 
 @dataclass
@@ -186,26 +216,66 @@ def comparisons(study: StudyResults, claims: list[Claim], *, options: Options) -
     )
     op = "≤" if by == "train_loss" else "≥"
     at = f"{schema.label(by)} {op} {level:.3g}"
-    return [*out, Comparison("matched", at, matched, _unmatched(study, matched, at))]
+    why = _unmatched(study, matched, at, level=level, options=options)
+    return [*out, Comparison("matched", at, matched, why)]
 
 
-def _unmatched(study: StudyResults, matched: pd.DataFrame, at: str) -> str:
-    """Why a matched level cannot compare trials ("" when it can): most of them had passed
-    it by their first evaluation, so they would be compared where they start."""
+def _unmatched(
+    study: StudyResults, matched: pd.DataFrame, at: str, *, level: float, options: Options
+) -> str:
+    """Why a matched level cannot compare trials ("" when it can): no trial reached it, or
+    it is near where most of them started (:func:`near_start`)."""
     reached = matched[matched["reached"]] if "reached" in matched else matched
     if reached.empty:
         return f"no trial reached {at}"
-    rows = study.metrics[study.metrics["trial_id"].isin(reached["trial_id"])]
-    first = rows.groupby("trial_id", sort=False, observed=True)["epoch"].min()
-    at_first = reached["epoch"].to_numpy(float) <= first.reindex(reached["trial_id"]).to_numpy(
-        float
+    near, at_first = near_start(
+        study, reached, by=options.progress_by, level=level, min_progress=options.min_progress
     )
-    if at_first.sum() * 2 > len(reached):
-        return (
-            f"{int(at_first.sum())} of {len(reached)} trials had passed {at} by their first "
-            "evaluation: the level every trial reached is where they start"
-        )
-    return ""
+    if near.sum() * 2 <= len(reached):
+        return ""
+    first = f" ({int(at_first.sum())} of them by their first evaluation)" if at_first.any() else ""
+    return (
+        f"{int(near.sum())} of {len(reached)} trials reached {at} less than "
+        f"{options.min_progress:.0%} of the way from their first evaluation to their best"
+        f"{first}: the level is where they start, not a level of training"
+    )
+
+
+def near_start(
+    study: StudyResults, reached: pd.DataFrame, *, by: str, level: float, min_progress: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which trials reached the matched ``level`` near where they started.
+
+    A trial's share of its progress at the level is ``(level − first) / (best − first)``
+    in ``by``'s own units (loss falling, accuracy rising), ``first`` its first evaluation's
+    value and ``best`` its best: 0 where it started, 1 at its best. A trial is near its
+    start when that share is below ``min_progress`` (or ≤ 0: it was past the level at its
+    first evaluation; a trial that never improved counts as 0), or when its first evaluation
+    had already reached the level.
+
+    Args:
+        study: the study.
+        reached: the trials that reached the level (``trial_id`` and the ``epoch`` of reaching).
+        by: the progress measure.
+        level: the matched level, in ``by``'s units.
+        min_progress: the least share of its progress at which a trial is not near its start.
+
+    Returns:
+        Per row of ``reached``: near its start, and reached at its first evaluation.
+    """
+    ids = reached["trial_id"]
+    rows = study.metrics[study.metrics["trial_id"].isin(ids)]  # by trial, then epoch
+    values = rows[by].to_numpy(dtype=float, na_value=np.nan)
+    sign = -1.0 if by == "train_loss" else 1.0  # progress: loss falls, accuracy rises
+    finite = rows.assign(progress=sign * values)[np.isfinite(values)]
+    per_trial = finite.groupby("trial_id", sort=False, observed=True)["progress"]
+    first, best = per_trial.first().reindex(ids), per_trial.max().reindex(ids)
+    gained = (best - first).to_numpy(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(gained > 0, (sign * level - first.to_numpy(float)) / gained, 0.0)
+    first_epoch = rows.groupby("trial_id", sort=False, observed=True)["epoch"].min()
+    at_first = reached["epoch"].to_numpy(float) <= first_epoch.reindex(ids).to_numpy(float)
+    return (share < min_progress) | at_first, at_first
 
 
 def _not_applicable(claim: Claim, comparison: Comparison, role: str) -> dict:
@@ -276,7 +346,16 @@ def _row(claim: Claim, sub: pd.DataFrame, note: str, at: str, role: str, rho, op
     ran = [floors.get(k, 0.0) for k, v in tests.items() if v is not None]
     if ran:
         row["p_floor"] = max(ran) if opts.require == "all" else min(1.0, min(ran) * len(ran))
+    elif rho.n == 0:
+        row["reason"] = f"no data: no trial has {_values(claim)} at {at}"
     return row
+
+
+def _values(claim: Claim) -> str:
+    y = schema.label(claim.y)
+    if schema.is_metric_name(claim.x):
+        return f"values of both {schema.label(claim.x)} and {y}"
+    return f"a value of {y}"
 
 
 def _direction(estimate: float, sign: int) -> int:
@@ -298,11 +377,11 @@ def _combine(tests: dict, *, require: str) -> tuple[float, int, str]:
         return np.nan, 0, reason or "too few trials for any test"
     ps = np.array([v[0] for v in ran.values()])
     dirs = {v[1] for v in ran.values()}
+    if {1, -1} <= dirs or (require == "all" and len(dirs) > 1):
+        return 1.0, 0, reason + " (the tests point different ways)"
     if require == "all":
-        if len(dirs) > 1:
-            return 1.0, 0, reason + " (the tests point different ways)"
         return float(ps.max()), dirs.pop(), reason
-    best = int(np.argmin(ps))
+    best = int(np.argmin(ps))  # "any": Bonferroni between the tests
     return float(min(1.0, ps[best] * len(ps))), list(ran.values())[best][1], reason
 
 
@@ -375,31 +454,34 @@ def _extremes(claim: Claim, sub: pd.DataFrame, options: Options) -> dict | None:
         "mean_from": d.centre_low, "mean_to": d.centre_high, "diff": d.diff,
         "diff_low": d.diff_low, "diff_high": d.diff_high, "change_pct": d.change,
         "change_low": d.change_low, "change_high": d.change_high,
-        "scale": "log" if d.log else "linear", "p_extremes": d.p,
+        "scale": d.scale, "p_extremes": d.p,
     }  # fmt: skip
 
 
 def _decide(table: pd.DataFrame, options: Options) -> pd.DataFrame:
-    """Adjust each family's p-values and give the verdicts."""
+    """Adjust each family's p-values and give the verdicts. A family is the tests that ran
+    at the planned comparisons (or at the others); rows where no test ran are "not
+    tested", and they and the "not applicable" rows join no family (``family`` 0)."""
     alpha = options.alpha
     for text in ("verdict_raw", "verdict", "reason", "slice", "scale"):
         table[text] = table[text].astype(object)
     table["p_adj"] = np.nan
     table["family"] = 0
-    for role in (PRIMARY, SECONDARY):
-        members = (table["role"] == role) & (table["verdict"] != NOT_APPLICABLE)
-        tested = members & table["p"].notna()
-        table.loc[members, "family"] = int(tested.sum())
-        table.loc[tested, "p_adj"] = adjust(
-            table.loc[tested, "p"].to_numpy(float), options.correction
-        )
     applicable = table["verdict"] != NOT_APPLICABLE
-    table.loc[applicable, "verdict_raw"] = _verdicts(
-        table.loc[applicable, "p"], table.loc[applicable, "direction"], alpha
+    tested = applicable & table["p"].notna()
+    main = in_main_family(table)
+    for members in (tested & main, tested & ~main):
+        table.loc[members, "family"] = int(members.sum())
+        table.loc[members, "p_adj"] = adjust(
+            table.loc[members, "p"].to_numpy(float), options.correction
+        )
+    table.loc[tested, "verdict_raw"] = _verdicts(
+        table.loc[tested, "p"], table.loc[tested, "direction"], alpha
     )
-    table.loc[applicable, "verdict"] = _verdicts(
-        table.loc[applicable, "p_adj"], table.loc[applicable, "direction"], alpha
+    table.loc[tested, "verdict"] = _verdicts(
+        table.loc[tested, "p_adj"], table.loc[tested, "direction"], alpha
     )
+    table.loc[applicable & ~tested, ["verdict_raw", "verdict"]] = NOT_TESTED
     table["direction"] = table["direction"].fillna(0).astype(int)
     table["family"] = table["family"].astype(int)
     return table
@@ -408,7 +490,7 @@ def _decide(table: pd.DataFrame, options: Options) -> pd.DataFrame:
 def _verdicts(p: pd.Series, direction: pd.Series, alpha: float) -> list[str]:
     out = []
     for pv, d in zip(p.to_numpy(float), direction.to_numpy(float), strict=True):
-        if not np.isfinite(pv) or pv > alpha * (1 + 1e-9) or d == 0:  # p = α by rounding: in
+        if pv > alpha * (1 + 1e-9) or d == 0:  # p = α by rounding: in
             out.append(INCONCLUSIVE)
         else:
             out.append(REPRODUCED if d > 0 else NOT_REPRODUCED)

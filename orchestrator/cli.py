@@ -25,7 +25,7 @@ from orchestrator.search import trial_count
 from orchestrator.status import format_status, read_status
 from orchestrator.studyfile import load_spec
 from studyfiles import InputError, StudyDir
-from studyfiles.plan import COMPARISONS, CORRECTIONS, PROGRESS_MEASURES
+from studyfiles.plan import COMPARISONS, CORRECTIONS, PROGRESS_MEASURES, alpha_problem
 from trainables.overrides import add_set_option
 
 
@@ -125,8 +125,9 @@ def _alpha(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0.0 < value < 0.5:
-        raise argparse.ArgumentTypeError(f"must be in (0, 0.5), got {text}")
+    problem = alpha_problem(value)  # the range a study file's [analysis] alpha has
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

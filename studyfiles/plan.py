@@ -8,6 +8,7 @@ Every field has the default a study without the table gets.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
@@ -30,6 +31,12 @@ CORRECTIONS: tuple[str, ...] = ("holm", "bonferroni", "none")
 PROGRESS_MEASURES: tuple[str, ...] = ("train_loss", "train_acc")
 EVIDENCE: tuple[str, ...] = ("extremes", "spearman")
 REQUIRE: tuple[str, ...] = ("all", "any")
+#: The familywise error rates a plan may declare, ``ALPHA_MIN <= alpha < ALPHA_MAX``, in
+#: the study file and on the command line alike. Below 1e-6 no test of a study this size
+#: can decide (a permutation p-value is never below ``1 / (n_perm + 1)``, 5e-5 by default)
+#: and ``1 - alpha`` loses the digits its intervals need; from 0.5 up the intervals
+#: (at ``1 - alpha``) would cover less than half the time.
+ALPHA_MIN, ALPHA_MAX = 1e-6, 0.5
 
 
 @dataclass(frozen=True)
@@ -42,11 +49,13 @@ class Plan:
         comparison: one of :data:`COMPARISONS`; every comparison tested joins the family.
         progress_by: the training-progress measure of a matched comparison.
         progress_quantile: the matched level is the one this fraction of trials reached.
-        alpha: the familywise error rate of the verdicts; intervals are at ``1 - alpha``.
+        alpha: the familywise error rate of the verdicts, in ``[ALPHA_MIN, ALPHA_MAX)``;
+            intervals are at ``1 - alpha``.
         correction: one of :data:`CORRECTIONS`.
         evidence: the tests a verdict rests on (:data:`EVIDENCE`).
-        require: ``all`` (every test must agree) or ``any`` (one suffices, Bonferroni
-            across the tests of a claim).
+        require: ``all`` (every test must reject) or ``any`` (one suffices, Bonferroni
+            across the tests of a claim); under both, tests whose estimates point opposite
+            ways leave the claim inconclusive.
     """
 
     claims: tuple[str, ...] = ("all",)
@@ -85,8 +94,9 @@ class Plan:
         object.__setattr__(self, "evidence", _in_order(self.evidence, EVIDENCE))
         if not 0.0 < self.progress_quantile <= 1.0:
             _bad("progress_quantile", f"{self.progress_quantile} is not in (0, 1]", "use e.g. 1.0")
-        if not 0.0 < self.alpha < 0.5:
-            _bad("alpha", f"{self.alpha} is not in (0, 0.5)", "use e.g. 0.05")
+        problem = alpha_problem(self.alpha)
+        if problem:
+            _bad("alpha", problem, "use e.g. 0.05")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None) -> Plan:
@@ -125,16 +135,38 @@ class Plan:
         return out | {"claims": list(self.claims), "evidence": list(self.evidence)}
 
     def differences(self, other: Plan) -> list[str]:
-        """The fields where ``other`` departs from this plan, as ``name=value``."""
+        """The fields where ``other`` departs from this plan, as ``name=value`` (numbers
+        equal to 12 significant digits are the same)."""
         return [
             f"{f.name}={_show(getattr(other, f.name))}"
             for f in fields(self)
-            if getattr(self, f.name) != getattr(other, f.name)
+            if not _same(getattr(self, f.name), getattr(other, f.name))
         ]
 
     def wants(self, group: str) -> bool:
         """Whether the plan tests the claims of ``group``."""
         return "all" in self.claims or group in self.claims
+
+
+def alpha_problem(alpha: float) -> str:
+    """Why ``alpha`` is no familywise error rate a plan may declare ("" when it is one)."""
+    if ALPHA_MIN <= alpha < ALPHA_MAX:
+        return ""
+    return f"{alpha} is not in [{ALPHA_MIN:g}, {ALPHA_MAX:g})"
+
+
+class UnreadablePlan(Plan):
+    """Stands for a plan a study directory records but that cannot be read: the default
+    settings, from which every analysis departs, so that nothing is labelled primary."""
+
+    def differences(self, other: Plan) -> list[str]:
+        return ["plan=unreadable", *super().differences(other)]
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+    return a == b
 
 
 def _strings(key: str, value: Any) -> list[str]:

@@ -14,7 +14,8 @@ import pytest
 from synthetic_study import STALE, SyntheticSpec, write_synthetic_study
 
 import analysis.load
-from analysis import ResultsError, load_results
+from analysis import ResultsError, compute_results, load_results
+from studyfiles.plan import Plan, UnreadablePlan
 
 # Finished trials only, none left over: t00000-t00007 merged into one part, t00008 compacted.
 TIDY = SyntheticSpec(running=0, leftovers=0, restarted=0, stopped_merge=False, merge_every=4)
@@ -266,14 +267,68 @@ def test_trials_that_did_not_finish_are_named_with_the_epoch_their_rows_reach(tm
     study = load_results(root)
     (unfinished,) = [w for w in study.warnings if "have not finished" in w]
     assert unfinished == (
-        "3 of 10 trials have not finished and are left out of final-epoch comparisons: "
+        "3 of 10 trials have not finished and are left out of every comparison: "
         "1 started and not ended (t00001 at epoch 10 of 10), 1 failed (t00003 at epoch 10 of "
         "10), 1 not started; gcnc resume finishes them"
     )
     (stopped,) = [w for w in study.warnings if "stopped early" in w]
     assert stopped == (
         "1 trial was stopped early by the scheduler (t00002 at epoch 10 of 10): left out of "
-        "final-epoch comparisons"
+        "every comparison"
     )
     finals = analysis.aggregate.final_rows(study)
-    assert "t00001" not in set(finals["trial_id"]) and "t00002" not in set(finals["trial_id"])
+    matched, _ = analysis.aggregate.matched_progress(study, ["gc"])
+    for compared in (finals, matched):
+        assert not {"t00001", "t00002", "t00003"} & set(compared["trial_id"])
+
+
+def _study_json(root: str) -> dict:
+    with open(os.path.join(root, "study.json")) as fh:
+        return json.load(fh)
+
+
+def _edit_study_json(root: str, **changes) -> None:
+    meta = _study_json(root) | changes
+    with open(os.path.join(root, "study.json"), "w") as fh:
+        json.dump(meta, fh)
+
+
+def _plan_warnings(study) -> list[str]:
+    return [w for w in study.warnings if "plan" in w]
+
+
+def test_an_unreadable_plan_is_a_warning_and_makes_every_result_exploratory(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    spec = _study_json(root)["spec"]
+    _edit_study_json(root, spec=None, plan={"alpha": 7})  # no spec: its plan is the plan
+    study = load_results(root)
+    assert isinstance(study.plan, UnreadablePlan)
+    (warning,) = _plan_warnings(study)
+    assert "(plan) is unreadable (analysis.alpha: 7.0 is not in" in warning
+    assert warning.endswith("every result is exploratory")
+    results = compute_results(study)
+    assert results.label == "exploratory" and results.exploratory == ["plan=unreadable"]
+    assert set(results.verdicts["role"]) == {"exploratory"}
+    _edit_study_json(root, spec=spec | {"analysis": {"claims": "foo"}}, plan=None)
+    study = load_results(root)
+    assert isinstance(study.plan, UnreadablePlan)
+    assert "(spec.analysis) is unreadable" in _plan_warnings(study)[0]
+
+
+def test_the_plan_is_the_one_the_spec_hash_covers_and_a_differing_copy_is_named(tmp_path):
+    root = write_synthetic_study(tmp_path / "s", TIDY)
+    spec = _study_json(root)["spec"]
+    hashed = Plan(alpha=0.01, comparison="final")
+    _edit_study_json(root, spec=spec | {"analysis": hashed.as_dict()}, plan=hashed.as_dict())
+    study = load_results(root)
+    assert study.plan == hashed and not _plan_warnings(study)
+    _edit_study_json(root, plan=Plan(alpha=0.1, comparison="final").as_dict())
+    study = load_results(root)
+    assert study.plan == hashed
+    assert _plan_warnings(study) == [
+        "study.json: its plan differs from its spec's analysis table, which the spec hash "
+        "covers (alpha=0.1); the spec's is used"
+    ]
+    _edit_study_json(root, spec=spec)  # a resolved spec leaves the default plan out
+    study = load_results(root)
+    assert study.plan == Plan() and "(comparison=final, alpha=0.1)" in _plan_warnings(study)[0]

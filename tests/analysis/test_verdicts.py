@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 from synthetic_study import SyntheticSpec, write_synthetic_study
 
-from analysis import Options, compute_results, load_results, results_json
+from analysis import Options, StudyResults, compute_results, load_results, results_json
 from analysis import verdicts as V
+from analysis.tables import resolve_options
+from studyfiles import InputError
 from studyfiles.plan import Plan
 
 
@@ -21,6 +23,14 @@ def _study(tmp_path, **kw):
 
 def _final(table):
     return table[table["at"] == "final epoch"].set_index("claim")
+
+
+def _planned(study, **plan):
+    """``study`` with ``plan`` as its analysis plan, where study.json records it: in the
+    spec (which its hash covers) and as ``plan``."""
+    data = Plan(**plan).as_dict()
+    meta = study.meta | {"spec": study.meta["spec"] | {"analysis": data}, "plan": data}
+    return dataclasses.replace(study, meta=meta, warnings=[])
 
 
 def test_claimed_trends_are_reproduced(tmp_path):
@@ -117,11 +127,23 @@ def test_without_correction_the_adjusted_p_is_the_raw_one(lr_study):
 
 
 def test_a_comparison_outside_the_plan_is_a_secondary_family(lr_study):
-    table = V.verdict_table(lr_study, options=Options(comparison="final"))
+    table = V.verdict_table(_planned(lr_study, comparison="final"))
     final = table["at"] == V.FINAL
     assert (table.loc[final, "role"] == V.PRIMARY).all()
     assert (table.loc[~final, "role"] == V.SECONDARY).all()
     assert table.loc[final, "family"].iloc[0] == table.loc[final, "p"].notna().sum()
+
+
+def test_options_off_the_plan_make_every_row_exploratory_in_the_same_families(lr_study):
+    planned = V.verdict_table(_planned(lr_study, comparison="final"))
+    table = V.verdict_table(lr_study, options=Options(comparison="final"))  # plan: "both"
+    final = table["at"] == V.FINAL
+    assert set(table.loc[final, "role"]) == {V.EXPLORATORY}
+    assert set(table.loc[~final, "role"]) == {"exploratory (secondary)"}
+    assert V.in_main_family(table).tolist() == final.tolist()
+    pd.testing.assert_frame_equal(
+        table.drop(columns="role"), planned.drop(columns="role"), check_dtype=False
+    )
 
 
 def test_claim_groups_in_the_plan_choose_the_claims(lr_study):
@@ -153,14 +175,99 @@ def test_results_that_depart_from_the_plan_are_exploratory_everywhere(lr_study):
     data = results_json(moved)
     assert data["label"] == "exploratory" and data["plan"] == Plan().as_dict()
     assert {r["label"] for r in data["verdicts"]} == {"exploratory"}
+    assert {r["role"] for r in data["verdicts"]} == {V.EXPLORATORY}
     assert data["options"]["alpha"] == 0.1
+    assert set(planned.verdicts["role"]) == {V.PRIMARY}
+
+
+def test_a_plans_alpha_is_kept_exactly_so_its_own_results_are_primary(lr_study):
+    alpha = 0.05 / 3  # 1 - (1 - alpha) is not alpha in floating point
+    assert Options.from_plan(Plan(alpha=alpha)).alpha == alpha
+    assert Options.from_plan(Plan(alpha=0.4999999999999)).alpha == 0.4999999999999
+    results = compute_results(_planned(lr_study, alpha=alpha, comparison="final"))
+    assert results.label == "primary" and set(results.verdicts["role"]) == {"primary", "secondary"}
+
+
+@pytest.mark.parametrize("alpha", [1e-13, 0.0, 0.5])
+def test_an_alpha_out_of_the_plans_range_is_one_input_error(lr_study, alpha):
+    with pytest.raises(InputError) as caught:
+        resolve_options(lr_study, overrides={"alpha": alpha})
+    assert caught.value.field == "analysis.alpha"
+
+
+def test_options_take_alpha_or_confidence_and_refuse_them_disagreeing():
+    assert Options(alpha=0.01).confidence == pytest.approx(0.99)
+    assert Options(confidence=0.9).alpha == 0.1 and Options().alpha == 0.05
+    with pytest.raises(ValueError, match="disagree"):
+        Options(alpha=0.01, confidence=0.9)
+    with pytest.raises(ValueError, match="alpha"):
+        Options(confidence=1 - 1e-13)
+
+
+def test_a_matched_level_near_where_most_trials_start_is_not_applicable(tmp_path):
+    # lr 1e-4 barely learns: every trial reaches its best loss (≈ 2.15, from ≈ 2.3), the
+    # others within their first 12 % of the way down from their first evaluation
+    spec = SyntheticSpec(lrs=(1e-4, 0.02, 0.1), seeds=(0, 1, 2, 3, 4), running=0, restarted=0,
+                         leftovers=0, stopped_merge=False)  # fmt: skip
+    study = load_results(write_synthetic_study(tmp_path / "slow", spec))
+    table = V.verdict_table(study)
+    matched = table[table["at"] != V.FINAL]
+    assert len(matched) and (matched["verdict"] == V.NOT_APPLICABLE).all()
+    assert matched["reason"].str.contains("10 of 15 trials reached").all()
+    assert (matched["family"] == 0).all()
+    later = V.verdict_table(study, options=Options(progress_quantile=0.7))  # loss ≤ 1.55
+    assert (later["verdict"] != V.NOT_APPLICABLE).all()
+
+
+def test_a_trials_share_of_its_progress_runs_from_its_first_evaluation_to_its_best():
+    metrics = pd.DataFrame(
+        {
+            "trial_id": ["a"] * 4 + ["b"] * 4,
+            "epoch": [0, 1, 2, 3] * 2,
+            "train_loss": [2.3, 2.2, 1.0, 0.1, 2.0, 1.9, 1.5, 1.2],
+        }
+    )
+    study = StudyResults(meta={}, metrics=metrics, trials=pd.DataFrame())
+    reached = pd.DataFrame({"trial_id": ["a", "b"], "epoch": [1.0, 0.0]})
+    near, first = V.near_start(study, reached, by="train_loss", level=2.2, min_progress=0.2)
+    assert near.tolist() == [True, True]  # a: 0.1 / 2.2 of its way; b: past it at epoch 0
+    assert first.tolist() == [False, True]
+    reached = pd.DataFrame({"trial_id": ["a", "b"], "epoch": [1.9, 2.0]})
+    near, first = V.near_start(study, reached, by="train_loss", level=1.5, min_progress=0.2)
+    assert near.tolist() == [False, False]  # a: 0.8 / 2.2 = 0.36; b: 0.5 / 0.8
+    near, _ = V.near_start(study, reached, by="train_loss", level=1.5, min_progress=0.5)
+    assert near.tolist() == [True, False]
+
+
+def test_a_claim_without_data_is_not_tested_and_joins_no_family(lr_study):
+    metrics = lr_study.metrics.copy()
+    last = metrics.groupby("trial_id", observed=True)["epoch"].transform("max")
+    metrics.loc[metrics["epoch"] == last, "target_nc_cdnv"] = np.nan  # none at the end
+    table = V.verdict_table(dataclasses.replace(lr_study, metrics=metrics, warnings=[]))
+    on_nc = (table["y"] == "target_nc_cdnv") | (table["x"] == "target_nc_cdnv")
+    empty = table[on_nc & (table["at"] == V.FINAL)]
+    assert len(empty) == 4 and (empty["n"] == 0).all()
+    assert (empty["verdict"] == V.NOT_TESTED).all() and (empty["verdict_raw"] == V.NOT_TESTED).all()
+    assert empty["reason"].str.startswith("no data: no trial has").all()
+    assert (empty["family"] == 0).all()
+    tested = table["p"].notna()
+    assert (table.loc[tested, "family"] == tested.sum()).all()
+    assert not table.loc[tested, "verdict"].isin(V.UNTESTED).any()
+
+
+def test_with_require_any_one_test_suffices_unless_another_points_the_other_way():
+    p, direction, reason = V._combine(
+        {"extremes": (0.001, 1), "spearman": (0.5, -1)}, require="any"
+    )
+    assert (p, direction) == (1.0, 0) and "point different ways" in reason
+    p, direction, _ = V._combine({"extremes": (0.001, 1), "spearman": (0.5, 0)}, require="any")
+    assert p == pytest.approx(0.002) and direction == 1
+    p, direction, _ = V._combine({"extremes": (0.001, 1), "spearman": None}, require="any")
+    assert p == pytest.approx(0.001) and direction == 1
 
 
 def test_a_study_plan_is_read_from_study_json(lr_study):
-    meta = lr_study.meta | {"plan": Plan(alpha=0.01, comparison="final").as_dict()}
-    study = dataclasses.replace(lr_study, meta=meta)
-    study.__dict__.pop("plan", None)
-    results = compute_results(study)
+    results = compute_results(_planned(lr_study, alpha=0.01, comparison="final"))
     assert results.label == "primary" and results.options.alpha == pytest.approx(0.01)
     assert (results.verdicts.loc[results.verdicts["at"] != V.FINAL, "role"] == V.SECONDARY).all()
 

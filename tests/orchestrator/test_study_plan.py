@@ -88,7 +88,7 @@ def test_validate_refuses_a_bad_plan_in_one_line(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.splitlines() == [
-        "gcnc: error: analysis.alpha: 0.7 is not in (0, 0.5) (use e.g. 0.05)"
+        "gcnc: error: analysis.alpha: 0.7 is not in [1e-06, 0.5) (use e.g. 0.05)"
     ]
 
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from studyfiles import InputError
-from studyfiles.plan import CLAIM_GROUPS, Plan
+from studyfiles.plan import CLAIM_GROUPS, Plan, UnreadablePlan
 
 FULL = {
     "claims": ["train.lr", "chain"],
@@ -73,6 +73,8 @@ def test_claims_and_evidence_are_sets_in_a_fixed_order():
         ({"progress_quantile": 1.5}, "progress_quantile"),
         ({"alpha": 0}, "alpha"),
         ({"alpha": 0.7}, "alpha"),
+        ({"alpha": 0.5}, "alpha"),
+        ({"alpha": 1e-13}, "alpha"),
         ({"alpha": "x"}, "alpha"),
         ({"alpha": True}, "alpha"),
         ({"alpha": float("nan")}, "alpha"),
@@ -102,6 +104,36 @@ def test_differences_name_the_fields_another_plan_changes_with_its_values():
         {"alpha": 0.01, "evidence": ["spearman"], "claims": ["train.lr", "chain"]}
     )
     assert plan.differences(other) == ["claims=train.lr,chain", "alpha=0.01", "evidence=spearman"]
+
+
+def test_differences_do_not_see_float_noise():
+    alpha = 0.05 / 3
+    assert Plan(alpha=alpha).differences(Plan(alpha=1.0 - (1.0 - alpha))) == []
+    assert Plan(alpha=alpha).differences(Plan(alpha=0.0166)) == ["alpha=0.0166"]
+
+
+def test_every_plan_departs_from_an_unreadable_one():
+    assert UnreadablePlan().differences(Plan()) == ["plan=unreadable"]
+    assert UnreadablePlan().differences(Plan(alpha=0.01)) == ["plan=unreadable", "alpha=0.01"]
+
+
+@pytest.mark.parametrize("alpha", [1e-13, 1e-6, 0.05 / 3, 0.4999999999999, 0.5, 0.7])
+def test_the_study_file_and_the_command_line_take_the_same_alphas(alpha, capsys):
+    from orchestrator import cli
+
+    try:
+        Plan.from_mapping({"alpha": alpha})
+        planned = True
+    except InputError:
+        planned = False
+    try:
+        cli.build_parser().parse_args(["analyze", "DIR", "--alpha", repr(alpha)])
+        parsed = True
+    except SystemExit:
+        parsed = False
+        (line,) = capsys.readouterr().err.splitlines()
+        assert f"--alpha: {alpha} is not in [1e-06, 0.5)" in line
+    assert parsed == planned == (1e-6 <= alpha < 0.5)
 
 
 def test_wants_a_group_it_names_or_every_group_with_all():
