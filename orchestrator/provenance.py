@@ -1,7 +1,8 @@
 """``study.json``: the resolved spec, its hash and what produced the study (docs/schema.md).
 
 What produced it: the code (version, git commit, dirty flag, and the diff beside
-``study.json`` as ``code.diff`` when the tree was dirty), the packages, and each dataset the
+``study.json`` as ``code.diff`` when the tree was dirty: the tracked files' changes, then
+each untracked file as a new file, up to a size cap), the packages, and each dataset the
 study reads (notes, normalisation, file hashes or generator and seed). It is gathered once,
 when the study directory is created; a resume reads it back.
 """
@@ -13,6 +14,7 @@ import hashlib
 import importlib.metadata
 import json
 import platform
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,12 @@ PACKAGES = (
 )  # fmt: skip
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # the source tree whose git state counts
 GIT_TIMEOUT_S = 10.0
+#: Untracked files stored in ``code.diff``: at most this many bytes of one file, of all of
+#: them, and this many files; a file past a cap is named there with its size, not stored.
+UNTRACKED_FILE_BYTES = 1 << 20
+UNTRACKED_TOTAL_BYTES = 8 << 20
+UNTRACKED_FILES = 1000
+_NEW_FILE = ("diff", "--no-index", "--binary", "--no-color", "--no-ext-diff", "--", "/dev/null")
 
 
 def study_info(study: StudySpec, *, code: CodeState | None = None) -> dict[str, Any]:
@@ -131,7 +139,7 @@ class CodeState:
     commit: str | None = None  # None: not a git checkout (or git is not installed)
     dirty: bool | None = None  # None: unknown
     untracked: tuple[str, ...] = ()  # untracked, not ignored (a new folder as one entry)
-    diff: bytes | None = None  # when dirty: `git diff HEAD`, led by the untracked names
+    diff: bytes | None = None  # when dirty: `git diff HEAD`, then the untracked files
 
     def version_line(self) -> str:
         """``code_version``: ``gcnc <version>``, plus ``(git <commit>[+dirty])`` if known."""
@@ -169,11 +177,60 @@ def code_state(root: Path | None = None) -> CodeState:
     untracked = tuple(others.decode(errors="replace").splitlines())
     if not diff.strip() and not untracked:
         return CodeState(version, commit, dirty=False)
-    header = [f"# gcnc: the source tree differs from git commit {commit}: git diff HEAD below"]
+    header = [
+        f"# gcnc: the source tree differs from git commit {commit}: git diff HEAD below, "
+        "then each untracked file as a new file (git apply adds them)"
+    ]
+    added = b""
     if untracked:
-        header += ["# untracked files (not in the diff):", *(f"#   {n}" for n in untracked)]
-    body = "\n".join(header).encode() + b"\n" + diff
+        notes, added = _untracked_diffs(folder)
+        header += [
+            "# untracked files (each appended below as a new file, but for those noted after):",
+            *(f"#   {n}" for n in untracked),
+            *(["# notes on untracked files:", *notes] if notes else []),
+        ]
+    body = "\n".join(header).encode(errors="surrogateescape") + b"\n" + diff + added
     return CodeState(version, commit, dirty=True, untracked=untracked, diff=body)
+
+
+def _untracked_diffs(folder: Path) -> tuple[list[str], bytes]:
+    """Each untracked, not ignored file under ``folder`` as ``git diff --no-index /dev/null
+    FILE`` gives it (binary files as git binary patches), and ``# …`` lines naming the files
+    left out (past a cap, unreadable) and those stored as binary. Never raises."""
+    top = _git(folder, "rev-parse", "--show-toplevel")
+    listing = _git(folder, "ls-files", "-z", "--others", "--exclude-standard", "--full-name", ".")
+    if top is None or listing is None:
+        return ["# (the untracked files' contents are not stored: git could not list them)"], b""
+    root = Path(top.decode(errors="surrogateescape").strip())
+    notes, parts, total = [], [], 0
+    for name in filter(None, listing.decode(errors="surrogateescape").split("\0")):
+        why, size = _left_out(root / name, total=total, stored=len(parts))
+        patch = None if why else _git(root, *_NEW_FILE, name, ok=(1,))
+        if patch is None:
+            notes.append(f"#   {name}: not stored ({why or 'git diff failed'})")
+            continue
+        if b"\nGIT binary patch\n" in patch:
+            notes.append(f"#   {name}: stored as a git binary patch")
+        parts.append(patch)
+        total += size
+    return notes, b"".join(parts)
+
+
+def _left_out(path: Path, *, total: int, stored: int) -> tuple[str | None, int]:
+    """Why an untracked file is not stored (None: it is), and its size in bytes."""
+    try:
+        info = path.lstat()
+    except OSError as err:
+        return f"unreadable: {err.strerror}", 0
+    if stat.S_ISDIR(info.st_mode):  # git lists a nested repository as a folder
+        return "a nested git repository", 0
+    size = info.st_size
+    if size > UNTRACKED_FILE_BYTES:
+        return f"{size} bytes, over the cap of {UNTRACKED_FILE_BYTES} per file", size
+    if total + size > UNTRACKED_TOTAL_BYTES or stored >= UNTRACKED_FILES:
+        cap = f"{UNTRACKED_TOTAL_BYTES} bytes or {UNTRACKED_FILES} files"
+        return f"{size} bytes, past the cap of {cap} in all", size
+    return None, size
 
 
 def code_version() -> str:
@@ -188,8 +245,9 @@ def _own_version() -> str:
         return "unknown"
 
 
-def _git(folder: Path, *args: str) -> bytes | None:
-    """The output of ``git -C folder args``; None when git fails or is not there."""
+def _git(folder: Path, *args: str, ok: tuple[int, ...] = (0,)) -> bytes | None:
+    """The output of ``git -C folder args``; None when git fails (exits with a status not
+    in ``ok``, or says nothing with one other than 0) or is not there."""
     try:
         done = subprocess.run(
             ["git", "--no-optional-locks", "-C", str(folder), *args],  # reads: no index lock
@@ -199,7 +257,9 @@ def _git(folder: Path, *args: str) -> bytes | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout if done.returncode == 0 else None
+    if done.returncode == 0 or (done.returncode in ok and done.stdout):
+        return done.stdout
+    return None
 
 
 def package_versions() -> dict[str, str]:

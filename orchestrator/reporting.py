@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import numbers
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -60,8 +63,9 @@ def analysis_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write_json(target: str, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to a local path or storage URI; bad JSON values become null."""
-    text = json.dumps(data, indent=2, allow_nan=False, default=str)
+    """Write ``data`` as JSON to a local path or storage URI; bad JSON values (NaN, ±inf)
+    become null, wherever they are (:func:`json_safe`)."""
+    text = json.dumps(json_safe(data), indent=2, allow_nan=False, default=str)
     storage = Storage.open(target)
     try:
         storage.write_bytes(storage.root, text.encode("utf-8"))
@@ -70,3 +74,23 @@ def write_json(target: str, data: dict[str, Any]) -> None:
             "--json", f"cannot write {target}: {err}", "give a writable path"
         ) from None
     print(f"{PROG}: verdicts as JSON: {storage.location}")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite number (NaN, ±inf) made None, through mappings,
+    lists and tuples at any depth; numpy's numbers and arrays become Python's. Other
+    values are left as they are (``json.dumps(default=str)`` writes them as text)."""
+    if isinstance(value, Mapping):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if callable(getattr(value, "tolist", None)):  # a numpy array or scalar (np.bool_)
+        return json_safe(value.tolist())
+    return value

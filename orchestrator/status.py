@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import shlex
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from orchestrator import damage
@@ -23,23 +20,35 @@ from orchestrator.search import trial_count
 from orchestrator.spec import StudySpec
 from studyfiles import InputError, StudyDir
 from studyfiles.errors import first_line
-from studyfiles.tables import concat, latest_rows, read_parquet
-from studyfiles.target import search_target
-
-_ROW_KEYS = ("trial_id", "epoch", "written_at", "diverged")  # what a trial's latest row needs
+from studyfiles.tables import latest_per_trial, read_parquet
+from studyfiles.target import ENDED, SearchTarget, search_target
 
 
 @dataclass(frozen=True)
-class BestSoFar:
-    """A search's best value of its metric so far, over every trial's latest row."""
+class TrialValue:
+    """A trial's value of a search's metric at its latest evaluation."""
 
-    metric: str
-    mode: str  # "min" or "max"
-    trial_id: str | None = None  # None: no trial has a finite value yet
-    value: float | None = None
-    epoch: int | None = None
+    trial_id: str
+    value: float
+    epoch: int
     params: tuple[tuple[str, Any], ...] = ()  # the searched keys and the trial's values
     status: str | None = None  # the trial's status in trials.parquet
+    epochs: int | None = None  # the epochs the trial was to run (its config's train.epochs)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What a search found, ranked as ``gcnc analyze`` ranks it: its ended trials by the
+    metric's value at their last evaluation, best first; apart from them, the best latest
+    value of a trial not ended (running, interrupted or failed), which is not a result."""
+
+    metric: str
+    mode: str
+    best: tuple[TrialValue, ...] = ()  # the best few ended trials, best first
+    ranked: int = 0  # ended trials with a value (``best`` holds the first few)
+    unvalued: int = 0  # ended trials without a finite value (diverged, or no row)
+    leading: TrialValue | None = None  # the best latest value of a trial not ended
+    unended: int = 0  # trials not ended with a value (``leading`` is the best of them)
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,7 @@ class StudyStatus:
     # ^ trial id -> (last epoch, epochs) for trials started and not ended
     unreadable: dict[str, str] = field(default_factory=dict)  # metrics file -> why
     lost: list[str] = field(default_factory=list)  # ended trials whose rows are not readable
-    best: BestSoFar | None = None  # a search's best trial so far (None: not a search)
+    search: SearchResult | None = None  # a search's best trials (None: not a search)
 
     @property
     def resumable(self) -> int:
@@ -132,83 +141,83 @@ def read_status(sdir: StudyDir) -> StudyStatus:
             t["trial_id"] for t in live if t["status"] == "error" and _failed_runs(t) >= 2
         ),
         short=short,
-        best=read_best(
-            sdir,
-            info.get("spec"),
-            statuses={t["trial_id"]: t["status"] for t in live},
-            skip={t["trial_id"] for t in abandoned},
-        ),
+        search=read_search(sdir, info.get("spec"), trials=live),
     )
 
 
-def read_best(
-    sdir: StudyDir, spec: Any, *, statuses: Mapping[str, str], skip: Iterable[str] = ()
-) -> BestSoFar | None:
-    """The best value of a search's metric in its trials' latest rows (None: not a search).
+def read_search(
+    sdir: StudyDir, spec: Any, *, trials: Iterable[Mapping[str, Any]], k: int = 3
+) -> SearchResult | None:
+    """A search's ``k`` best ended trials and the best value of a trial not ended (None:
+    not a search with a metric), from ``trials`` (``trials.parquet``'s rows, abandoned ones
+    left out) and each trial's latest metrics row.
 
-    Every trial's latest row counts, whether the trial ended or not, except those of the
-    ``skip`` trials; a row without a finite value, or of a trial that diverged, does not.
+    A trial's value is its metric at its latest row, as the search judged it; a trial that
+    diverged (in ``trials.parquet`` or that row) has none. Only the metric and the searched
+    keys' columns of the metrics files are read.
     """
     target = search_target(spec)
     if target is None:
         return None
-    metric, mode, params = target.metric, target.mode, target.params
-    rows = latest_per_trial(sdir, [metric, *params])
-    wanted = ["trial_id", "epoch", "diverged", metric, *params]
-    held = [c for c in wanted if rows is not None and c in rows.column_names]
-    records = rows.select(held).to_pylist() if rows is not None else []
-    skip = set(skip)
-    candidates = [
-        r
-        for r in records
-        if r["trial_id"] not in skip and not r.get("diverged") and _finite(r.get(metric))
+    known = {str(t["trial_id"]): t for t in trials}
+    kept = {t for t, row in known.items() if not row.get("diverged")}
+    values = {
+        r["trial_id"]: r
+        for r in _latest_records(sdir, target)
+        if r["trial_id"] in kept and not r.get("diverged")
+    }
+    ended = {t for t, row in known.items() if row["status"] in ENDED}
+    pairs = [(t, r.get(target.metric)) for t, r in values.items()]
+    ranked = target.best_first(p for p in pairs if p[0] in ended)
+    others = target.best_first(p for p in pairs if p[0] not in ended)
+    epochs = _dotted(spec, "train.epochs")  # where a trial's config does not say
+    found = [
+        _trial_value(t, v, values[t], known[t], target=target, spec_epochs=epochs)
+        for t, v in [*ranked[:k], *others[:1]]
     ]
-    if not candidates:
-        return BestSoFar(metric, mode)
-    sign = -1.0 if mode == "max" else 1.0
-    best = min(candidates, key=lambda r: (sign * float(r[metric]), str(r["trial_id"])))
-    return BestSoFar(
-        metric,
-        mode,
-        trial_id=str(best["trial_id"]),
-        value=float(best[metric]),
-        epoch=int(best["epoch"]),
-        params=tuple((p, best.get(p)) for p in params),
-        status=statuses.get(best["trial_id"]),
+    return SearchResult(
+        target.metric,
+        target.mode,
+        best=tuple(found[: min(k, len(ranked))]),
+        ranked=len(ranked),
+        unvalued=len(ended) - len(ranked),
+        leading=found[min(k, len(ranked))] if others else None,
+        unended=len(others),
     )
 
 
-def latest_per_trial(sdir: StudyDir, columns: list[str]) -> pa.Table | None:
-    """Each trial's latest row (its last epoch, as last written) with ``columns`` where the
-    files hold them, from every readable metrics file (``damage.scan`` names the others)."""
-    tables = []
-    for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
-        try:
-            with sdir.storage.fs.open_input_file(path) as source:
-                file = pq.ParquetFile(source)
-                held = set(file.schema_arrow.names)
-                names = [c for c in dict.fromkeys([*_ROW_KEYS, *columns]) if c in held]
-                tables.append(file.read(columns=names, use_threads=False))
-        except (OSError, pa.ArrowException):  # moved by a running driver, or unreadable
-            continue
-    if not tables:
-        return None
-    table = concat(tables)
-    if not {"trial_id", "epoch", "written_at"} <= set(table.column_names):
-        return None
-    table = table.filter(pc.and_(pc.is_valid(table["trial_id"]), pc.is_valid(table["epoch"])))
-    if table.num_rows == 0:
-        return None
-    table, _ = latest_rows(table)  # sorted by trial, then epoch
-    trials = table["trial_id"].combine_chunks()
-    if not pa.types.is_dictionary(trials.type):
-        trials = trials.dictionary_encode()
-    codes = trials.indices.to_numpy(zero_copy_only=False)
-    return table.filter(pa.array(np.r_[codes[1:] != codes[:-1], True]))
+def _latest_records(sdir: StudyDir, target: SearchTarget) -> list[dict[str, Any]]:
+    """Each trial's latest row: its trial id, epoch, diverged flag, metric, searched keys."""
+    rows = latest_per_trial(sdir.storage, sdir.metrics, [target.metric, *target.params])
+    if rows is None:
+        return []
+    wanted = ["trial_id", "epoch", "diverged", target.metric, *target.params]
+    return rows.select([c for c in wanted if c in rows.column_names]).to_pylist()
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _trial_value(
+    trial_id: str,
+    value: float,
+    row: Mapping[str, Any],
+    trial: Mapping[str, Any],
+    *,
+    target: SearchTarget,
+    spec_epochs: Any,
+) -> TrialValue:
+    """A ranked trial with its searched keys (from its row, else its config) and its
+    planned epochs (its config's, else ``spec_epochs``)."""
+    config = _config(trial.get("config"))
+    params = tuple((p, row[p] if p in row else _dotted(config, p)) for p in target.params)
+    epochs = _dotted(config, "train.epochs")
+    epochs = spec_epochs if epochs is None else epochs
+    return TrialValue(
+        trial_id,
+        value,
+        int(row["epoch"]),
+        params=params,
+        status=trial.get("status"),
+        epochs=int(epochs) if isinstance(epochs, int | float) else None,
+    )
 
 
 def _rows_lost(found: damage.Scan, trials: list[dict[str, Any]]) -> list[str]:
@@ -231,10 +240,26 @@ def _failed_runs(trial: dict[str, Any]) -> int:
 
 
 def _epochs(config: str | None) -> int | None:
+    epochs = _dotted(_config(config), "train.epochs")
+    return int(epochs) if isinstance(epochs, int | float) else None
+
+
+def _config(text: str | None) -> Any:
+    """A trial's config (``trials.parquet``'s JSON); None where absent or unreadable."""
     try:
-        return int(json.loads(config or "{}")["train"]["epochs"])
-    except (ValueError, KeyError, TypeError):
+        return json.loads(text) if text else None
+    except ValueError:
         return None
+
+
+def _dotted(config: Any, key: str) -> Any:
+    """``key`` (dotted) of a config; None where absent."""
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def format_status(st: StudyStatus) -> str:
@@ -249,8 +274,8 @@ def format_status(st: StudyStatus) -> str:
         f"{st.diverged} diverged" + (f"; {st.abandoned} abandoned" if st.abandoned else ""),
         f"rows: {st.rows} metrics rows from {st.trials_with_rows} trials",
     ]
-    if st.best is not None:
-        lines.append(best_line(st.best))
+    if st.search is not None:
+        lines += search_lines(st.search, location=st.location)
     if st.driver is not None:
         lines.append(f"driver: running ({st.driver})")
     else:
@@ -265,7 +290,7 @@ def format_status(st: StudyStatus) -> str:
     return "\n".join(lines)
 
 
-_UNFINISHED = {  # a trial's status -> how the best line says it stands
+_UNFINISHED = {  # a trial's status -> how a line about it says it stands
     "running": "still running",
     "interrupted": "interrupted",
     "stopped": "stopped early",
@@ -273,17 +298,36 @@ _UNFINISHED = {  # a trial's status -> how the best line says it stands
 }
 
 
-def best_line(best: BestSoFar) -> str:
-    """``best so far: test_acc = 0.912 at epoch 30, trial t00007 (train.lr=0.01, …)``, and
-    how the trial stands where it has not finished."""
-    if best.trial_id is None:
-        return f"best so far: no {best.metric} value yet"
-    params = ", ".join(f"{k}={_short(v)}" for k, v in best.params)
-    line = (
-        f"best so far: {best.metric} = {_short(best.value)} at epoch {best.epoch}, "
-        f"trial {best.trial_id}" + (f" ({params})" if params else "")
+def search_lines(result: SearchResult, *, location: str) -> list[str]:
+    """The search's result: its best ended trials, one line each, then apart the best value
+    of a trial not ended (not a result: it may still change, or never end)."""
+    metric = result.metric
+    head = f"search result ({metric}, {result.mode}, each ended trial at its last evaluation)"
+    if not result.best:
+        lines = [f"{head}: no ended trial has a {metric} value yet"]
+    else:
+        lines = [f"{head}: best {len(result.best)} of {result.ranked} ranked"]
+        lines += [f"  {i}. {trial_line(t, metric)}" for i, t in enumerate(result.best, 1)]
+    if result.unvalued:
+        why = "diverged, or not measured"
+        lines.append(f"  not ranked: {result.unvalued} ended without a {metric} value ({why})")
+    if result.leading is not None:
+        of = f" (best of {result.unended})" if result.unended > 1 else ""
+        lines.append(f"  not ended, not ranked{of}: {trial_line(result.leading, metric)}")
+    if result.best:
+        lines.append(f"  intervals across seeds: gcnc analyze {shlex.quote(location)}")
+    return lines
+
+
+def trial_line(trial: TrialValue, metric: str) -> str:
+    """``t00007: test_acc = 0.912 at epoch 30/30 (train.lr=0.01, …)``, and how the trial
+    stands where it did not run to its end."""
+    params = ", ".join(f"{k}={_short(v)}" for k, v in trial.params)
+    of = f"/{trial.epochs}" if trial.epochs is not None else ""
+    line = f"{trial.trial_id}: {metric} = {_short(trial.value)} at epoch {trial.epoch}{of}" + (
+        f" ({params})" if params else ""
     )
-    return line + (f", {_UNFINISHED[best.status]}" if best.status in _UNFINISHED else "")
+    return line + (f", {_UNFINISHED[trial.status]}" if trial.status in _UNFINISHED else "")
 
 
 def _short(value: Any) -> str:
@@ -311,7 +355,7 @@ def short_lines(
     short: dict[str, tuple[int | None, int | None]], *, limit: int, running: bool
 ) -> list[str]:
     """``  t00003: at epoch 20 of 40`` for trials started and not ended (not finished: the
-    analysis leaves them out of final-epoch comparisons)."""
+    analysis leaves them out of every comparison)."""
     if not short:
         return []
     head = "started, not ended:" if running else "interrupted (a resume continues them):"

@@ -21,6 +21,7 @@ from studyfiles.storage import Storage
 
 ROW_GROUP_ROWS = 32_768  # large enough to read fast, small enough to look one trial up
 _MAX_SLICES = 10_000  # rows kept in more stretches than this are taken, not sliced
+_ROW_KEYS = ("trial_id", "epoch", "written_at", "diverged")  # what a trial's latest row needs
 
 
 def to_bytes(table: pa.Table, *, metadata: Mapping[str, str] | None = None) -> bytes:
@@ -80,6 +81,37 @@ def latest_rows(table: pa.Table) -> tuple[pa.Table, int]:
     order = np.arange(len(key)) if ordered else np.argsort(key, kind="stable")
     keep = _latest(key[order], _written(table)[order])
     return _rows(table, order[keep]), int(len(keep) - keep.sum())
+
+
+def latest_per_trial(storage: Storage, folder: str, columns: Sequence[str]) -> pa.Table | None:
+    """Each trial's latest row (its last epoch, as last written) with ``columns`` where the
+    files hold them, from every readable Parquet file under ``folder`` (a study's
+    ``metrics/``): one skipped file is one a running driver moved, or a damaged one, which
+    the orchestrator's ``damage.scan`` names. None where no row has a trial and an epoch."""
+    tables = []
+    for path in storage.files(folder, suffix=".parquet"):
+        try:
+            with storage.fs.open_input_file(path) as source:
+                file = pq.ParquetFile(source)
+                held = set(file.schema_arrow.names)
+                names = [c for c in dict.fromkeys([*_ROW_KEYS, *columns]) if c in held]
+                tables.append(file.read(columns=names, use_threads=False))
+        except (OSError, pa.ArrowException):  # moved by a running driver, or unreadable
+            continue
+    if not tables:
+        return None
+    table = concat(tables)
+    if not {"trial_id", "epoch", "written_at"} <= set(table.column_names):
+        return None
+    table = table.filter(pc.and_(pc.is_valid(table["trial_id"]), pc.is_valid(table["epoch"])))
+    if table.num_rows == 0:
+        return None
+    table, _ = latest_rows(table)  # sorted by trial, then epoch
+    trials = table["trial_id"].combine_chunks()
+    if not pa.types.is_dictionary(trials.type):
+        trials = trials.dictionary_encode()
+    codes = trials.indices.to_numpy(zero_copy_only=False)
+    return table.filter(pa.array(np.r_[codes[1:] != codes[:-1], True]))
 
 
 def _sort_key(table: pa.Table) -> np.ndarray:

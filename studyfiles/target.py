@@ -3,9 +3,14 @@ read by ``gcnc status`` and by the analysis alike."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+#: A trial's statuses once it will not run again (docs/schema.md): it reached its last epoch
+#: (or diverged), or the scheduler stopped it. Only these are ranked as a search's result.
+ENDED: tuple[str, ...] = ("done", "stopped")
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,13 @@ class SearchTarget:
     params: tuple[str, ...]  # the search space's dotted keys
     algorithm: str
     scheduler: str | None  # the early-stopping scheduler's type ("asha"), or None
+
+    def best_first(self, values: Iterable[tuple[str, Any]]) -> list[tuple[str, float]]:
+        """``(trial id, value)`` pairs ranked as the search's result is ranked: toward
+        ``mode``, ties by trial id; a pair without a finite value is left out."""
+        finite = [(str(t), float(v)) for t, v in values if _finite(v)]
+        sign = -1.0 if self.mode == "max" else 1.0
+        return sorted(finite, key=lambda pair: (sign * pair[1], pair[0]))
 
 
 def search_target(spec: Any) -> SearchTarget | None:
@@ -37,3 +49,7 @@ def search_target(spec: Any) -> SearchTarget | None:
         algorithm=str(search.get("algorithm") or "tpe"),
         scheduler=str(scheduler.get("type") or "asha") if scheduler else None,
     )
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -6,7 +6,9 @@ run): with no effect of any hyperparameter, every "reproduced" or "not reproduce
 hyperparameter claim is false. With N null studies a rate's Monte-Carlo standard error at
 the nominal level is ``sqrt(α (1 − α) / N)``; N = 100 puts the bound α + 2 s.e. at 0.094
 for α = 0.05. The full measurement (400 null studies, power at 5 and 3 seeds) is the
-benchmark's; docs/analysis.md, "Calibration and power", gives its numbers.
+benchmark's; docs/analysis.md, "Calibration and power", gives its numbers. The outsider's
+check, shuffles of the committed quickstart run (docs/results/quickstart), is asserted here
+too, on fewer shuffles than the benchmark's 200.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ SEEDS = bench.SEEDS  # per value: 5, the quickstart's
 ALPHA = 0.05
 N_NULL = 100
 N_PLANTED = 12
+N_SHUFFLES = 80  # ≈ 40 s on 2 cores; α + 2 s.e. = 0.099
+QUICKSTART = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "results", "quickstart")
 
 
 def _bound(n: int, alpha: float = ALPHA) -> float:
@@ -183,3 +187,15 @@ def test_a_perfectly_ordered_sweeps_verdict_does_not_depend_on_the_permutation_s
         monkeypatch.setattr(V, "_spearman_p", _raw_monte_carlo_p)
         raw = [_planted_verdicts(studies, seed=s)["verdict"] for s in range(3)]
         assert len({tuple(v) for v in raw}) > 1, "the bare estimate did not depend on the seed"
+
+
+@pytest.mark.slow
+def test_shuffles_of_the_committed_quickstart_keep_the_familywise_rate_within_alpha():
+    """A real study's trials, their settings permuted so that no hyperparameter can matter:
+    the fraction of shuffles with any verdict other than "inconclusive" on a hyperparameter
+    claim ("reproduced" or "not reproduced"; "not applicable" rows join no family)."""
+    check = bench.shuffle_check(QUICKSTART, N_SHUFFLES, alpha=ALPHA, seed=0)
+    (holm,) = [s for s in check["summary"] if (s["alpha"], s["correction"]) == (ALPHA, "holm")]
+    assert check["trials"] == 7 * SEEDS and len(check["hyper_params"]) == 3
+    assert holm["familywise"]["n"] == N_SHUFFLES
+    assert holm["familywise"]["rate"] <= _bound(N_SHUFFLES)

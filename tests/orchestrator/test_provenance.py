@@ -237,6 +237,64 @@ def test_a_dirty_tree_records_dirty_and_writes_the_diff_beside_study_json(tmp_pa
     assert json.loads((tmp_path / "out" / "prov" / "study.json").read_text()) == info
 
 
+def rebuilt(repo: Path, diff: Path, into: Path) -> Path:
+    """The commit recorded for ``repo``, checked out afresh at ``into``, with ``diff`` applied."""
+    git(into.parent, "clone", "-q", str(repo), str(into))
+    git(into, "apply", "--whitespace=nowarn", str(diff))
+    return into
+
+
+def test_a_dirty_tree_with_new_files_is_rebuilt_from_its_diff(tmp_path, repo):
+    (repo / "model.py").write_text("WIDTH = 32\n")
+    (repo / "new_metric.py").write_text("x = 1\ny = 2")  # no newline at the end
+    (repo / "pkg").mkdir()
+    (repo / "pkg" / "__init__.py").write_text("")
+    (repo / "pkg" / "table.bin").write_bytes(bytes(range(256)) * 4)
+    sdir = StudyDir.of(str(tmp_path / "out"), "prov")
+
+    info, _ = open_study_dir(sdir, study(tmp_path, 'trainable = "testing.sleep"\n'))
+
+    assert info["code"]["untracked"] == ["new_metric.py", "pkg/"]
+    diff = tmp_path / "out" / "prov" / "code.diff"
+    assert "#   pkg/table.bin: stored as a git binary patch" in diff.read_text(errors="replace")
+    copy = rebuilt(repo, diff, tmp_path / "copy")
+    for name in ("model.py", "new_metric.py", "pkg/__init__.py", "pkg/table.bin"):
+        assert (copy / name).read_bytes() == (repo / name).read_bytes(), name
+
+
+def test_untracked_files_past_a_cap_are_named_with_their_size_not_stored(
+    tmp_path, repo, monkeypatch
+):
+    monkeypatch.setattr(provenance, "UNTRACKED_FILE_BYTES", 100)
+    monkeypatch.setattr(provenance, "UNTRACKED_TOTAL_BYTES", 150)
+    (repo / "a_big.txt").write_text("b" * 101)
+    (repo / "b_fits.txt").write_text("f" * 100)
+    (repo / "c_over_total.txt").write_text("o" * 60)
+    (repo / "d_fits_after.txt").write_text("s" * 50)
+
+    text = code_state(repo).diff.decode()
+
+    assert "#   a_big.txt: not stored (101 bytes, over the cap of 100 per file)" in text
+    assert "#   c_over_total.txt: not stored (60 bytes, past the cap of 150 bytes" in text
+    assert "+" + "f" * 100 in text and "+" + "s" * 50 in text
+    assert "+bbb" not in text and "+ooo" not in text
+
+
+def test_an_untracked_file_git_cannot_diff_is_named_and_the_study_still_opens(
+    tmp_path, repo, monkeypatch
+):
+    monkeypatch.setattr(provenance, "_NEW_FILE", ("diff", "--no-index", "--no-such-option"))
+    (repo / "new_metric.py").write_text("x = 1\n")
+    (repo / "model.py").write_text("WIDTH = 32\n")
+    sdir = StudyDir.of(str(tmp_path / "out"), "prov")
+
+    info, _ = open_study_dir(sdir, study(tmp_path, 'trainable = "testing.sleep"\n'))
+
+    text = (tmp_path / "out" / "prov" / "code.diff").read_text()
+    assert info["code"]["dirty"] is True and "+WIDTH = 32" in text
+    assert "#   new_metric.py: not stored (git diff failed)" in text
+
+
 def test_a_clean_tree_records_its_commit_and_no_diff(tmp_path, repo):
     sdir = StudyDir.of(str(tmp_path / "out"), "prov")
     info, _ = open_study_dir(sdir, study(tmp_path, 'trainable = "testing.sleep"\n'))

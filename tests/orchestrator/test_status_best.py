@@ -1,4 +1,5 @@
-"""``gcnc status`` of a search: the best trial so far, from each trial's latest row."""
+"""``gcnc status`` of a search: its best ended trials, ranked as ``gcnc analyze`` ranks
+them, and apart the best latest value of a trial not ended."""
 
 from __future__ import annotations
 
@@ -18,14 +19,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))  # syn
 
 from synthetic_study import STALE, SyntheticSpec, search_spec, write_synthetic_study
 
+from analysis import load_results
+from analysis.search import best_trials
 from orchestrator import status
-from orchestrator.status import BestSoFar, best_line, format_status, read_status
+from orchestrator.status import TrialValue, format_status, read_status, trial_line
 from studyfiles import StudyDir
 
 
 @pytest.fixture(scope="module")
 def search_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """test_acc = SEARCH_TEST_ACC[i] + 0.02 * epoch; t00009 diverged, t00011 running."""
+    """test_acc = SEARCH_TEST_ACC[i] + 0.02 * epoch over 8 epochs; t00003 and t00006
+    stopped at epochs 4 and 2, t00009 diverged, t00011 running at epoch 3."""
     return write_synthetic_study(tmp_path_factory.mktemp("search"), search_spec())
 
 
@@ -42,36 +46,46 @@ def status_lines(sdir: StudyDir) -> list[str]:
     return format_status(read_status(sdir)).splitlines()
 
 
-def test_status_of_a_search_names_its_best_trial_so_far(search_dir):
-    # t00009 reached 0.95 + 0.06 = 1.01 at epoch 3, but its latest row diverged: left out
+def test_status_of_a_search_gives_its_best_ended_trials(search_dir):
+    """The running t00011 (0.96 at epoch 3) leads, but has not ended: it is named apart,
+    not ranked. t00009 reached 1.01, and diverged: not ranked."""
     lines = status_lines(StudyDir.at(search_dir))
-    assert lines[3] == (
-        "best so far: test_acc = 0.96 at epoch 3, trial t00011 (train.lr=0.1, train.seed=2), "
-        "still running"
-    )
-    assert lines[2].startswith("rows: ") and lines[4].startswith("driver: ")
+    assert lines[3:10] == [
+        "search result (test_acc, max, each ended trial at its last evaluation): "
+        "best 3 of 10 ranked",
+        "  1. t00008: test_acc = 0.6 at epoch 8/8 (train.lr=0.05, train.seed=2)",
+        "  2. t00007: test_acc = 0.56 at epoch 8/8 (train.lr=0.05, train.seed=1)",
+        "  3. t00010: test_acc = 0.46 at epoch 8/8 (train.lr=0.1, train.seed=1)",
+        "  not ranked: 1 ended without a test_acc value (diverged, or not measured)",
+        "  not ended, not ranked: t00011: test_acc = 0.96 at epoch 3/8 "
+        "(train.lr=0.1, train.seed=2), still running",
+        f"  intervals across seeds: gcnc analyze {search_dir}",
+    ]
+    assert lines[2].startswith("rows: ") and lines[10].startswith("driver: ")
 
 
-def test_a_min_search_takes_the_smallest_latest_value(search_dir, tmp_path):
+def test_a_min_search_ranks_a_trial_stopped_early_where_it_stopped(search_dir, tmp_path):
     lines = status_lines(respecified(search_dir, tmp_path, mode="min"))
-    assert lines[3] == (
-        "best so far: test_acc = 0.09 at epoch 2, trial t00006 (train.lr=0.05, train.seed=0), "
-        "stopped early"
+    assert lines[4] == (
+        "  1. t00006: test_acc = 0.09 at epoch 2/8 (train.lr=0.05, train.seed=0), stopped early"
     )
 
 
-def test_a_finished_trial_is_named_without_more():
-    best = BestSoFar(
-        "test_acc", "max", trial_id="t00008", value=0.6, epoch=8, status="done",
-        params=(("train.lr", 0.05), ("train.seed", 2), ("model.name", "vgg11")),
-    )  # fmt: skip
-    assert best_line(best) == (
-        "best so far: test_acc = 0.6 at epoch 8, trial t00008 "
-        "(train.lr=0.05, train.seed=2, model.name=vgg11)"
-    )
+TARGETS = [("test_acc", "max"), ("test_acc", "min"), ("gc", "max"), ("nc_cdnv", "min")]
 
 
-def test_the_best_value_is_read_from_the_latest_write_of_each_row(search_dir, tmp_path):
+@pytest.mark.parametrize(("metric", "mode"), TARGETS)
+def test_status_ranks_the_trials_gcnc_analyze_ranks(search_dir, tmp_path, metric, mode):
+    sdir = respecified(search_dir, tmp_path, metric=metric, mode=mode)
+    result = read_status(sdir).search
+    want = best_trials(load_results(sdir.location), k=3)
+    assert [t.trial_id for t in result.best] == list(want["trial_id"])
+    assert [t.value for t in result.best] == pytest.approx(list(want["value"]))
+    assert [t.epoch for t in result.best] == list(want["epoch"])
+    assert result.ranked == len(best_trials(load_results(sdir.location), k=None))
+
+
+def test_the_values_are_read_from_the_latest_write_of_each_row(search_dir, tmp_path):
     """Restarted trials leave superseded rows (``STALE`` gc) beside the ones that replaced
     them: a max search on gc must not see them."""
     sdir = respecified(search_dir, tmp_path, metric="gc", mode="max")
@@ -84,24 +98,40 @@ def test_the_best_value_is_read_from_the_latest_write_of_each_row(search_dir, tm
     rows = raw.sort_values("written_at").groupby(["trial_id", "epoch"]).tail(1)
     latest = rows.sort_values("epoch").groupby("trial_id").tail(1)
     latest = latest[~latest["diverged"] & latest["gc"].notna()]
-    want = latest.loc[latest["gc"].idxmax()]
-    best = read_status(sdir).best
+    ended = latest[latest["trial_id"] != "t00011"]
+    want = ended.loc[ended["gc"].idxmax()]
+    best = read_status(sdir).search.best[0]
     assert (best.trial_id, best.epoch) == (want["trial_id"], want["epoch"])
     assert best.value == pytest.approx(want["gc"]) and best.value < STALE
 
 
 def test_a_search_without_values_yet_says_so(search_dir, tmp_path):
     lines = status_lines(respecified(search_dir, tmp_path, metric="nc_bound"))
-    assert lines[3] == "best so far: no nc_bound value yet"
+    assert lines[3] == (
+        "search result (nc_bound, max, each ended trial at its last evaluation): "
+        "no ended trial has a nc_bound value yet"
+    )
+    assert lines[4] == "  not ranked: 11 ended without a nc_bound value (diverged, or not measured)"
+    assert lines[5].startswith("driver: ")
 
 
-def test_a_grid_study_has_no_best_line(tmp_path):
+def test_a_finished_trial_is_named_without_more():
+    trial = TrialValue(
+        "t00008", 0.6, 8, status="done", epochs=8,
+        params=(("train.lr", 0.05), ("train.seed", 2), ("model.name", "vgg11")),
+    )  # fmt: skip
+    assert trial_line(trial, "test_acc") == (
+        "t00008: test_acc = 0.6 at epoch 8/8 (train.lr=0.05, train.seed=2, model.name=vgg11)"
+    )
+
+
+def test_a_grid_study_has_no_search_result(tmp_path):
     root = write_synthetic_study(tmp_path / "grid", SyntheticSpec(name="grid"))
     status = read_status(StudyDir.at(root))
-    assert status.best is None
+    assert status.search is None
     text = format_status(status)
-    assert "best so far" not in text
-    assert text == format_status(dataclasses.replace(status, best=None))
+    assert "search result" not in text
+    assert text == format_status(dataclasses.replace(status, search=None))
     assert text.splitlines()[3] == "driver: none"
 
 
