@@ -24,6 +24,7 @@ from analysis.tables import (
     compute_results,
     correlation_display,
     family_line,
+    group_summary,
     headline,
     study_facts,
     summary_display,
@@ -161,8 +162,10 @@ def render_html(results: Results, figures: dict[str, go.Figure], notes: list[str
 
 
 _FINAL_NOTE = (
-    "Each trial's last evaluation; mean ± half-width of the t-interval over seeds (n trials). "
-    "Raw GC stands beside the scale-free quantities (geometric collapse, NC)."
+    "Each finished trial's last evaluation, per swept value: centre [interval] (n trials). "
+    "The centre is the geometric mean for a positive quantity, the mean otherwise; the "
+    "interval respects the quantity's range (docs/analysis.md, 'Comparing trials'). Raw GC stands "
+    "beside the scale-free quantities (geometric collapse, NC)."
 )
 _CORR_NOTE = "Over finished trials at their last evaluation; [percentile-bootstrap interval]."
 
@@ -201,11 +204,13 @@ def _search_section(results: Results) -> str:
     target = search.search_target(results.study)
     if target is None:
         return ""
-    best = search.best_trials(results.study, k=10, options=results.options)
-    note = (
-        f"The search's answer: trials ranked by {target.metric} ({target.mode}) at their last "
-        "reported evaluation, the value the search optimised; 'mean' pools the trials of the "
-        "same setting that ran to the end. " + (search.search_note(results.study) or "")
+    best, notes = search.best_table(results.study, k=10, options=results.options)
+    note = " ".join(
+        [
+            f"The search's answer: trials ranked by {target.metric} ({target.mode}).",
+            *notes,
+            search.search_note(results.study) or "",
+        ]
     )
     return _section(
         f"Best trials of the search ({target.metric}, {target.mode})", _table(best), note
@@ -213,15 +218,13 @@ def _search_section(results: Results) -> str:
 
 
 def _headline_section(results: Results) -> str:
-    note = (
-        f"Each claim's verdict at its planned comparisons, with the effect (percent change "
-        f"between the extreme swept values, or Spearman's ρ for a claim between quantities) "
-        f"and its {results.options.confidence:.0%} interval. {family_line(results)}. "
-        f"{comparisons_line(results) if not results.verdicts.empty else ''}."
-    )
-    return _section(
-        f"Headline ({results.label})", _table(headline(results), verdict_col="verdict"), note
-    )
+    note = f"{family_line(results)}."
+    if not results.verdicts.empty:
+        note += f" {comparisons_line(results)}."
+    groups = group_summary(results)
+    body = _table(groups) if not groups.empty else ""
+    body += _table(headline(results), verdict_col="verdict")
+    return _section(f"Headline ({results.label})", body, note)
 
 
 _RULES = {
@@ -232,8 +235,14 @@ _RULES = {
 
 def _verdict_section(results: Results) -> str:
     o = results.options
+    planned = {
+        "both": "at the final epoch and at matched training progress (SPEC 5)",
+        "final": "at the final epoch (the plan's comparison; matched progress is secondary)",
+        "matched": "at matched training progress (the plan's comparison; SPEC 5; the final "
+        "epoch is secondary)",
+    }[o.comparison]
     note = (
-        "Each claim is tested at the final epoch and at matched training progress (SPEC 5) "
+        f"Each claim is tested {planned} "
         f"by {' and '.join(o.evidence)}; each test gives a two-sided p-value (Welch's t-test "
         "between the extreme swept values, on the log scale for a positive quantity; a "
         f"permutation test of Spearman's ρ). A claim's p-value: {_RULES[o.require]}. "

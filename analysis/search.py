@@ -20,14 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.aggregate import final_rows, t_interval
+from analysis.aggregate import final_rows, summarize
 from analysis.load import StudyResults
 from analysis.options import Options
 from analysis.text import fmt, interval
-from studyfiles.target import SearchTarget
+from studyfiles.target import ENDED, SearchTarget
 from studyfiles.target import search_target as target_of
 
-ENDED = ("done", "stopped")  # trials that will not run again (orchestrator.book)
 #: Algorithms whose points do not depend on any trial's results.
 NOT_ADAPTIVE = frozenset({"random", "grid"})
 _WIDTH = 96  # characters of a note's line
@@ -51,9 +50,11 @@ def best_trials(
     ``stopped``) are ranked; one without a finite value there (it diverged) is left out.
 
     Where a setting (every searched key but the seed) ran more than once (the space holds
-    ``train.seed``, or the search proposed the same point again), ``mean`` and its
-    t-interval (:func:`analysis.aggregate.t_interval`, at ``options.confidence``) are taken
-    across the trials of that setting that ran to the end, ``n_seeds`` of them; values read
+    ``train.seed``, or the search proposed the same point again), ``mean`` and its interval
+    (:func:`analysis.aggregate.summarize`, at ``options.confidence``: the geometric mean
+    and a log-scale interval for a positive metric, an interval within [0, 1] for a
+    fraction) are taken across the trials of that setting that ran to the end,
+    ``n_seeds`` of them; values read
     at different epochs are not pooled, so a stopped trial counts in no mean. A setting that
     ran to the end once has no interval (NaN).
 
@@ -74,13 +75,13 @@ def best_trials(
 def search_note(study: StudyResults) -> str | None:
     """One sentence for correlation tables of a study whose trials were not a random sample
     of settings (an adaptive search chose them, or a scheduler chose which ran to the end);
-    None for a grid, or a random search without a scheduler."""
+    None for a grid or a random search, either without a scheduler."""
     spec = study.meta.get("spec") or {}
     search, scheduler = spec.get("search"), spec.get("scheduler")
-    if not isinstance(search, Mapping):
-        return None
-    algorithm = str(search.get("algorithm") or "tpe")
-    metric = search.get("metric") or (scheduler or {}).get("metric")
+    search = search if isinstance(search, Mapping) else {}
+    scheduler = scheduler if isinstance(scheduler, Mapping) else {}
+    algorithm = str(search.get("algorithm") or "tpe") if search else "grid"
+    metric = search.get("metric") or scheduler.get("metric")
     on = f" on {metric}" if metric else ""
     why = []
     if algorithm not in NOT_ADAPTIVE:
@@ -103,17 +104,30 @@ def format_best(study: StudyResults, *, k: int = 5, options: Options | None = No
     target = search_target(study)
     if target is None:
         return ""
+    table, notes = best_table(study, k=k, options=options)
+    title = f"Best trials of the search ({target.metric}, {target.mode})"
+    lines = [title, "=" * len(title)]
+    if table.empty:
+        lines.append(f"(no ended trial has a {target.metric} value yet)")
+    else:
+        lines.append(table.to_string(index=False))
+    return "\n".join(lines + [textwrap.fill(note, width=_WIDTH) for note in notes])
+
+
+def best_table(
+    study: StudyResults, *, k: int = 5, options: Options | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The ``k`` best trials with their numbers as short strings, and the notes saying what
+    the table rests on (where each value was read, the trials left out, the intervals);
+    an empty frame and no notes for a study that is no search with a metric."""
+    target = search_target(study)
+    if target is None:
+        return pd.DataFrame(), []
     options = options or Options()
     ended = _ended_trials(study, target, options)
     ranked = _ranked(ended, target)
-    title = f"Best trials of the search ({target.metric}, {target.mode})"
-    lines = [title, "=" * len(title)]
-    if ranked.empty:
-        lines.append(f"(no ended trial has a {target.metric} value yet)")
-    else:
-        lines.append(_display(ranked.head(k), target, options).to_string(index=False))
-    notes = _notes(study, target, ended, options)
-    return "\n".join(lines + [textwrap.fill(note, width=_WIDTH) for note in notes])
+    shown = _display(ranked.head(k), target, options) if len(ranked) else pd.DataFrame()
+    return shown, _notes(study, target, ended, options)
 
 
 def _ranked(ended: pd.DataFrame, target: SearchTarget) -> pd.DataFrame:
@@ -190,20 +204,21 @@ def _across_seeds(
     frame: pd.DataFrame, target: SearchTarget, study: StudyResults, confidence: float
 ) -> pd.DataFrame:
     """Per trial, the statistics of its setting (every searched key but the seed) over the
-    trials of that setting that ran to the end: ``n_seeds, mean, ci_low, ci_high``."""
+    trials of that setting that ran to the end, on the metric's scale
+    (:func:`analysis.aggregate.summarize`: for a positive metric the geometric mean and its
+    interval, for a fraction an interval cut to [0, 1]): ``n_seeds, mean, ci_low, ci_high``."""
     setting = [p for p in target.params if p != study.seed_param]
     if setting and len(frame):
         codes = frame.groupby(setting, dropna=False, observed=True, sort=False).ngroup()
     else:
         codes = pd.Series(0, index=frame.index)
     final = frame["value"].where(frame["ran_to_end"])
-    grouped = final.groupby(codes.to_numpy())
-    n = grouped.transform("count").to_numpy(dtype=float)
-    mean = grouped.transform("mean").to_numpy(dtype=float)
-    std = grouped.transform("std").to_numpy(dtype=float)
-    low, high = t_interval(mean, std, n, confidence=confidence)
+    values = pd.DataFrame({"setting": codes.to_numpy(), target.metric: final.to_numpy()})
+    stats = summarize(values, ["setting"], [target.metric], confidence=confidence)
+    per_trial = stats.set_index("setting").reindex(codes.to_numpy())
     return pd.DataFrame(
-        {"n_seeds": n.astype(int), "mean": mean, "ci_low": low, "ci_high": high},
+        {"n_seeds": per_trial["n"].to_numpy(dtype=int)}
+        | {c: per_trial[c].to_numpy(dtype=float) for c in ("mean", "ci_low", "ci_high")},
         index=frame.index,
     )
 
@@ -262,8 +277,9 @@ def _seeds_note(ended: pd.DataFrame, seed: str, options: Options) -> str:
     setting = f"every searched key but {seed}"
     if (ended["n_seeds"] > 1).any():
         return (
-            f"Across seeds: mean and {options.confidence:.0%} t-interval over the trials of "
-            f"the same setting ({setting}) that ran to the end; a stopped trial counts in none."
+            f"Across seeds: centre and {options.confidence:.0%} interval over the trials of the "
+            f"same setting ({setting}) that ran to the end (the geometric mean for a positive "
+            "metric; an interval within [0, 1] for a fraction); a stopped trial counts in none."
         )
     return f"No interval across seeds: no setting ({setting}) ran to the end twice."
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,17 @@ from analysis.correlate import quantities, study_correlations
 from analysis.load import StudyResults
 from analysis.options import Options
 from analysis.text import fmt, interval
-from analysis.verdicts import INCONCLUSIVE, NOT_APPLICABLE, PRIMARY, verdict_table
+from analysis.verdicts import (
+    FINAL,
+    INCONCLUSIVE,
+    NOT_APPLICABLE,
+    NOT_REPRODUCED,
+    NOT_TESTED,
+    REPRODUCED,
+    UNTESTED,
+    in_main_family,
+    verdict_table,
+)
 from studyfiles import schema
 from studyfiles.plan import Plan
 
@@ -153,6 +164,8 @@ def effect_text(row) -> str:
     if np.isfinite(row.change_pct):
         return interval(row.change_pct, row.change_low, row.change_high) + " %"
     if np.isfinite(row.rho):
+        if row.rho_low == row.rho_high:  # a bootstrap over too few trials to vary
+            return f"ρ {fmt(row.rho)} (n = {row.n}, no interval)"
         return "ρ " + interval(row.rho, row.rho_low, row.rho_high)
     return ""
 
@@ -165,35 +178,51 @@ def p_text(p: float) -> str:
 
 
 def family_line(results: Results) -> str:
-    """The family the verdicts' error rate is held over, in words."""
+    """The family the verdicts' error rate is held over, in words: the tests that ran."""
     v, o = results.verdicts, results.options
     if v.empty:
         return "no claim could be tested"
-    primary = v[v["role"] == PRIMARY]
-    n_tested = int(primary["family"].max()) if len(primary) else 0
-    claims = primary["claim"].nunique()
-    ats = primary["at"].nunique()
+    primary = v[in_main_family(v)]
+    tested = primary[primary["p"].notna()]
+    n_tested = int(primary["family"].max()) if len(tested) else 0
     how = {"holm": "Holm", "bonferroni": "Bonferroni", "none": "no correction"}[o.correction]
     if n_tested == 0:
-        return (
-            f"family: no test could run on the {claims} claims (too few finished trials: the "
-            f"extremes test needs {max(2, o.min_per_group)} per extreme value, the rank test "
-            f"{o.min_trials} in all)"
-        )
-    text = (
-        f"family: {n_tested} tests ({claims} claims × {ats} comparison"
-        f"{'s' if ats != 1 else ''}), familywise error ≤ {o.alpha:g} by {how}"
-    )
+        return "family: " + _why_untested(results, primary)
+    claims, ats = tested["claim"].nunique(), tested["at"].nunique()
+    plural = "s" if ats != 1 else ""
+    text = f"family: {n_tested} tests ({claims} claims × {ats} comparison{plural}), "
     if o.correction == "none":
-        text += " (NOT controlled: each test at α on its own)"
+        text += f"each at α = {o.alpha:g} on its own: familywise error NOT controlled"
+    else:
+        text += f"familywise error ≤ {o.alpha:g} by {how}"
     text += _attainable(primary, o)
-    secondary = v[v["role"] != PRIMARY]
+    secondary = v[~in_main_family(v) & v["p"].notna()]
     if len(secondary):
         text += f"; {int(secondary['family'].max())} secondary tests form their own family"
-    na = int((v["verdict"] == NOT_APPLICABLE).sum())
-    if na:
-        text += f"; {na} rows not applicable"
+    for verdict in UNTESTED:
+        count = int((v["verdict"] == verdict).sum())
+        if count:
+            text += f"; {count} rows {verdict}"
     return text
+
+
+def _why_untested(results: Results, primary: pd.DataFrame) -> str:
+    """Why no test of the planned family ran."""
+    o, study = results.options, results.study
+    if o.comparison == "matched" and not study.measured(o.progress_by):
+        return (
+            f"no test: the planned comparison (matched progress) needs {o.progress_by}, "
+            "which the study did not measure"
+        )
+    applicable = primary[primary["verdict"] != NOT_APPLICABLE]
+    if len(primary) and applicable.empty:
+        reasons = dict.fromkeys(str(r) for r in primary["reason"] if isinstance(r, str) and r)
+        return "no test: the planned comparisons are not applicable (" + "; ".join(reasons) + ")"
+    return (
+        f"no test could run on the {applicable['claim'].nunique()} claims (too few finished "
+        f"trials: the extremes test needs {max(2, o.min_per_group)} per extreme value, the "
+        f"rank test {o.min_trials} in all)"
+    )
 
 
 def _attainable(family: pd.DataFrame, options: Options) -> str:
@@ -216,42 +245,83 @@ def _attainable(family: pd.DataFrame, options: Options) -> str:
 
 
 def comparisons_line(results: Results) -> str:
-    """What the headline's ``final`` and ``matched`` columns compare."""
-    ats = [a for a in dict.fromkeys(results.verdicts["at"]) if a != "final epoch"]
-    text = "final: each finished trial's last evaluation"
-    if ats:
-        text += f"; matched: where each trial first reached {ats[0]}"
-    return text
+    """What the headline's columns compare, and what each cell shows."""
+    v, o = results.verdicts, results.options
+    primary = v[in_main_family(v)] if not v.empty else v
+    ats = list(dict.fromkeys(primary["at"])) if len(primary) else []
+    where = []
+    if FINAL in ats:
+        where.append("final: each finished trial's last evaluation")
+    where += [f"matched: where each trial first reached {a}" for a in ats if a != FINAL]
+    adjusted = "not adjusted" if o.correction == "none" else f"adjusted ({o.correction})"
+    cell = (
+        f"each cell: verdict: effect [{o.confidence:.0%} interval, not adjusted], p {adjusted}; "
+        "the effect is the percent change between the extreme swept values (of geometric means "
+        "for a positive quantity), or Spearman's ρ where that test could not run or the claim "
+        "is between quantities"
+    )
+    return "; ".join([*where, cell])
 
 
 def headline(results: Results) -> pd.DataFrame:
     """Per claim group, each claim's verdict overall and at each planned comparison, with
-    its effect and interval (``final`` and ``matched`` columns)."""
+    its effect, interval and adjusted p-value (``final`` and ``matched`` columns)."""
     v = results.verdicts
-    v = v[v["role"] == PRIMARY] if not v.empty else v
+    v = v[in_main_family(v)] if not v.empty else v
     if v.empty:
         return pd.DataFrame()
     rows = []
     for (group, claim), part in v.groupby(["group", "claim"], sort=False):
-        row = {
-            "group": schema.label(group) if group != "chain" else "transfer chain",
-            "claim": claim,
-            "verdict": _overall(part),
-        }
+        row = {"group": _group_label(group), "claim": claim, "verdict": _overall(part)}
         for r in part.itertuples():
-            where = "final" if r.at == "final epoch" else "matched"
-            effect = effect_text(r) if r.verdict != NOT_APPLICABLE else ""
-            row[where] = r.verdict + (f": {effect}" if effect else "")
+            row["final" if r.at == FINAL else "matched"] = _cell(r)
         rows.append(row)
     return pd.DataFrame(rows).fillna("")
 
 
+def group_summary(results: Results) -> pd.DataFrame:
+    """One row per claim group: how many of its claims got each overall verdict."""
+    head = headline(results)
+    if head.empty:
+        return pd.DataFrame()
+    counts = pd.crosstab(head["group"], head["verdict"]).reindex(
+        head["group"].unique(), fill_value=0
+    )
+    for always in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE):
+        if always not in counts:
+            counts[always] = 0
+    order = [REPRODUCED, f"{REPRODUCED} (in part)", NOT_REPRODUCED, f"{NOT_REPRODUCED} (in part)",
+             "mixed", INCONCLUSIVE, NOT_TESTED, NOT_APPLICABLE]  # fmt: skip
+    shown = [c for c in order if c in counts] + [c for c in counts if c not in order]
+    out = counts[shown].reset_index()
+    out.insert(1, "claims", counts.sum(axis=1).to_numpy())
+    return out.rename(columns={"group": "claim group"})
+
+
+def _group_label(group: str) -> str:
+    return schema.label(group) if group != "chain" else "transfer chain"
+
+
+def _cell(row) -> str:
+    """A headline cell: ``verdict: effect [interval], p adj``."""
+    if row.verdict in UNTESTED:
+        return row.verdict
+    text = row.verdict
+    effect = effect_text(row)
+    if effect:
+        text += f": {effect}"
+    p = p_text(row.p_adj)
+    return text + (f", p {p}" if p else "")
+
+
 def _overall(part: pd.DataFrame) -> str:
-    """One word per claim across its comparisons: agreeing verdicts, or "mixed"."""
-    verdicts = {v for v in part["verdict"] if v != NOT_APPLICABLE}
+    """One word per claim across its comparisons: agreeing verdicts, or "mixed"; "not
+    tested" / "not applicable" when no comparison made a test."""
+    verdicts = {v for v in part["verdict"] if v not in UNTESTED}
     decided = verdicts - {INCONCLUSIVE}
     if not verdicts:
-        return NOT_APPLICABLE
+        untested = set(part["verdict"])
+        return NOT_TESTED if NOT_TESTED in untested else NOT_APPLICABLE
     if len(decided) > 1:
         return "mixed"
     if decided:
@@ -330,6 +400,9 @@ def _provenance_facts(meta: dict) -> list[tuple[str, str]]:
             sha = str(code.get("diff_sha256") or "")[:12]
             state = f"DIRTY: its changes in {diff} (sha256 {sha}…)" if diff else "DIRTY"
         out.append(("code", f"commit {str(code['commit'])[:12]} ({state})"))
+    packages = meta.get("packages")
+    if isinstance(packages, dict) and packages:
+        out.append(("packages", ", ".join(f"{k} {v}" for k, v in packages.items())))
     for record in meta.get("datasets") or []:
         if isinstance(record, dict):
             out.append((f"data: {record.get('name', '?')}", _dataset_text(record)))
@@ -383,24 +456,32 @@ def format_tables(
     results: Results | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> str:
-    """What ``gcnc analyze DIR`` prints: facts, warnings, the headline, verdicts, final
-    values, correlations."""
+    """What ``gcnc analyze DIR`` prints: the study in one line, its warnings, the search's
+    best trials, the headline (per claim group, then per claim), then the facts, the
+    verdicts in detail, final values and correlations."""
     results = results or compute_results(study, options=options, overrides=overrides)
-    facts = study_facts(study)
-    width = max(len(k) for k, _ in facts)
-    out = [f"{k:>{width}}: {v}" for k, v in facts]
+    out = [f"{study.name}: {_trial_counts(study)} ({study.path})"]
     out += [f"WARNING: {w}" for w in study.warnings]
     best = search.format_best(study, options=results.options)
     if best:
         out += ["", best.rstrip("\n")]
-    head = headline(results)
-    out += ["", f"Headline ({results.label})", "=" * 20, results.label_line()]
-    out += [family_line(results)]
-    out += [comparisons_line(results)] if not results.verdicts.empty else []
+    title = f"Headline ({results.label})"
+    out += ["", title, "=" * len(title), results.label_line(), family_line(results)]
+    if not results.verdicts.empty:
+        out += _wrapped(comparisons_line(results))
     note = search.search_note(study)
     if note:
-        out.append(f"NOTE: {note}")
-    out.append(head.to_string(index=False) if not head.empty else "(no claim could be tested)")
+        out += _wrapped(f"NOTE: {note}")
+    groups, head = group_summary(results), headline(results)
+    if head.empty:
+        out.append("(no claim could be tested)")
+    else:
+        out += ["", groups.to_string(index=False), "", head.to_string(index=False)]
+    facts = study_facts(study)
+    width = max(len(k) for k, _ in facts)
+    out += ["", "Study", "====="]
+    for key, value in facts:
+        out += _wrapped(value, first=f"{key:>{width}}: ", indent=width + 2)
     sections = [
         (f"Verdicts on the paper's claims, in detail ({results.label})", verdict_display(results)),
         ("Final values across seeds (centre [CI] (n); geometric mean for positive quantities)",
@@ -413,6 +494,22 @@ def format_tables(
     return "\n".join(out) + "\n"
 
 
+def _wrapped(text: str, *, first: str = "", indent: int = 2, width: int = 100) -> list[str]:
+    """A long line of text for the terminal, folded at ``width``."""
+    return textwrap.wrap(
+        text, width=width, initial_indent=first, subsequent_indent=" " * indent,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]  # fmt: skip
+
+
+def _trial_counts(study: StudyResults) -> str:
+    trials = study.trials
+    if "status" not in trials:
+        return f"{len(trials)} trials"
+    counts = trials["status"].fillna("unknown").value_counts()
+    return f"{len(trials)} trials (" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")"
+
+
 def results_json(results: Results) -> dict[str, Any]:
     """Every verdict, interval, p-value and option of an analysis, JSON-ready
     (``gcnc analyze --json FILE``)."""
@@ -423,9 +520,12 @@ def results_json(results: Results) -> dict[str, Any]:
         "label": results.label,
         "exploratory": results.exploratory,
         "plan": results.plan.as_dict(),
-        "options": o.plan().as_dict()
-        | {"n_boot": o.n_boot, "n_perm": o.n_perm, "seed": o.seed, "min_trials": o.min_trials},
+        "spec_hash": results.study.meta.get("spec_hash"),
+        "code": results.study.meta.get("code"),
+        "options": o.plan().as_dict() | asdict(o),
         "family": family_line(results),
+        "comparisons": comparisons_line(results) if not results.verdicts.empty else "",
+        "group_summary": _records(group_summary(results)),
         "warnings": list(results.study.warnings),
         "headline": _records(headline(results)),
         "search_note": search.search_note(results.study),

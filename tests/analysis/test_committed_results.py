@@ -21,11 +21,11 @@ def _blocks() -> list[tuple[str, str]]:
 
 
 def headline_block(study_dir: str) -> str:
-    """The headline section of ``gcnc analyze STUDY_DIR``: from its title to the first
-    blank line after the table."""
+    """The headline section of ``gcnc analyze STUDY_DIR``: from its title to the study's
+    facts that follow it."""
     text = format_tables(load_results(study_dir))
     start = text.index("Headline (")
-    end = text.index("\n\n", start)
+    end = text.index("\n\nStudy\n=====", start)
     return text[start:end]
 
 
@@ -66,3 +66,13 @@ def test_a_committed_study_is_what_its_study_file_runs(name):
     stored = json.loads((ROOT / "docs" / "results" / name / "study.json").read_text())
     assert spec_hash(load_spec(str(ROOT / STUDY_FILES[name])).resolved()) == stored["spec_hash"]
     assert stored["code"]["dirty"] is False  # run from a clean tree, its commit recorded
+
+
+def test_the_page_names_the_commit_every_committed_study_was_run_at():
+    import json
+
+    named = re.search(r"run at commit `([0-9a-f]{12})`", PAGE.read_text(encoding="utf-8"))
+    assert named, "docs/results.md names the commit its studies were run at"
+    for name in STUDY_FILES:
+        stored = json.loads((ROOT / "docs" / "results" / name / "study.json").read_text())
+        assert stored["code"]["commit"].startswith(named.group(1)), name

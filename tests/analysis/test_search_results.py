@@ -97,6 +97,41 @@ def test_settings_run_with_several_seeds_get_a_t_interval_over_those_that_ran_to
     assert np.isnan(lone["ci_low"]) and np.isnan(lone["ci_high"])
 
 
+def at_last_epoch(study: StudyResults, trials: list[int], **columns: list[float]):
+    """The same study with ``trials``' values of ``columns`` replaced at epoch 8."""
+    m = study.metrics.copy()
+    for name, values in columns.items():
+        for i, v in zip(trials, values, strict=True):
+            m.loc[(m["trial_id"] == f"t{i:05d}") & (m["epoch"] == 8), name] = v
+    return dataclasses.replace(study, metrics=m)
+
+
+def test_an_accuracys_interval_across_seeds_stays_within_0_and_1(search_study):
+    study = at_last_epoch(search_study, [7, 8], test_acc=[0.75, 1.0])
+    row = best_trials(study, k=None).set_index("trial_id").loc["t00008"]
+    values = np.array([0.75, 1.0])
+    low, high = stats.t.interval(0.95, 1, loc=values.mean(), scale=stats.sem(values))
+    assert low < 0 and high > 1  # the linear t-interval: 0.875 [-0.713, 2.46]
+    assert row["mean"] == pytest.approx(0.875) and (row["ci_low"], row["ci_high"]) == (0.0, 1.0)
+
+
+def test_a_positive_metrics_interval_across_seeds_is_on_the_log_scale(search_study):
+    study = with_spec(search_study, search={"metric": "gc", "mode": "min"})
+    m = study.metrics
+    gc = m[m["trial_id"].isin(["t00000", "t00001", "t00002"]) & (m["epoch"] == 8)]["gc"]
+    logs = np.log(gc.to_numpy(float))
+    low, high = stats.t.interval(0.95, 2, loc=logs.mean(), scale=stats.sem(logs))
+    row = best_trials(study, k=None).set_index("trial_id").loc["t00001"]
+    assert row["mean"] == pytest.approx(np.exp(logs.mean()))  # the geometric mean
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((np.exp(low), np.exp(high)))
+    with_zero = at_last_epoch(study, [0], gc=[0.0])
+    row = best_trials(with_zero, k=None).set_index("trial_id").loc["t00001"]
+    values = np.array([0.0, *gc.to_numpy(float)[1:]])
+    high = stats.t.interval(0.95, 2, loc=values.mean(), scale=stats.sem(values))[1]
+    assert row["mean"] == pytest.approx(values.mean())  # a zero: the mean, its interval ≥ 0
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.0, high))
+
+
 def test_a_search_that_ran_each_setting_once_has_no_interval_and_says_so(tmp_path):
     spec = search_spec(
         seeds=(0,),
@@ -128,7 +163,7 @@ def test_format_best_prints_the_table_and_what_it_rests_on(search_study):
     assert "2 of 11 ended trials were stopped early by the scheduler" in text
     assert "without a test_acc value: t00009 (diverged)" in text
     assert "not ended: 1 running" in text
-    assert "95% t-interval" in text
+    assert "95% interval over the trials of the same setting" in text
 
 
 def test_a_stopped_trial_shows_where_it_stopped(search_study):
