@@ -122,8 +122,25 @@ def _curves_info(study, param, found, wanted, title, align, band_kind, options) 
     skipped = [m for m in wanted if m not in found]
     if skipped:
         notes.append(f"not measured, left out: {', '.join(schema.label(m) for m in skipped)}")
+    short = _short_trials(study)
+    if short:
+        notes.append(
+            f"{short} drawn up to where they stopped: later points rest on fewer trials (n)"
+        )
     band_name = f"{options.confidence:.0%} CI" if band_kind == "ci" else "± 1 std"
     return CurvesInfo(title, param, align, found, lines, band_name, notes)
+
+
+def _short_trials(study: StudyResults) -> str:
+    """The trials whose curves end early (stopped by a scheduler, not yet ended), counted;
+    "" when every trial ran to its end."""
+    status = study.trials.get("status")
+    if status is None:
+        return ""
+    counts = status[status.isin(("stopped", "running", "interrupted", "pending"))].value_counts()
+    named = {"stopped": "stopped early by the scheduler", "running": "still running"}
+    parts = [f"{n} {named.get(s, s)}" for s, n in counts.items() if n]
+    return f"trials {', '.join(parts)}" if parts else ""
 
 
 def _band(part, kind: str, metric: str) -> tuple[np.ndarray, np.ndarray]:

@@ -271,3 +271,16 @@ def test_bound_figure_checks_each_bound_against_its_error_and_counts_what_bands_
     assert f"GeoCol bound ≥ error in {geo.holds:.0%}" in title
     assert f"few-shot bound ≥ 5-shot error in {few_check.holds:.0%}" in title
     assert "16(k−1)(1+1/n)" in title and "left out of the bands (no log): geocol_bound 3" in title
+
+
+def test_a_sweep_figure_says_which_curves_end_early(tmp_path):
+    from synthetic_study import SyntheticSpec, write_synthetic_study
+
+    from analysis import load_results
+    from analysis.figures._curves import _get_sweep_info
+
+    spec = SyntheticSpec(name="asha-grid", stopped={0: 4, 1: 3}, running=1)
+    study = load_results(write_synthetic_study(tmp_path / "s", spec))
+    info = _get_sweep_info(study, "train.lr", metrics=["gc"])
+    note = next(n for n in info.notes if "drawn up to where they stopped" in n)
+    assert "2 stopped early by the scheduler" in note and "1 still running" in note
