@@ -64,9 +64,8 @@ class StudyRun:
         self._stopping = stopping or (lambda: False)
         self.total = trial_count(study)
         self.default_epochs = int(study.train.epochs)
-        # trials.parquet is rewritten whole: less often for big studies
-        interval = max(2.0, self.total / 2000)
-        self.book = TrialBook(sdir, job.ctx, total=self.total, min_interval_s=interval)
+        # trials.parquet is rewritten whole; the book spaces its writes by their cost
+        self.book = TrialBook(sdir, job.ctx, total=self.total)
         self.book.load()
         self.book.interrupted()  # whatever an earlier run left running has not ended
         self.epochs: dict[str, int] = {}
