@@ -1,10 +1,15 @@
 """Read a study directory (docs/schema.md) into tidy pandas frames.
 
 Every ``*.parquet`` under ``metrics/`` is read whole (a few at once, string columns decoded
-as dictionaries), checked against the schema, and deduplicated on ``(trial_id, epoch)``
-keeping the row with the latest ``written_at``. A file that cannot be read is named in
-an error naming it and the trials whose rows it held (or, with ``allow_missing=True``, a
-warning): nothing is dropped in silence.
+as dictionaries), brought to one schema checked against the contract, and deduplicated on
+``(trial_id, epoch)`` keeping the row with the latest ``written_at``. A file that cannot be
+read is named in an error naming it and the trials whose rows it held (or, with
+``allow_missing=True``, a warning): nothing is dropped in silence.
+
+:func:`load_results` takes three steps, which :mod:`analysis.live` takes too, on the files
+new since its last look: :func:`list_and_read`, :func:`metrics_rows` (the rows as
+:class:`Rows`: :func:`target_schema`, :func:`conformed`, :func:`to_frame`) and
+:func:`assemble` (the trials joined, the warnings, the :class:`StudyResults`).
 
 The cost is about a millisecond per file plus the rows: the orchestrator merges finished
 trials into large part files, so a study's files number a few per running trial.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -32,9 +38,8 @@ from studyfiles.plan import Plan, UnreadablePlan
 from studyfiles.tables import latest_rows, read_parquet
 
 _READERS = min(8, os.cpu_count() or 1)  # files read at once (reading releases the GIL)
-_LISTINGS = 3  # listings of metrics/ tried while a running study moves files under it
-_MOVED = object()  # _read_metrics: a file vanished while it was read
-_DECODE_AS_DICTIONARY = 4096  # rows from which a file's strings are decoded as dictionaries
+LISTINGS = 3  # listings of metrics/ tried while a running study moves files under it
+DECODE_AS_DICTIONARY = 4096  # rows from which a file's strings are decoded as dictionaries
 
 
 class ResultsError(ValueError):
@@ -50,11 +55,12 @@ class StudyResults:
         metrics: one row per ``(trial_id, epoch)``, sorted by trial then epoch, with the trial's
             ``trial_status`` and ``trial_attempts`` joined from ``trials.parquet``. String
             columns (``trial_id``, ``study``, hashes, labels, ``trial_status``) are pandas
-            categoricals, decoded straight from Parquet's dictionaries. That is a saving, in
-            memory more than in time: on the 1M-row benchmark the frame takes about 250 MB,
-            against 350 MB with pyarrow-backed strings and 650 MB with Python strings (the
-            pandas 2 default); loading and the aggregations differ by under 0.1 s. Group by
-            them with ``observed=True``.
+            categoricals, decoded straight from Parquet's dictionaries; their categories are
+            the values present, sorted, so the same rows give the same frame whichever files
+            held them. Categoricals are a saving, in memory more than in time: on the 1M-row
+            benchmark the frame takes about 250 MB, against 350 MB with pyarrow-backed
+            strings and 650 MB with Python strings (the pandas 2 default); loading and the
+            aggregations differ by under 0.1 s. Group by them with ``observed=True``.
         trials: ``trials.parquet`` (derived from the metrics when that file is unreadable).
         warnings: every problem met while reading, each naming its file.
         sweep_params: the dotted keys the study varies (seed included).
@@ -137,47 +143,49 @@ def load_results(path_or_uri: str, *, allow_missing: bool = False) -> StudyResul
         ResultsError: no ``study.json``, a required column missing, a column of the wrong
             type, or (unless ``allow_missing``) a metrics file that cannot be read.
     """
-    sdir = _study_dir(path_or_uri)
-    meta = _read_meta(sdir)
-    warnings: list[str] = []
-    for attempt in range(_LISTINGS):  # a live study moves rows into new files as it runs
-        final = attempt == _LISTINGS - 1
-        try:
-            files = sdir.storage.files(sdir.metrics, suffix=".parquet")
-        except FileNotFoundError:  # a folder removed while it was listed
-            if final:
-                raise
-            continue
-        bad: dict[str, str] = {}
-        table = _read_metrics(sdir, files, bad, final=final) if files else None
-        if table is not _MOVED:
-            break
-    if not files:
-        warnings.append(f"no metrics files under {sdir.storage.child('metrics').location}")
-    table = _empty_metrics(meta) if table is None else _check_schema(table, warnings)
-    table, n_dup = _dedup(table, warnings)
-    metrics = table.to_pandas(self_destruct=True)  # frees each column once converted
-    del table  # unusable now
-    trials = _read_trials(sdir, metrics, warnings)
-    if bad:
-        _refuse_or_warn(bad, _rows_lost(trials, metrics), warnings, allow=allow_missing)
-    metrics = _join_trials(metrics, trials, warnings)
-    _note_unfinished(trials, metrics, warnings)
-    _check_provenance(metrics, meta, warnings)
-    sweep = _sweep_params(meta, metrics)
-    study = StudyResults(meta, metrics, trials, warnings, sweep, sdir.location, len(files), n_dup)
-    _ = study.plan  # read now, so that a problem with it is among the warnings
+    sdir = study_dir(path_or_uri)
+    meta = read_meta(sdir)
+    listing, results = list_and_read(sdir)
+    bad = {p: reason(r) for p, r in zip(listing, results, strict=True) if isinstance(r, str)}
+    good = [(p, r) for p, r in zip(listing, results, strict=True) if not isinstance(r, str)]
+    del results  # ``good`` holds the tables now, and metrics_rows lets them go
+    rows = metrics_rows(good, meta, listed=len(listing), where=metrics_location(sdir))
+    trials, note = read_trials(sdir)
+    study = assemble(sdir, meta, rows, (trials, note), bad, len(listing), allow=allow_missing)
     return study
 
 
-def _study_dir(path_or_uri: str | os.PathLike) -> StudyDir:
+# The steps of load_results, which analysis.live takes too: list and read the files, bring
+# the rows to one schema and deduplicate them (Rows), then join the trials (assemble).
+
+
+@dataclass
+class Rows:
+    """A study's metrics rows before the trials are joined.
+
+    Attributes:
+        frame: one row per ``(trial_id, epoch)``, sorted by both; text columns are
+            categoricals whose categories are the values present, sorted.
+        n_duplicates: rows dropped as superseded.
+        warnings: what reading them met (no files, columns lacking, rows without keys).
+        schema: the Arrow schema the files' rows were brought to (:func:`target_schema`).
+    """
+
+    frame: pd.DataFrame
+    n_duplicates: int
+    warnings: list[str]
+    schema: pa.Schema
+
+
+def study_dir(path_or_uri: str | os.PathLike) -> StudyDir:
     try:
         return StudyDir(Storage.open(os.fspath(path_or_uri)))
     except InputError as exc:
         raise ResultsError(exc.problem) from None
 
 
-def _read_meta(sdir: StudyDir) -> dict:
+def read_meta(sdir: StudyDir) -> dict:
+    """``study.json``. Raises :class:`ResultsError` where it is missing or unreadable."""
     where = sdir.storage.child("study.json").location
     if not sdir.exists():
         raise ResultsError(f"not a study directory: {where} is missing")
@@ -190,29 +198,95 @@ def _read_meta(sdir: StudyDir) -> dict:
     return meta
 
 
-def _read_metrics(
-    sdir: StudyDir, files: list[str], bad_files: dict[str, str], *, final: bool = True
-) -> Any:
-    """All metric files as one table (None if none is readable), string columns as
-    dictionaries; an unreadable file is named, and so are two files whose column types
-    disagree. :data:`_MOVED` where a file vanished while it was read (a running study
-    rolled it up or merged it: its rows are in a file the listing missed), unless ``final``.
-    """
-    fs = sdir.storage.fs
+def metrics_location(sdir: StudyDir) -> str:
+    return sdir.storage.child("metrics").location
+
+
+def listing(sdir: StudyDir) -> dict[str, tuple]:
+    """Every metrics file (path -> size and modification time), sorted by path; names
+    starting with ``.`` or ``_`` are not data (as :meth:`studyfiles.Storage.files`). A
+    folder removed while it is listed (a trial's, merged) sends the listing back to the
+    start (:data:`LISTINGS` times at most)."""
+    selector = pafs.FileSelector(sdir.metrics, recursive=True, allow_not_found=True)
+    for attempt in range(LISTINGS):
+        try:
+            infos = sdir.storage.fs.get_file_info(selector)
+            break
+        except FileNotFoundError:
+            if attempt == LISTINGS - 1:
+                raise
+    files = (i for i in infos if i.type == pafs.FileType.File)
+    data = (i for i in files if i.base_name.endswith(".parquet") and i.base_name[0] not in "._")
+    return {i.path: (i.size, i.mtime_ns) for i in sorted(data, key=lambda i: i.path)}
+
+
+def list_and_read(sdir: StudyDir) -> tuple[dict[str, tuple], list[pa.Table | str]]:
+    """The metrics files (:func:`listing`) and each one read (:func:`read_files`). A live
+    study moves rows into new files as it runs: where a file vanished while it was read,
+    its rows are in a file this listing missed, so ``metrics/`` is listed and read again
+    (:data:`LISTINGS` times at most; then the vanished file is named as unreadable)."""
+    for _ in range(LISTINGS):
+        files = listing(sdir)
+        results = read_files(sdir.storage.fs, list(files))
+        if not vanished(sdir.storage.fs, files, results):
+            break
+    return files, results
+
+
+def read_files(fs: pafs.FileSystem, paths: list[str]) -> list[pa.Table | str]:
+    """Each file's table, or why it cannot be read (:func:`_read_file`), a few at once."""
+    if len(paths) < 2:
+        return [_read_file(fs, p) for p in paths]
     with ThreadPoolExecutor(max_workers=_READERS) as pool:
-        results = list(pool.map(lambda path: _read_file(fs, path), files))
-    bad = [(p, r) for p, r in zip(files, results, strict=True) if isinstance(r, str)]
-    if not final and any(fs.get_file_info(p).type == pafs.FileType.NotFound for p, _ in bad):
-        return _MOVED
-    bad_files.update((path, reason.splitlines()[0]) for path, reason in bad)
-    good = [(p, r) for p, r in zip(files, results, strict=True) if not isinstance(r, str)]
+        return list(pool.map(lambda path: _read_file(fs, path), paths))
+
+
+def vanished(fs: pafs.FileSystem, paths: Iterable[str], results: list[pa.Table | str]) -> bool:
+    """Whether a file that could not be read is gone (rolled up or merged by a driver)."""
+    failed = [p for p, r in zip(paths, results, strict=True) if isinstance(r, str)]
+    return any(i.type == pafs.FileType.NotFound for i in fs.get_file_info(failed))
+
+
+def reason(result: str) -> str:
+    """Why a file could not be read, in one line."""
+    return result.splitlines()[0]
+
+
+def _read_file(fs, path: str) -> pa.Table | str:
+    """One file, or why it cannot be read. A large file's string columns are decoded as
+    dictionaries; a small file's plainly (they are encoded after, all small files at once)."""
+    try:
+        with fs.open_input_file(path) as fh:
+            file = pq.ParquetFile(fh)
+            if file.metadata.num_rows >= DECODE_AS_DICTIONARY:
+                strings = [c.path for c in file.metadata.schema if c.logical_type.type == "STRING"]
+                file = pq.ParquetFile(fh, metadata=file.metadata, read_dictionary=strings)
+            return file.read(use_threads=False).replace_schema_metadata(None)
+    except (OSError, pa.ArrowException) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def metrics_rows(good: list[tuple[str, pa.Table]], meta: dict, *, listed: int, where: str) -> Rows:
+    """The rows of the readable metrics files ``good`` (path, table, by path; emptied
+    here, so that converting the rows frees them as it goes), of ``listed`` files found
+    under ``where``.
+
+    Raises:
+        ResultsError: a required column missing, or a column of the wrong type.
+    """
+    warnings = [] if listed else [f"no metrics files under {where}"]
     if not good:
-        return None
-    small = [(p, t) for p, t in good if t.num_rows < _DECODE_AS_DICTIONARY]
-    tables = [t for _, t in good if t.num_rows >= _DECODE_AS_DICTIONARY]
-    if small:  # their strings were read plainly: encoded here, once for them all
-        tables.append(_encode(_concat([t for _, t in small], small)))
-    return _concat(tables, good)
+        table = _empty_metrics(meta)
+        empty = table.schema
+        frame, n_dup = to_frame(table, warnings)
+        return Rows(frame, n_dup, warnings, empty)
+    big = [t for _, t in good if t.num_rows >= DECODE_AS_DICTIONARY]
+    small = [t for _, t in good if t.num_rows < DECODE_AS_DICTIONARY]
+    small = [_concat(small, good)] if small else []  # strings read plainly: encoded at once
+    target = target_schema([t.schema for t in (*big, *small)], good, warnings)
+    good.clear()
+    frame, n_dup = to_frame(conformed(big, small, target), warnings)
+    return Rows(frame, n_dup, warnings, target)
 
 
 def _concat(tables: list[pa.Table], files: list[tuple[str, pa.Table]]) -> pa.Table:
@@ -224,40 +298,98 @@ def _concat(tables: list[pa.Table], files: list[tuple[str, pa.Table]]) -> pa.Tab
         raise ResultsError(f"metrics files disagree on column types: {_conflict(files)}") from exc
 
 
-def _read_file(fs, path: str) -> pa.Table | str:
-    """One file, or why it cannot be read. A large file's string columns are decoded as
-    dictionaries; a small file's plainly (they are encoded after, all small files at once)."""
+def target_schema(
+    schemas: list[pa.Schema], files: list[tuple[str, pa.Table | pa.Schema]], warnings: list[str]
+) -> pa.Schema:
+    """The schema every file's rows are brought to: the ``schemas`` unified (columns in
+    order of first appearance), checked, with the fixed columns they lack added (named in
+    ``warnings``), floats as float64, all-null columns typed as the schema says and strings
+    as dictionaries (pandas gets categoricals).
+
+    Raises:
+        ResultsError: types that disagree (naming two of the ``files``: path, table or
+            schema), a required column missing, or a column of the wrong type.
+    """
     try:
-        with fs.open_input_file(path) as fh:
-            file = pq.ParquetFile(fh)
-            if file.metadata.num_rows >= _DECODE_AS_DICTIONARY:
-                strings = [c.path for c in file.metadata.schema if c.logical_type.type == "STRING"]
-                file = pq.ParquetFile(fh, metadata=file.metadata, read_dictionary=strings)
-            return file.read(use_threads=False).replace_schema_metadata(None)
-    except (OSError, pa.ArrowException) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        unified = pa.unify_schemas([plain_schema(s) for s in schemas], promote_options="permissive")
+    except pa.ArrowException as exc:
+        raise ResultsError(f"metrics files disagree on column types: {_conflict(files)}") from exc
+    names = set(unified.names)
+    missing = [c for c in (*schema.REQUIRED, *schema.ALWAYS_PARAMS) if c not in names]
+    if missing:
+        raise ResultsError(f"metrics files lack required columns: {', '.join(missing)}")
+    for f in unified:
+        kind = schema.kind_of(f.name)
+        if kind is not None and not schema.accepts(kind, f.type):
+            raise ResultsError(f"metrics column {f.name!r} has type {f.type}, expected {kind}")
+    fixed = schema.fixed_columns()
+    absent = [c for c in fixed if c not in names]
+    if absent:
+        warnings.append(f"metrics files lack columns (read as not measured): {', '.join(absent)}")
+    fields = [*unified, *(pa.field(c, schema.ARROW_TYPES[fixed[c]]) for c in absent)]
+    return pa.schema([pa.field(f.name, _target_type(f)) for f in fields])
 
 
-def _encode(table: pa.Table) -> pa.Table:
-    """String columns as dictionaries of ``string``, as ``read_dictionary`` decodes them."""
+def plain_schema(s: pa.Schema) -> pa.Schema:
+    """``s`` without metadata, its text columns (dictionaries too) as ``string``."""
+    if not any(pa.types.is_dictionary(f.type) or _is_text(f.type) for f in s) and not s.metadata:
+        return s
+    return pa.schema([pa.field(f.name, _plain(f.type)) for f in s])
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    t = t.value_type if pa.types.is_dictionary(t) else t
+    return pa.string() if _is_text(t) else t
+
+
+def _target_type(f: pa.Field) -> pa.DataType:
+    kind = schema.kind_of(f.name)
+    t = f.type
+    if kind is not None and (pa.types.is_null(t) or (kind == "double" and t != pa.float64())):
+        t = schema.ARROW_TYPES[kind]
+    return _TEXT if _is_text(t) else t
+
+
+_TEXT = pa.dictionary(pa.int32(), pa.string())  # text, as read_dictionary decodes it
+
+
+def conformed(big: list[pa.Table], small: list[pa.Table], target: pa.Schema) -> pa.Table:
+    """Tables of files brought to ``target`` and concatenated: ``big`` ones, read with
+    dictionaries, one by one; ``small`` ones, read plainly, concatenated first."""
+    if len(small) > 1:
+        small = [pa.concat_tables(small, promote_options="permissive")]
+    tables = [_conform(t, target) for t in (*big, *small)]
+    return pa.concat_tables(tables).unify_dictionaries()
+
+
+def _conform(table: pa.Table, target: pa.Schema) -> pa.Table:
+    """``table`` with ``target``'s columns, in its order and of its types (absent: null)."""
     for i, f in enumerate(table.schema):
-        if _is_text(f.type):
-            column = table.column(i).cast(pa.string()).dictionary_encode()
+        want = target.field(f.name).type
+        if f.type != want:
+            column = table.column(i)
+            column = (
+                column.cast(_plain(f.type)).dictionary_encode()
+                if want == _TEXT
+                else column.cast(want)
+            )
             table = table.set_column(i, f.name, column)
-    return table
+    for f in target:
+        if f.name not in table.schema.names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    return table if table.schema.names == target.names else table.select(target.names)
 
 
 def _is_text(t: pa.DataType) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
-def _conflict(tables: list[tuple[str, pa.Table]]) -> str:
+def _conflict(files: list[tuple[str, pa.Table | pa.Schema]]) -> str:
     """Name one column whose type differs between two files, with both files."""
     first: dict[str, tuple[str, pa.DataType]] = {}
-    for path, table in tables:
-        for f in table.schema:
-            typ = f.type.value_type if pa.types.is_dictionary(f.type) else f.type
-            typ = pa.string() if _is_text(typ) else typ
+    for path, table in files:
+        for f in table if isinstance(table, pa.Schema) else table.schema:
+            typ = _plain(f.type)
             if pa.types.is_null(typ):
                 continue
             seen = first.setdefault(f.name, (path, typ))
@@ -270,25 +402,6 @@ def _numeric(t: pa.DataType) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t)
 
 
-def _check_schema(table: pa.Table, warnings: list[str]) -> pa.Table:
-    """Required columns present, every known column of its kind; absent ones added as null."""
-    names = set(table.schema.names)
-    missing = [c for c in (*schema.REQUIRED, *schema.ALWAYS_PARAMS) if c not in names]
-    if missing:
-        raise ResultsError(f"metrics files lack required columns: {', '.join(missing)}")
-    for f in table.schema:
-        kind = schema.kind_of(f.name)
-        if kind is not None and not schema.accepts(kind, f.type):
-            raise ResultsError(f"metrics column {f.name!r} has type {f.type}, expected {kind}")
-    fixed = schema.fixed_columns()
-    absent = [c for c in fixed if c not in names]
-    if absent:
-        warnings.append(f"metrics files lack columns (read as not measured): {', '.join(absent)}")
-    for c in absent:
-        table = table.append_column(c, pa.nulls(table.num_rows, schema.ARROW_TYPES[fixed[c]]))
-    return _normalise_types(table)
-
-
 def _empty_metrics(meta: dict) -> pa.Table:
     """A metrics table with no rows: every fixed column, the hyperparameters and sweep keys."""
     cols = {c: pa.array([], schema.ARROW_TYPES[k]) for c, k in schema.fixed_columns().items()}
@@ -297,45 +410,100 @@ def _empty_metrics(meta: dict) -> pa.Table:
     return pa.table(cols)
 
 
-def _normalise_types(table: pa.Table) -> pa.Table:
-    """Floats as float64, all-null columns typed as the schema says, strings dictionary-encoded
-    with one dictionary per column (files were read that way; pandas gets categoricals)."""
-    table = table.unify_dictionaries()
-    for i, f in enumerate(table.schema):
-        kind = schema.kind_of(f.name)
-        column = table.column(i)
-        if kind is not None and (
-            pa.types.is_null(f.type) or (kind == "double" and f.type != pa.float64())
-        ):
-            column = column.cast(schema.ARROW_TYPES[kind])
-        if _is_text(column.type):
-            column = column.dictionary_encode()
-        if column is not table.column(i):
-            table = table.set_column(i, f.name, column)
-    return table
+def to_frame(table: pa.Table, warnings: list[str]) -> tuple[pd.DataFrame, int]:
+    """The rows of ``table`` (unusable after) as a frame, one per ``(trial_id, epoch)``
+    (:func:`_dedup`), categories sorted (:func:`sorted_categories`); and the rows dropped
+    as superseded."""
+    table, n_dup = _dedup(table, warnings)
+    frame = table.to_pandas(self_destruct=True)  # frees each column once converted
+    return sorted_categories(frame), n_dup
 
 
 def _dedup(table: pa.Table, warnings: list[str]) -> tuple[pa.Table, int]:
     """One row per (trial_id, epoch) by the contract's rule (:func:`studyfiles.tables.
     latest_rows`); rows without either key are named and skipped."""
-    valid = pc.and_(pc.is_valid(table["trial_id"]), pc.is_valid(table["epoch"]))
+    valid = keyed(table)
     n_invalid = table.num_rows - pc.sum(valid).as_py() if table.num_rows else 0
     if n_invalid:
-        warnings.append(f"{n_invalid} metrics rows without trial_id or epoch were skipped")
+        warnings.append(unkeyed_warning(n_invalid))
         table = table.filter(valid)
     return latest_rows(table)
 
 
-def _read_trials(sdir: StudyDir, metrics: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+def keyed(table: pa.Table) -> pa.ChunkedArray:
+    """Which rows have both keys, ``trial_id`` and ``epoch``."""
+    return pc.and_(pc.is_valid(table["trial_id"]), pc.is_valid(table["epoch"]))
+
+
+def unkeyed_warning(n: int) -> str:
+    return f"{n} metrics rows without trial_id or epoch were skipped"
+
+
+def sorted_categories(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each categorical's categories the values it holds, sorted: the same
+    rows give the same frame whichever files held them (Parquet's dictionaries follow the
+    files' order)."""
+    for name in frame.columns[[isinstance(t, pd.CategoricalDtype) for t in frame.dtypes]]:
+        values = frame[name].array
+        codes, categories = values.codes, values.categories
+        used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
+        if used.all() and categories.is_monotonic_increasing:
+            continue
+        order = np.argsort(categories.to_numpy(dtype=object), kind="stable")
+        keep = order[used[order]]
+        new = np.full(len(categories) + 1, -1, dtype=codes.dtype)  # [-1]: a null stays null
+        new[keep] = np.arange(len(keep))
+        frame[name] = pd.Categorical.from_codes(
+            new[codes], categories=categories[keep], validate=False
+        )
+    return frame
+
+
+def read_trials(sdir: StudyDir) -> tuple[pd.DataFrame | None, str | None]:
+    """``trials.parquet``, or None and why it could not be read."""
     where = sdir.storage.child("trials.parquet").location
     if not sdir.storage.is_file(sdir.trials_parquet):
-        warnings.append(f"{where} is missing; trials derived from the metrics")
-        return _derived_trials(metrics)
+        return None, f"{where} is missing; trials derived from the metrics"
     try:
-        return read_parquet(sdir.storage, sdir.trials_parquet).to_pandas()
+        return read_parquet(sdir.storage, sdir.trials_parquet).to_pandas(), None
     except (OSError, pa.ArrowException) as exc:
-        warnings.append(f"{where} unreadable, trials derived from the metrics ({first_line(exc)})")
-    return _derived_trials(metrics)
+        return None, f"{where} unreadable, trials derived from the metrics ({first_line(exc)})"
+
+
+def assemble(
+    sdir: StudyDir,
+    meta: dict,
+    rows: Rows,
+    trials: tuple[pd.DataFrame | None, str | None],
+    bad: dict[str, str],
+    n_files: int,
+    *,
+    allow: bool,
+) -> StudyResults:
+    """The study from its ``rows`` (left as they are), ``trials`` (:func:`read_trials`:
+    where unreadable, derived from the rows) and the metrics files that could not be read,
+    ``bad`` (path -> why), refused unless ``allow``; ``n_files`` metrics files in all.
+
+    Raises:
+        ResultsError: ``bad`` files without ``allow``.
+    """
+    warnings = list(rows.warnings)
+    metrics = rows.frame.copy(deep=False)  # the trials' columns are joined to this copy
+    table, note = trials
+    if table is None:
+        warnings.append(str(note))
+        table = _derived_trials(metrics)
+    if bad:
+        _refuse_or_warn(bad, _rows_lost(table, metrics), warnings, allow=allow)
+    metrics = _join_trials(metrics, table, warnings)
+    _note_unfinished(table, metrics, warnings)
+    _check_provenance(metrics, meta, warnings)
+    sweep = _sweep_params(meta, metrics)
+    study = StudyResults(
+        meta, metrics, table, warnings, sweep, sdir.location, n_files, rows.n_duplicates
+    )
+    _ = study.plan  # read now, so that a problem with it is among the warnings
+    return study
 
 
 def _derived_trials(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -377,13 +545,26 @@ def _rows_lost(trials: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
     """Trials whose readable rows stop short of the epoch ``trials.parquet`` records."""
     if "epochs_done" not in trials or "trial_id" not in trials:
         return []
-    reached = metrics.groupby("trial_id", observed=True)["epoch"].max() if len(metrics) else {}
+    reached = _reached(metrics)
     lost = []
     for t, done in zip(trials["trial_id"], trials["epochs_done"], strict=True):
-        got = reached.get(t) if len(reached) else None
+        got = reached.get(t) if reached is not None else None
         if pd.notna(done) and (got is None or pd.isna(got) or got < done):
             lost.append(str(t))
     return sorted(lost)
+
+
+def _reached(metrics: pd.DataFrame) -> pd.Series | None:
+    """Each trial's last epoch (None without rows): the epoch of its last row, the rows
+    being sorted by trial, then epoch, with the trials' categories sorted likewise."""
+    if not len(metrics):
+        return None
+    trial = metrics["trial_id"]
+    if not isinstance(trial.dtype, pd.CategoricalDtype):
+        return metrics.groupby("trial_id")["epoch"].max()
+    codes = trial.cat.codes.to_numpy()
+    last = np.flatnonzero(np.r_[codes[1:] != codes[:-1], True])
+    return pd.Series(metrics["epoch"].to_numpy()[last], index=trial.cat.categories[codes[last]])
 
 
 def _refuse_or_warn(
@@ -413,7 +594,7 @@ def _note_unfinished(trials: pd.DataFrame, metrics: pd.DataFrame, warnings: list
         return
     info = trials.drop_duplicates("trial_id", keep="last").set_index("trial_id")
     status = info["status"].astype("string")
-    reached = metrics.groupby("trial_id", observed=True)["epoch"].max() if len(metrics) else None
+    reached = _reached(metrics)
     groups = [  # (trials, how they are described)
         (sorted(status.index[status.isin(_NOT_ENDED)]), "started and not ended"),
         (sorted(status.index[status == "error"]), "failed"),

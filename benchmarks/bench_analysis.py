@@ -2,6 +2,7 @@
 
     python benchmarks/bench_analysis.py                 # 1,000 and 10,000 trials × 100 epochs
     python benchmarks/bench_analysis.py --sizes 1000    # only the 1,000-trial study
+    python benchmarks/bench_analysis.py --sizes 1000 --only live   # the live refresh alone
 
 Synthetic studies are written by the metrics sink's own code with the driver's own
 thresholds (tests/analysis/synthetic_study.py): finished trials merged into part files,
@@ -13,8 +14,11 @@ keyed by :data:`LAYOUT`, since writing 10,000 trials takes a while.
 Targets: load + aggregate of the 1M-row study ≤ 2 s; the 1,000-trial report ≤ 15 s and
 ≤ 20 MB; for the 10,000-trial study, the report ≤ 30 s and ≤ 25 MB, and the commands a user
 types, timed as processes from launch to exit (Python's start-up included): ``gcnc status``
-≤ 2 s and ``gcnc analyze`` ≤ 10 s. Each line prints the measured value and its ratio to the
-target (≤ 1 meets it).
+≤ 2 s and ``gcnc analyze`` ≤ 10 s. For ``gcnc serve``'s live refresh (analysis.live), on a
+copy of the study where a running trial writes one more per-epoch file between looks: a
+refresh that finds that one file ≤ 5 % of a full reload (``load_results``) of the 10,000-
+trial study, side by side, and the memory of a process holding the live study's snapshot.
+Each line prints the measured value and its ratio to the target (≤ 1 meets it).
 """
 
 from __future__ import annotations
@@ -33,14 +37,18 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "analysis"))
 
+import pyarrow as pa  # noqa: E402
 import pyarrow.dataset as ds  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 from synthetic_study import SyntheticSpec, write_synthetic_study  # noqa: E402
 
 from analysis import aggregate, load_results, write_report  # noqa: E402
 from analysis import columns as C  # noqa: E402
+from analysis.live import LiveStudy  # noqa: E402
 from orchestrator.parts import MERGE_TRIALS, PART_ROWS  # noqa: E402
-from orchestrator.sink import ROLL_EVERY  # noqa: E402
+from orchestrator.sink import ROLL_EVERY, now  # noqa: E402
+from studyfiles import Storage, StudyDir  # noqa: E402
+from studyfiles.tables import read_parquet, to_bytes  # noqa: E402
 
 CACHE = os.environ.get(
     "GCNC_BENCH_CACHE", os.path.join(tempfile.gettempdir(), "gcnc-bench-analysis")
@@ -51,6 +59,8 @@ BATCHES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 L2S = tuple(i * 1e-4 for i in range(10))
 TARGET_LOAD_S, TARGET_REPORT_S, TARGET_REPORT_MB = 2.0, 15.0, 20.0
 TARGET_10K = {"report_s": 30.0, "report_mb": 25.0, "status": 2.0, "analyze": 10.0}
+TARGET_LIVE_RATIO = 0.05  # a refresh finding one new file, over a full reload (10,000 trials)
+MEASURES = ("load", "live", "report", "commands")
 
 
 def spec_for(n_trials: int) -> SyntheticSpec:
@@ -169,40 +179,150 @@ def bench_command(*args: str) -> float:
     return seconds
 
 
+def live_copy(path: str) -> str:
+    """A copy of the study to write new files into (hard links: the cached files stay)."""
+    target = tempfile.mkdtemp(prefix="gcnc-bench-live-")
+    shutil.copytree(path, target, dirs_exist_ok=True, copy_function=os.link)
+    return target
+
+
+def write_next_epoch(path: str, trial_id: str) -> None:
+    """One more evaluation of a running trial: its next per-epoch file, as the sink writes
+    it (the trial's last row, one epoch on, written now)."""
+    sdir = StudyDir(Storage.open(path))
+    files = sdir.storage.files(sdir.trial_folder(trial_id), suffix=".parquet")
+    last = max((read_parquet(sdir.storage, f) for f in files), key=lambda t: t["epoch"][-1].as_py())
+    row = last.slice(last.num_rows - 1, 1)
+    epoch = row["epoch"][0].as_py() + 1
+    for name, value in (("epoch", epoch), ("written_at", now())):
+        i = row.schema.get_field_index(name)
+        row = row.set_column(i, name, pa.array([value], row.schema.field(name).type))
+    sdir.storage.write_bytes(sdir.epoch_file(trial_id, epoch), to_bytes(row))
+
+
+def bench_live(path: str, n_trials: int, repeat: int) -> None:
+    """A full reload against a live refresh that finds one new file, side by side, each the
+    best of ``repeat``; then the memory of a process holding the live snapshot."""
+    work = live_copy(path)
+    try:
+        start = time.perf_counter()
+        live = LiveStudy(work)
+        first = time.perf_counter() - start
+        trials = live.study.trials
+        running = sorted(trials.loc[trials["status"] == "running", "trial_id"])
+        idle = min(live.refresh().seconds for _ in range(repeat))
+        full = refresh = float("inf")
+        for i in range(repeat):
+            write_next_epoch(work, running[i % len(running)])
+            result = live.refresh()
+            if result.files_read != 1 or not result.changed or result.problem:
+                raise SystemExit(f"the refresh did not find the one new file: {result}")
+            refresh = min(refresh, result.seconds)
+            start = time.perf_counter()
+            reloaded = load_results(work)
+            full = min(full, time.perf_counter() - start)
+        if len(reloaded.metrics) != len(live.study.metrics):
+            raise SystemExit("the live snapshot and the full reload disagree")
+        ratio = refresh / full
+        target = "" if n_trials == 10_000 else " (the target is set at 10,000 trials)"
+        print(
+            f"  live: first load {first:.2f} s; full reload {full:.3f} s vs refresh finding one "
+            f"new file {refresh:.3f} s ({result.files_total:,} files): {ratio:.1%}, ratio "
+            f"{ratio / TARGET_LIVE_RATIO:.2f}{target}; a refresh finding nothing "
+            f"{idle * 1000:.1f} ms"
+        )
+        print(f"  memory of a process holding load_results' study: {held_memory('load', work)}")
+        print(f"  ... holding a LiveStudy, 3 refreshes on: {held_memory('live', work)}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def held_memory(kind: str, path: str) -> str:
+    """RSS of a fresh process (nothing else of the benchmark in it) holding ``path`` loaded
+    by ``load_results`` (``kind`` "load") or by a LiveStudy after three refreshes that each
+    found a new file ("live")."""
+    proc = subprocess.run([sys.executable, __file__, "--held-memory", kind, path],
+                          capture_output=True, text=True, cwd=os.path.dirname(HERE))  # fmt: skip
+    if proc.returncode != 0:
+        raise SystemExit(f"memory of {kind} failed:\n{proc.stdout}{proc.stderr}")
+    return proc.stdout.strip()
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        line = next(line for line in fh if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def _held_memory(kind: str, path: str) -> None:
+    import resource
+
+    base = _rss_mb()
+    if kind == "load":
+        study = load_results(path)
+    else:
+        live = LiveStudy(path)
+        trials = live.study.trials
+        for trial_id in sorted(trials.loc[trials["status"] == "running", "trial_id"])[:3]:
+            write_next_epoch(path, trial_id)
+            live.refresh()
+        study = live.study
+    held = _rss_mb()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    frame = study.metrics.memory_usage(deep=True).sum() / 2**20
+    print(
+        f"{held:.0f} MB RSS ({held - base:.0f} MB over the {base:.0f} MB of the imports; "
+        f"the frame of {len(study.metrics):,} rows {frame:.0f} MB), peak {peak:.0f} MB"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated trial counts")
     parser.add_argument(
         "--repeat", type=int, default=2, help="load+aggregate repetitions (best kept)"
     )
+    parser.add_argument(
+        "--only", default=",".join(MEASURES), help=f"comma-separated, of {', '.join(MEASURES)}"
+    )
+    parser.add_argument("--held-memory", nargs=2, metavar=("KIND", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.held_memory:
+        _held_memory(*args.held_memory)
+        return
+    only = set(args.only.split(","))
+    if only - set(MEASURES):
+        raise SystemExit(f"--only: one or more of {', '.join(MEASURES)}")
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}, cache: {CACHE}")
     for n in [int(s) for s in args.sizes.split(",")]:
         path = cached_study(n)
         print(f"{n:,} trials × 100 epochs; files: {layout(path)}")
-        best = bench_load(path, args.repeat)
-        if n == 10_000:
+        if "load" in only:
+            best = bench_load(path, args.repeat)
+        if "load" in only and n == 10_000:
             print(f"  load+aggregate (1M rows): {best:.2f} s, ratio {best / TARGET_LOAD_S:.2f}")
             print("  the same rows in one file (per-file Parquet overhead removed):")
             one = bench_load(one_file_copy(path), args.repeat)
             print(
                 f"  load+aggregate (1M rows, 1 file): {one:.2f} s, ratio {one / TARGET_LOAD_S:.2f}"
             )
-        if n == 10_000:
+        if "live" in only:
+            bench_live(path, n, max(args.repeat, 3))
+        if "commands" in only and n == 10_000:
             for command in ("status", "analyze"):
                 seconds = bench_command(command, path)
                 ratio = seconds / TARGET_10K[command]
                 print(f"  gcnc {command}: {seconds:.2f} s, ratio {ratio:.2f}")
+        if "report" in only:
             seconds, mb = bench_report(path)
-            print(
-                f"  report: {seconds:.2f} s (ratio {seconds / TARGET_10K['report_s']:.2f}), "
-                f"{mb:.1f} MB (ratio {mb / TARGET_10K['report_mb']:.2f})"
+            target_s, target_mb = (
+                (TARGET_10K["report_s"], TARGET_10K["report_mb"])
+                if n == 10_000
+                else (TARGET_REPORT_S, TARGET_REPORT_MB)
             )
-        if n == 1_000:
-            seconds, mb = bench_report(path)
             print(
-                f"  report: {seconds:.2f} s (ratio {seconds / TARGET_REPORT_S:.2f}), "
-                f"{mb:.1f} MB (ratio {mb / TARGET_REPORT_MB:.2f})"
+                f"  report: {seconds:.2f} s (ratio {seconds / target_s:.2f}), "
+                f"{mb:.1f} MB (ratio {mb / target_mb:.2f})"
             )
 
 
