@@ -164,8 +164,8 @@ def effect_text(row) -> str:
     if np.isfinite(row.change_pct):
         return interval(row.change_pct, row.change_low, row.change_high) + " %"
     if np.isfinite(row.rho):
-        if row.rho_low == row.rho_high:  # a bootstrap over too few trials to vary
-            return f"ρ {fmt(row.rho)} (n = {row.n}, no interval)"
+        if not np.isfinite(row.p_spearman):  # too few trials for the rank test
+            return f"ρ {fmt(row.rho)} (n = {row.n}, too few to test)"
         return "ρ " + interval(row.rho, row.rho_low, row.rho_high)
     return ""
 

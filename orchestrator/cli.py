@@ -76,6 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write every verdict, interval, p-value and option to FILE as JSON",
     )
     _add_analysis_options(analyze)
+
+    compare = sub.add_parser("compare", help="the replication view of several studies")
+    compare.add_argument("study_dirs", metavar="STUDY_DIR", nargs="+")
+    compare.add_argument("-o", "--output", metavar="FILE", help="also write it as HTML to FILE")
+
+    serve = sub.add_parser("serve", help="the live interactive explorer (Dash) of studies")
+    serve.add_argument("study_dirs", metavar="STUDY_DIR", nargs="+")
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1, this machine only; any other is reachable "
+        "by others and warned about)",
+    )
+    serve.add_argument("--port", type=int, default=8050, help="default 8050")
+    serve.add_argument(
+        "--interval", type=float, default=5.0, metavar="SECONDS",
+        help="how often the page reads new results (default 5; 0: never)",
+    )  # fmt: skip
     return parser
 
 
@@ -233,6 +251,37 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    analysis = analysis_package()
+    if analysis is None:
+        return 1
+    locations = [StudyDir.at(d).location for d in args.study_dirs]
+    from analysis.compare import compare_studies
+
+    try:
+        text, written = compare_studies(locations, output=args.output)
+    except analysis.ResultsError as err:
+        raise InputError("STUDY_DIR", str(err), "check the study directories") from None
+    print(text, end="")
+    if written:
+        print(f"{PROG}: comparison: {written}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    analysis = analysis_package()
+    if analysis is None:
+        return 1
+    locations = [StudyDir.at(d).location for d in args.study_dirs]
+    from analysis.explore import serve
+
+    try:
+        serve(locations, host=args.host, port=args.port, interval_s=args.interval)
+    except analysis.ResultsError as err:
+        raise InputError("STUDY_DIR", str(err), "check the study directories") from None
+    return 0
+
+
 COMMANDS = {
     "run": _cmd_run,
     "resume": _cmd_resume,
@@ -240,6 +289,8 @@ COMMANDS = {
     "validate": _cmd_validate,
     "report": _cmd_report,
     "analyze": _cmd_analyze,
+    "compare": _cmd_compare,
+    "serve": _cmd_serve,
 }
 
 if __name__ == "__main__":

@@ -1,114 +1,25 @@
 """A real browser opens the report from disk with the network off: no JavaScript error, no
 request leaves the file, and every figure renders (a non-blank screenshot of each).
 
-Headless Chromium is driven through the DevTools protocol over ``--remote-debugging-pipe``
-(file descriptors 3 and 4, NUL-terminated JSON), so no extra package is needed. Debian's
-``chromium`` package provides the browser; the test skips, saying so, where it is absent.
+Headless Chromium is driven through the DevTools protocol over its debugging pipe
+(``devtools.py``), so no extra package is needed. Debian's ``chromium`` package provides
+the browser; the test skips, saying so, where it is absent.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import json
-import os
-import select
-import shutil
-import subprocess
-import sys
 import time
 
 import pytest
+from devtools import NEEDS_CHROMIUM, DevTools
+from devtools import errors as _errors
+from devtools import non_blank as _non_blank
 
 from analysis import write_report
 
-CHROMIUM = (
-    os.environ.get("GCNC_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-)
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--enable-unsafe-swiftshader",  # software WebGL for the scatter matrix
-    "--host-resolver-rules=MAP * ~NOTFOUND",  # no name resolves: nothing can leave the machine
-    "--remote-debugging-pipe",
-]
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian package 'chromium')"),
-]
-
-
-class DevTools:
-    """A minimal DevTools-protocol client over Chromium's debugging pipe."""
-
-    def __init__(self, profile: str, *, timeout: float = 60.0) -> None:
-        cmd_read, self._cmd_write = os.pipe()
-        self._out_read, out_write = os.pipe()
-        # The browser reads commands on fd 3 and answers on fd 4; a tiny exec wrapper wires
-        # them (no preexec_fn, which is unsafe in a threaded process).
-        wire = "import os, sys; a, b = (os.dup(int(fd)) for fd in sys.argv[1:3]); "
-        wire += "os.dup2(a, 3); os.dup2(b, 4); os.set_inheritable(3, True); "
-        wire += "os.set_inheritable(4, True); os.execv(sys.argv[3], sys.argv[3:])"
-        argv = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "about:blank"]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", wire, str(cmd_read), str(out_write), *argv],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            pass_fds=(cmd_read, out_write),
-        )
-        os.close(cmd_read)
-        os.close(out_write)
-        self.timeout, self.events, self._buffer, self._next_id = timeout, [], b"", 0
-
-    def close(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=30)
-        os.close(self._cmd_write)
-        os.close(self._out_read)
-
-    def call(self, method: str, session: str | None = None, **params) -> dict:
-        self._next_id += 1
-        message = {"id": self._next_id, "method": method, "params": params}
-        if session:
-            message["sessionId"] = session
-        os.write(self._cmd_write, json.dumps(message).encode() + b"\0")
-        while True:
-            reply = self._read()
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply["result"]
-            self.events.append(reply)
-
-    def wait_for(self, method: str) -> dict:
-        for i, event in enumerate(self.events):
-            if event.get("method") == method:
-                return self.events.pop(i)
-        while True:
-            event = self._read()
-            if event.get("method") == method:
-                return event
-            self.events.append(event)
-
-    def _read(self) -> dict:
-        deadline = time.monotonic() + self.timeout
-        while b"\0" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._out_read], [], [], left)[0]:
-                raise TimeoutError("no answer from Chromium")
-            chunk = os.read(self._out_read, 1 << 20)
-            if not chunk:
-                raise RuntimeError("Chromium closed the debugging pipe")
-            self._buffer += chunk
-        raw, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(raw)
+pytestmark = [pytest.mark.slow, NEEDS_CHROMIUM]
 
 
 FIGURES_JS = """JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => {
@@ -117,13 +28,6 @@ FIGURES_JS = """JSON.stringify(Array.from(document.querySelectorAll('.js-plotly-
   return {id: el.id, traces: (el.data || []).length, svg: !!el.querySelector('.main-svg'),
           x: r.left + window.scrollX, y: r.top + window.scrollY, w: r.width, h: r.height};
 }))"""
-
-
-def _non_blank(png: bytes) -> float:
-    """Fraction of pixels that differ from the most common colour."""
-    image = pytest.importorskip("PIL.Image").open(io.BytesIO(png)).convert("RGB")
-    colours = image.getcolors(maxcolors=1 << 24)
-    return 1.0 - max(c for c, _ in colours) / (image.width * image.height)
 
 
 def open_offline(page: str, profile: str) -> dict:
@@ -160,18 +64,6 @@ def _screenshot(browser: DevTools, session: str, fig: dict) -> bytes:
         "Page.captureScreenshot", session, format="png", clip=clip, captureBeyondViewport=True
     )
     return base64.b64decode(data["data"])
-
-
-def _errors(events: list[dict]) -> list[dict]:
-    def is_error(e: dict) -> bool:
-        method, params = e.get("method"), e.get("params", {})
-        if method == "Runtime.exceptionThrown":
-            return True
-        if method == "Runtime.consoleAPICalled":
-            return params["type"] == "error"
-        return method == "Log.entryAdded" and params["entry"]["level"] == "error"
-
-    return [e for e in events if is_error(e)]
 
 
 @pytest.fixture(scope="module")
