@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=float, default=5.0, metavar="SECONDS",
         help="how often the page reads new results (default 5; 0: never)",
     )  # fmt: skip
+    serve.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="serve without the rows of metrics files that cannot be read (named on the page)",
+    )
     return parser
 
 
@@ -276,7 +281,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from analysis.explore import serve
 
     try:
-        serve(locations, host=args.host, port=args.port, interval_s=args.interval)
+        serve(
+            locations,
+            host=args.host,
+            port=args.port,
+            interval_s=args.interval,
+            allow_missing=args.allow_missing,
+        )
     except analysis.ResultsError as err:
         raise InputError("STUDY_DIR", str(err), "check the study directories") from None
     return 0

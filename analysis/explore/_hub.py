@@ -42,14 +42,16 @@ class StudyHub:
             read at start.
     """
 
-    def __init__(self, locations: list[str], *, min_gap_s: float = 0.0) -> None:
+    def __init__(
+        self, locations: list[str], *, min_gap_s: float = 0.0, allow_missing: bool = False
+    ) -> None:
         if not locations:
             raise ResultsError("no study directory given")
         self._live: list[LiveStudy] = []
         self._checked: list[Checked] = []
         for location in locations:
             start = time.perf_counter()
-            live = LiveStudy(location, allow_missing=False)  # unreadable files refused now
+            live = LiveStudy(location, allow_missing=allow_missing)  # else refused now
             files = live.study.n_files
             loaded = Refresh(True, files, files, time.perf_counter() - start, None)
             self._live.append(live)

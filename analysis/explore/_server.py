@@ -18,14 +18,18 @@ from studyfiles import InputError
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def make_app(locations: list[str], *, interval_s: float = 5.0) -> dash.Dash:
+def make_app(
+    locations: list[str], *, interval_s: float = 5.0, allow_missing: bool = False
+) -> dash.Dash:
     """The explorer of ``locations`` (study directories: local paths or storage URIs) as a
-    Dash app; the page reads new results every ``interval_s`` seconds (0: never).
+    Dash app; the page reads new results every ``interval_s`` seconds (0: never). A metrics
+    file that cannot be read at start is refused unless ``allow_missing`` (then named).
 
     Raises:
         ResultsError: a location that is not a study directory or cannot be read.
     """
-    hub = StudyHub(list(locations), min_gap_s=min(interval_s, 5.0) / 2)
+    gap = min(interval_s, 5.0) / 2
+    hub = StudyHub(list(locations), min_gap_s=gap, allow_missing=allow_missing)
     app = dash.Dash(
         __name__,
         title="gcnc explorer",
@@ -43,7 +47,12 @@ def make_app(locations: list[str], *, interval_s: float = 5.0) -> dash.Dash:
 
 
 def serve(
-    locations: list[str], *, host: str = "127.0.0.1", port: int = 8050, interval_s: float = 5.0
+    locations: list[str],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8050,
+    interval_s: float = 5.0,
+    allow_missing: bool = False,
 ) -> None:
     """Serve the explorer of ``locations`` at ``http://host:port`` until interrupted.
 
@@ -57,7 +66,7 @@ def serve(
         InputError: the port is in use or the address cannot be bound.
     """
     check_port(host, port)  # before loading the studies, which may take a while
-    app = make_app(locations, interval_s=interval_s)
+    app = make_app(locations, interval_s=interval_s, allow_missing=allow_missing)
     if host not in LOOPBACK:
         print(
             f"WARNING: serving on {host}:{port}, not this machine's loopback address: anyone "

@@ -403,6 +403,8 @@ def test_an_unreadable_metrics_file_at_start_is_refused(tmp_path, capsys):
     assert main(["serve", study, "--port", "0"]) == 2
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and "broken.parquet" in line
+    hub = StudyHub([study], allow_missing=True)  # gcnc serve --allow-missing
+    assert any("broken.parquet" in w for w in hub.study(0).warnings)
 
 
 def test_a_file_that_turns_unreadable_while_live_is_named_on_the_page(tmp_path):
