@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -26,6 +27,7 @@ from orchestrator.status import format_status, read_status
 from orchestrator.studyfile import load_spec
 from studyfiles import InputError, StudyDir
 from studyfiles.plan import COMPARISONS, CORRECTIONS, PROGRESS_MEASURES, alpha_problem
+from trainables.data.inventory import dataset_entries, format_entries
 from trainables.overrides import add_set_option
 
 
@@ -76,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write every verdict, interval, p-value and option to FILE as JSON",
     )
     _add_analysis_options(analyze)
+
+    datasets = sub.add_parser(
+        "datasets", help="each dataset, its classes and shape, and whether its files are here"
+    )
+    datasets.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="where to look for the files, as data.data_root (default: unset, as in a study)",
+    )
+    datasets.add_argument("--json", action="store_true", help="print them as a JSON list")
 
     compare = sub.add_parser("compare", help="the replication view of several studies")
     compare.add_argument("study_dirs", metavar="STUDY_DIR", nargs="+")
@@ -256,6 +268,15 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    entries = dataset_entries(data_root=args.data_root)
+    if args.json:
+        print(json.dumps([e.as_dict() for e in entries], indent=2))
+    else:
+        print(format_entries(entries))
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     analysis = analysis_package()
     if analysis is None:
@@ -300,6 +321,7 @@ COMMANDS = {
     "validate": _cmd_validate,
     "report": _cmd_report,
     "analyze": _cmd_analyze,
+    "datasets": _cmd_datasets,
     "compare": _cmd_compare,
     "serve": _cmd_serve,
 }

@@ -40,7 +40,8 @@ class DataFiles:
 
     ``files`` and ``folders`` are relative to ``root`` (posix separators); a folder stands
     for the image files directly in it. ``missing`` says why they are not here (None: they
-    are); ``notes`` are what the loader notes on reading them from there.
+    are); ``notes`` are what the loader notes on reading them from there; ``looked``, when
+    they are missing, where the loader would have looked for them.
     """
 
     root: Path | None
@@ -48,6 +49,7 @@ class DataFiles:
     folders: list[str] = field(default_factory=list)
     missing: str | None = None
     notes: list[str] = field(default_factory=list)
+    looked: list[Path] = field(default_factory=list)
 
     def paths(self) -> list[Path]:
         """Every file to hash: the listed files and the image files of each folder."""
@@ -79,7 +81,8 @@ def _listed(config: DataConfig, root: Path | None, files: list[str], *, looked: 
     if root is not None and all((root / f).is_file() for f in files):
         return DataFiles(root, files)
     looked_in = [root / looked] if root is not None else []
-    return DataFiles(root, missing=_not_here(looked_in, download=config.download))
+    missing = _not_here(looked_in, download=config.download)
+    return DataFiles(root, missing=missing, looked=looked_in)
 
 
 def _idx_files(config: DataConfig, root: Path | None) -> DataFiles:
@@ -96,7 +99,7 @@ def _idx_files(config: DataConfig, root: Path | None) -> DataFiles:
     looked = [root / raw] if root is not None else []
     if config.name == "fashion_mnist":
         looked.append(system)
-    return DataFiles(root, missing=_not_here(looked, download=config.download))
+    return DataFiles(root, missing=_not_here(looked, download=config.download), looked=looked)
 
 
 def _idx_names(folder: Path) -> list[str]:
@@ -106,7 +109,8 @@ def _idx_names(folder: Path) -> list[str]:
 def _mini_imagenet_files(root: Path | None) -> DataFiles:
     layout = preflight.mini_imagenet_layout(root)
     if root is None or layout is None:
-        return DataFiles(root, missing=_not_here([root] if root is not None else []))
+        looked = [root] if root is not None else []
+        return DataFiles(root, missing=_not_here(looked), looked=looked)
     if layout == "pickles":
         splits = preflight.MINI_IMAGENET_SPLITS
         return DataFiles(root, [f"mini-imagenet-cache-{s}.pkl" for s in splits])
@@ -134,7 +138,8 @@ def _digits_file() -> DataFiles:
         return DataFiles(None, missing="scikit-learn is not installed on this machine")
     root = Path(next(iter(package))).resolve()
     if not (root / DIGITS_FILE).is_file():
-        return DataFiles(root, missing=f"{root / DIGITS_FILE} is not on this machine")
+        missing = f"{root / DIGITS_FILE} is not on this machine"
+        return DataFiles(root, missing=missing, looked=[root / DIGITS_FILE])
     return DataFiles(root, [DIGITS_FILE])
 
 

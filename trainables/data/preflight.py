@@ -59,6 +59,15 @@ OPTIONS: dict[str, dict[str, Any]] = {
 # Classes of the datasets whose class count is fixed (mini-ImageNet: 64 + 16 + 20).
 FIXED_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10,
                  "cifar100": 100, "cifar_fs": 100, "mini_imagenet": 100}  # fmt: skip
+# Each dataset's images (C, H, W): a size, or the option that sets it (``gcnc datasets``).
+IMAGE_SHAPES: dict[str, tuple[int | str, int | str, int | str]] = {
+    "digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32), "cifar100": (3, 32, 32), "cifar_fs": (3, 32, 32),
+    "mini_imagenet": (3, "image_size", "image_size"),
+    "synthetic": ("channels", "image_size", "image_size"),
+    "glyphs": (1, "image_size", "image_size"),
+}  # fmt: skip
+GENERATED = frozenset({"synthetic", "glyphs"})  # drawn in the trial: no files to find
 GLYPH_LATTICE = 4  # anchor points per side of the glyphs' lattice
 # synthetic: round(0.2 · n_per_class) images of each class form the source test split, none
 # below 3 images a class (the loader's split; an empty test split is refused).
@@ -116,6 +125,12 @@ def options(config: DataConfig) -> dict[str, Any]:
 def n_classes(name: str, opts: Mapping[str, Any]) -> int:
     """How many classes the dataset has (its class ids are ``0..n-1``)."""
     return FIXED_CLASSES.get(name) or int(opts["n_classes"])
+
+
+def image_shape(name: str, opts: Mapping[str, Any]) -> tuple[int, int, int]:
+    """The dataset's image shape ``(C, H, W)`` under the options ``opts``."""
+    c, h, w = (int(opts[d]) if isinstance(d, str) else d for d in IMAGE_SHAPES[name])
+    return c, h, w
 
 
 def parse_options(
