@@ -18,7 +18,8 @@ def mean_pair_ratio(spread: Tensor, means: Tensor) -> float:
     """Mean over unordered class pairs ``i < j`` of ``(s_i + s_j) / (2 ||μ_i − μ_j||²)``.
 
     Classes whose ``spread`` or mean is NaN (no samples) are left out; NaN with fewer than
-    two classes left. With ``s`` the class variances this is the CDNV, with the class GCs
+    two classes left. With ``s`` the class variances (1/N_c) this is the CDNV in the one
+    convention gcnc computes (see :func:`trainables.metrics.nc.cdnv`), with the class GCs
     the geometric collapse.
     """
     keep = ~torch.isnan(spread) & ~torch.isnan(means).any(dim=1)

@@ -18,12 +18,25 @@ PINV_RTOL = 1e-10  # singular values below this fraction of the largest count as
 
 
 def cdnv(embeddings: Tensor, labels: Tensor, *, num_classes: int | None = None) -> float:
-    """Class-distance normalised variance (Galanti, György & Hutter 2022).
+    """Class-distance normalised variance (Galanti, György & Hutter 2022), the one CDNV
+    gcnc computes (the ``nc_cdnv`` and ``target_nc_cdnv`` columns, and every bound).
 
-    ``Var_c = mean_{i∈c} ||h_i − μ_c||²`` (1/N_c),
-    ``V(i, j) = (Var_i + Var_j) / (2||μ_i − μ_j||²)``, and the result is the mean of ``V``
-    over unordered pairs ``i < j`` of the classes present.
+    ``Var_c = (1/N_c) Σ_{i∈c} ||h_i − μ_c||²`` (the trace of the class covariance, divided
+    by ``N_c``, not ``N_c − 1``), ``V(i, j) = (Var_i + Var_j) / (2||μ_i − μ_j||²)`` (squared
+    distance), and the result is the mean of ``V`` over the unordered pairs ``i < j`` of the
+    classes present (equal to the mean over ordered pairs ``i ≠ j``; not a sum).
+    This is Galanti et al.'s ``Avg_{i≠j} V_f(Q_i, Q_j)`` with the plug-in variance, and Wu &
+    Papyan's ``variability_cdnv`` at its default ``dist_exp=1``.
     Lower means more collapse; 0 for fully collapsed classes.
+
+    Other conventions convert per class or per pair, not by one factor in general:
+    ``Var_c`` with ``N_c − 1`` is ``N_c/(N_c − 1)`` times this one (so with equal class
+    sizes ``n``, this CDNV = ``(n − 1)/n`` × theirs); a sum over unordered pairs is
+    ``C(C−1)/2`` times this mean, over ordered pairs ``C(C−1)``; omitting the 2 doubles it;
+    variances and distances averaged over the ``p`` coordinates instead of summed give the
+    same value, a variance averaged but a distance summed gives ``1/p`` of it; a plain
+    (unsquared) distance multiplies each ``V(i, j)`` by ``||μ_i − μ_j||`` (and is no longer
+    scale-free). docs/schema.md ("CDNV") states the same.
     """
     stats = ClassStats.from_embeddings(embeddings, labels, num_classes=num_classes, scatter=False)
     return cdnv_from_stats(stats)
