@@ -6,6 +6,11 @@ statistic is a weighted one over the original trials and all resamples are compu
 Pearson from weighted moments, Spearman from the resample's mid-ranks built by cumulative
 counts, Kendall's tau-b from the quadratic forms ``cᵀ S c`` of sign matrices (Efron &
 Tibshirani 1993 for the percentile interval; Kendall 1945 for tau-b).
+
+Above ``Options.boot_max_n`` trials the intervals come from Fisher's z-transform instead
+(:func:`fisher_interval`): at that size its normal approximation is as good as the
+bootstrap's, and the bootstrap's cost (n per resample and pair; n² for Kendall) would
+dominate the analysis of a large study.
 """
 
 from __future__ import annotations
@@ -104,7 +109,8 @@ def correlations(
         frame: one row per trial.
         pairs: ``(x, y)`` column pairs.
         methods: any of ``spearman``, ``pearson``, ``kendall``.
-        options: ``n_boot``, ``confidence``, ``seed``, ``kendall_max_n`` are used.
+        options: ``n_boot``, ``confidence``, ``seed``, ``kendall_max_n``, ``boot_max_n`` are
+            used.
 
     Returns:
         Columns ``x, y, method, n, r, p_value, ci_low, ci_high``.
@@ -136,13 +142,17 @@ def _bootstrap(cache: dict, ok: np.ndarray, options: Options) -> dict:
     if key not in cache:
         rng = np.random.default_rng([options.seed, int(ok.sum())])
         n = int(ok.sum())
-        counts = resample_counts(n, options.n_boot, rng) if n >= 3 else None
+        counts = resample_counts(n, options.n_boot, rng) if 3 <= n <= options.boot_max_n else None
         cache[key] = {"counts": counts, "ranks": {}}
     return cache[key]
 
 
 def _interval(boot, method, x, y, u, v, ok, options: Options) -> tuple[float, float]:
     counts = boot["counts"]
+    n = int(ok.sum())
+    if n > options.boot_max_n:
+        r = point_estimate(u[ok], v[ok], method)[0]
+        return fisher_interval(r, n, method, options.confidence)
     if counts is None or (method == "kendall" and counts.shape[1] > options.kendall_max_n):
         return float("nan"), float("nan")
     a, b = u[ok], v[ok]
@@ -157,6 +167,27 @@ def _interval(boot, method, x, y, u, v, ok, options: Options) -> tuple[float, fl
     else:
         sample = kendall_tau_b(counts, a, b)
     return percentile_interval(sample, options.confidence)
+
+
+#: Standard error of Fisher's z = atanh(r) times sqrt(n − k), and k, per method: Pearson
+#: (Fisher 1921); Spearman with Bonett & Wright's (2000) variance 1 + r²/2; Kendall's tau
+#: with Fieller, Hartley & Pearson's (1957) 0.437.
+_FISHER = {"pearson": (None, 3), "spearman": ("bonett-wright", 3), "kendall": (0.437, 4)}
+
+
+def fisher_interval(r: float, n: int, method: str, confidence: float) -> tuple[float, float]:
+    """``tanh(atanh(r) ± z · se)``, the normal-theory interval of a correlation on Fisher's
+    z scale: ``se = 1/√(n−3)`` (Pearson), ``√((1 + r²/2)/(n−3))`` (Spearman),
+    ``√(0.437/(n−4))`` (Kendall's tau); NaN where r is undefined or ±1."""
+    if not np.isfinite(r) or abs(r) >= 1.0:
+        return float("nan"), float("nan")
+    form, k = _FISHER[method]
+    if n <= k:
+        return float("nan"), float("nan")
+    var = 1.0 if form is None else (1.0 + r * r / 2.0 if form == "bonett-wright" else form)
+    half = stats.norm.ppf(0.5 + confidence / 2.0) * np.sqrt(var / (n - k))
+    z = np.arctanh(r)
+    return float(np.tanh(z - half)), float(np.tanh(z + half))
 
 
 def percentile_interval(sample: np.ndarray, confidence: float) -> tuple[float, float]:

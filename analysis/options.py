@@ -59,6 +59,9 @@ class Options:
             barely learnt lies 0.01–0.12 of the way for the others.
         kendall_max_n: above this many trials Kendall's tau gets no bootstrap interval (its
             bootstrap costs n² per resample); the point estimate is still given.
+        boot_max_n: above this many trials a correlation's interval is Fisher's z-interval
+            (analysis.correlate.fisher_interval) instead of the bootstrap's: at that size
+            they agree, and the bootstrap costs n per resample and pair.
         n_levels: points of the training-progress axis of progress-aligned curves.
         max_points: most points drawn per line or scatter trace in a figure; statistics are
             computed on every row, only the drawing is thinned.
@@ -80,6 +83,7 @@ class Options:
     progress_quantile: float = 1.0
     min_progress: float = 0.2
     kendall_max_n: int = 500
+    boot_max_n: int = 2000
     n_levels: int = 40
     max_points: int = 2000
 

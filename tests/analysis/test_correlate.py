@@ -122,3 +122,41 @@ def test_study_correlations_pair_quantities_and_hyperparameters(lr_study):
         (table["x"] == "train.lr") & (table["y"] == "gc") & (table["method"] == "spearman")
     ]
     assert lr_gc["ci_high"].iloc[0] < 0
+
+
+def test_fisher_interval_known_answers():
+    import math
+
+    from analysis.correlate import fisher_interval
+
+    z = 1.959963984540054  # the normal's 97.5 % point
+    # Pearson, r = 0.5, n = 103: atanh(0.5) ± z / 10
+    low, high = fisher_interval(0.5, 103, "pearson", 0.95)
+    assert math.isclose(low, math.tanh(math.atanh(0.5) - z / 10), rel_tol=1e-12)
+    assert math.isclose(high, math.tanh(math.atanh(0.5) + z / 10), rel_tol=1e-12)
+    # Spearman: variance 1 + r²/2 (Bonett & Wright 2000); Kendall: 0.437 over n − 4
+    se = math.sqrt((1 + 0.3**2 / 2) / (53 - 3))
+    assert math.isclose(fisher_interval(-0.3, 53, "spearman", 0.95)[0],
+                        math.tanh(math.atanh(-0.3) - z * se), rel_tol=1e-12)  # fmt: skip
+    se = math.sqrt(0.437 / (54 - 4))
+    assert math.isclose(fisher_interval(0.2, 54, "kendall", 0.95)[1],
+                        math.tanh(math.atanh(0.2) + z * se), rel_tol=1e-12)  # fmt: skip
+    assert all(math.isnan(b) for b in fisher_interval(1.0, 50, "pearson", 0.95))
+
+
+def test_above_boot_max_n_intervals_are_fishers_and_agree_with_the_bootstrap():
+    from analysis import Options
+    from analysis.correlate import correlations, fisher_interval
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=600)
+    frame = pd.DataFrame({"a": x, "b": 0.6 * x + 0.8 * rng.normal(size=600)})
+    boot = correlations(frame, [("a", "b")], options=Options(boot_max_n=10_000))
+    fisher = correlations(frame, [("a", "b")], options=Options(boot_max_n=100))
+    for method in ("pearson", "spearman", "kendall"):
+        f = fisher[fisher["method"] == method].iloc[0]
+        assert (f.ci_low, f.ci_high) == pytest.approx(fisher_interval(f.r, 600, method, 0.95))
+        b = boot[boot["method"] == method].iloc[0]
+        if np.isfinite(b.ci_low):  # Kendall has no bootstrap above kendall_max_n
+            assert f.ci_low == pytest.approx(b.ci_low, abs=0.03)
+            assert f.ci_high == pytest.approx(b.ci_high, abs=0.03)
