@@ -3,6 +3,7 @@
     python benchmarks/bench_analysis.py                 # 1,000 and 10,000 trials × 100 epochs
     python benchmarks/bench_analysis.py --sizes 1000    # only the 1,000-trial study
     python benchmarks/bench_analysis.py --sizes 1000 --only live   # the live refresh alone
+    python benchmarks/bench_analysis.py --sizes 1000 --only serve  # the explorer's first paint
 
 Synthetic studies are written by the metrics sink's own code with the driver's own
 thresholds (tests/analysis/synthetic_study.py): finished trials merged into part files,
@@ -18,6 +19,12 @@ types, timed as processes from launch to exit (Python's start-up included): ``gc
 copy of the study where a running trial writes one more per-epoch file between looks: a
 refresh that finds that one file ≤ 5 % of a full reload (``load_results``) of the 10,000-
 trial study, side by side, and the memory of a process holding the live study's snapshot.
+For the explorer itself (``--only serve``, needs Debian's ``chromium``): the real ``gcnc
+serve`` in a subprocess on a free loopback port, and headless Chromium (the browser tests'
+DevTools client, tests/analysis/devtools.py) opening it: the first paint of the curves of
+the 1,000-trial study ≤ 2 s after the server is up (its port answers), beside
+``load_results`` of the same study; and the server's memory after that paint (of the
+1M-row study at 10,000 trials), beside a bare ``load_results`` in a process of its own.
 Each line prints the measured value and its ratio to the target (≤ 1 meets it).
 """
 
@@ -27,11 +34,14 @@ import argparse
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -60,7 +70,19 @@ L2S = tuple(i * 1e-4 for i in range(10))
 TARGET_LOAD_S, TARGET_REPORT_S, TARGET_REPORT_MB = 2.0, 15.0, 20.0
 TARGET_10K = {"report_s": 30.0, "report_mb": 25.0, "status": 2.0, "analyze": 10.0}
 TARGET_LIVE_RATIO = 0.05  # a refresh finding one new file, over a full reload (10,000 trials)
-MEASURES = ("load", "live", "report", "commands")
+TARGET_PAINT_S = 2.0  # from the server up to the curves drawn (1,000 trials)
+MEASURES = ("load", "live", "serve", "report", "commands")
+# Resolves (to the trace count) once the curves figure holds data traces (an empty figure
+# with a message has none), looking every 10 ms in the page; rejects after ``limit`` ms.
+PAINTED = """new Promise((drawn, fail) => {
+  const t0 = performance.now(), look = () => {
+    const el = document.querySelector('#curves .js-plotly-plot');
+    if (el && el.data && el.data.length > 0) drawn(el.data.length);
+    else if (performance.now() - t0 > %(limit)d) fail('no curves after %(limit)d ms');
+    else setTimeout(look, 10);
+  };
+  look();
+})"""
 
 
 def spec_for(n_trials: int) -> SyntheticSpec:
@@ -248,9 +270,10 @@ def held_memory(kind: str, path: str) -> str:
     return proc.stdout.strip()
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as fh:
-        line = next(line for line in fh if line.startswith("VmRSS:"))
+def _rss_mb(pid: int | str = "self", field: str = "VmRSS") -> float:
+    """A process's resident memory now (``VmRSS``) or at its peak (``VmHWM``), in MB."""
+    with open(f"/proc/{pid}/status") as fh:
+        line = next(line for line in fh if line.startswith(f"{field}:"))
     return int(line.split()[1]) / 1024
 
 
@@ -274,6 +297,111 @@ def _held_memory(kind: str, path: str) -> None:
         f"{held:.0f} MB RSS ({held - base:.0f} MB over the {base:.0f} MB of the imports; "
         f"the frame of {len(study.metrics):,} rows {frame:.0f} MB), peak {peak:.0f} MB"
     )
+
+
+@dataclass(frozen=True)
+class Paint:
+    """One server's start and first paint: seconds from launch to its port answering, from
+    then to the page's load event and to the curves drawn, and the server's memory (MB)
+    once they are."""
+
+    started_s: float
+    loaded_s: float
+    paint_s: float
+    rss_mb: float
+    peak_mb: float
+
+
+def bench_serve(path: str, n_trials: int, repeat: int) -> None:
+    """The first paint by ``repeat`` fresh ``gcnc serve`` processes (best kept) beside
+    ``load_results`` of the same study (best of ``repeat``); then the servers' memory
+    after that paint beside a bare ``load_results`` in a process of its own."""
+    from devtools import CHROMIUM, DevTools  # the browser tests' client (tests/analysis)
+
+    if CHROMIUM is None:
+        raise SystemExit("--only serve needs Chromium (Debian package 'chromium')")
+    loaded = min(_seconds(load_results, path) for _ in range(repeat))
+    profile = tempfile.mkdtemp(prefix="gcnc-bench-chromium-")
+    browser = DevTools(profile, timeout=900.0, loopback=True)
+    try:
+        paints = [first_paint(browser, path) for _ in range(repeat)]
+    finally:
+        browser.close()
+        shutil.rmtree(profile, ignore_errors=True)
+    for p in paints:
+        print(
+            f"  serve: up {p.started_s:.2f} s after launch; from then, page loaded "
+            f"{p.loaded_s:.2f} s, curves drawn {p.paint_s:.2f} s; server {p.rss_mb:.0f} MB RSS "
+            f"(peak {p.peak_mb:.0f} MB)"
+        )
+    best = min(p.paint_s for p in paints)
+    target = "" if n_trials == 1_000 else " (the target is set at 1,000 trials)"
+    print(
+        f"  first paint {best:.2f} s, ratio {best / TARGET_PAINT_S:.2f}{target}; load_results "
+        f"{loaded:.2f} s: paint / load {best / loaded:.2f}"
+    )
+    rss, peak = max(p.rss_mb for p in paints), max(p.peak_mb for p in paints)
+    print(f"  server after first paint: {rss:.0f} MB RSS (peak {peak:.0f} MB)")
+    print(f"  beside a process holding load_results' study: {held_memory('load', path)}")
+
+
+def first_paint(browser, path: str) -> Paint:
+    """Launch ``gcnc serve PATH`` on a free loopback port, wait for the port to answer,
+    then open the page in a fresh tab (its cache off) and wait for the curves."""
+    port = _free_port()
+    argv = [sys.executable, "-m", "orchestrator", "serve", path, "--port", str(port)]
+    with tempfile.TemporaryFile(mode="w+") as log:
+        launched = time.perf_counter()
+        server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                  cwd=os.path.dirname(HERE))  # fmt: skip
+        try:
+            _wait_for_port(server, port, log)
+            up = time.perf_counter()
+            page = browser.new_page()
+            page.call("Network.setCacheDisabled", cacheDisabled=True)
+            page.open(f"http://127.0.0.1:{port}/")
+            loaded = time.perf_counter()
+            page.js(PAINTED % {"limit": 600_000})
+            painted = time.perf_counter()
+            page.call("Page.close")
+            rss, peak = (_rss_mb(server.pid, field) for field in ("VmRSS", "VmHWM"))
+        finally:
+            _stop(server)
+    return Paint(up - launched, loaded - up, painted - up, rss, peak)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGINT)  # as a user stops it: Ctrl-C
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(server: subprocess.Popen, port: int, log) -> None:
+    """Until ``port`` accepts a connection (checked every 10 ms); the server's output if it
+    exits first."""
+    while True:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if server.poll() is not None:
+            log.seek(0)
+            raise SystemExit(f"gcnc serve exited with {server.returncode}:\n{log.read()}")
+        time.sleep(0.01)
+
+
+def _seconds(fn, *args) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -308,6 +436,8 @@ def main() -> None:
             )
         if "live" in only:
             bench_live(path, n, max(args.repeat, 3))
+        if "serve" in only:
+            bench_serve(path, n, args.repeat)
         if "commands" in only and n == 10_000:
             for command in ("status", "analyze"):
                 seconds = bench_command(command, path)
