@@ -10,8 +10,9 @@ import argparse
 import gc
 import json
 import sys
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 from orchestrator.launch import execute, stored_spec
 from orchestrator.provenance import open_study_dir
@@ -252,17 +253,25 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return write_report(StudyDir.at(args.study_dir).location, output=args.output, args=args)
 
 
+@contextmanager
+def _study_dirs_read(analysis: Any, fix: str = "check the study directories") -> Iterator[None]:
+    """An ``analysis.ResultsError`` (a directory that is no study, a file that cannot be
+    read) becomes the one-line input error naming STUDY_DIR, with ``fix``."""
+    try:
+        yield
+    except analysis.ResultsError as err:
+        raise InputError("STUDY_DIR", str(err), fix) from None
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
     location = StudyDir.at(args.study_dir).location
     analysis = analysis_package()
     if analysis is None:
         return 1
-    try:
+    with _study_dirs_read(analysis, "check the study directory"):
         study = analysis.load_results(location, allow_missing=args.allow_missing)
         results = analysis.compute_results(study, overrides=analysis_overrides(args))
         print(analysis.format_tables(study, results=results))
-    except analysis.ResultsError as err:
-        raise InputError("STUDY_DIR", str(err), "check the study directory") from None
     if args.json:
         write_json(args.json, analysis.results_json(results))
     return 0
@@ -284,10 +293,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     locations = [StudyDir.at(d).location for d in args.study_dirs]
     from analysis.compare import compare_studies
 
-    try:
+    with _study_dirs_read(analysis):
         text, written = compare_studies(locations, output=args.output)
-    except analysis.ResultsError as err:
-        raise InputError("STUDY_DIR", str(err), "check the study directories") from None
     print(text, end="")
     if written:
         print(f"{PROG}: comparison: {written}")
@@ -301,7 +308,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     locations = [StudyDir.at(d).location for d in args.study_dirs]
     from analysis.explore import serve
 
-    try:
+    with _study_dirs_read(analysis):
         serve(
             locations,
             host=args.host,
@@ -309,8 +316,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             interval_s=args.interval,
             allow_missing=args.allow_missing,
         )
-    except analysis.ResultsError as err:
-        raise InputError("STUDY_DIR", str(err), "check the study directories") from None
     return 0
 
 
