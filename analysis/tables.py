@@ -357,10 +357,7 @@ def correlation_display(results: Results) -> pd.DataFrame:
 def study_facts(study: StudyResults) -> list[tuple[str, str]]:
     """Key facts for the summary: provenance, trials by status, rows and files read."""
     meta, trials = study.meta, study.trials
-    status = trials["status"].value_counts(dropna=False) if "status" in trials else pd.Series()
-    by_status = ", ".join(
-        f"{k if isinstance(k, str) else 'unknown'}: {v}" for k, v in status.items()
-    )
+    by_status = ", ".join(f"{k}: {v}" for k, v in _status_counts(trials).items())
     diverged = (
         int(trials["diverged"].fillna(False).astype(bool).sum()) if "diverged" in trials else 0
     )
@@ -503,11 +500,17 @@ def _wrapped(text: str, *, first: str = "", indent: int = 2, width: int = 100) -
 
 
 def _trial_counts(study: StudyResults) -> str:
-    trials = study.trials
+    counts = _status_counts(study.trials)
+    if counts.empty:
+        return f"{len(study.trials)} trials"
+    return f"{len(study.trials)} trials (" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")"
+
+
+def _status_counts(trials: pd.DataFrame) -> pd.Series:
+    """Trials per status, most first; a missing status counts as ``unknown``."""
     if "status" not in trials:
-        return f"{len(trials)} trials"
-    counts = trials["status"].fillna("unknown").value_counts()
-    return f"{len(trials)} trials (" + ", ".join(f"{k} {v}" for k, v in counts.items()) + ")"
+        return pd.Series(dtype=int)
+    return trials["status"].astype(object).fillna("unknown").value_counts()
 
 
 def results_json(results: Results) -> dict[str, Any]:
