@@ -57,6 +57,13 @@ class Results:
         return [r["epoch"] for r in self.results]
 
 
+def fresh_python(code: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter, where nothing is imported yet."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 def write_study(folder: Path, text: str, *, filename: str = "study.toml") -> Path:
     """Write a study file (dedented) and return its path."""
     path = Path(folder, filename)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import fabricate  # tests/fixtures: dataset files in the real formats
 import pytest
+from gcnc_testkit import fresh_python
 
 from orchestrator.cli import main
 from trainables.config import DataConfig
@@ -116,8 +115,6 @@ def test_the_command_does_not_import_torch(tmp_path):
         "assert 'torch' not in sys.modules, 'gcnc datasets imported torch'\n"
         "sys.exit(rc)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    done = fresh_python(code)
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == len(DATASETS.names())

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from gcnc_testkit import fresh_python
 
 from orchestrator import cli
 
@@ -28,13 +29,6 @@ def imported_roots(package: str) -> dict[str, set[str]]:
                 names.add(node.module.split(".")[0])
         out[str(path.relative_to(ROOT))] = names
     return out
-
-
-def _python(code: str) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter, where nothing is imported yet."""
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
 
 
 def test_only_the_cluster_folder_imports_ray():
@@ -68,7 +62,7 @@ def test_the_contract_package_imports_nothing_heavier_than_pyarrow():
     allowed = {"pyarrow", "numpy", "studyfiles", "__future__"} | set(sys.stdlib_module_names)
     imported = {n for names in imported_roots("studyfiles").values() for n in names}
     assert imported <= allowed, imported - allowed
-    done = _python(
+    done = fresh_python(
         "import sys, studyfiles, studyfiles.schema, studyfiles.tables, studyfiles.layout\n"
         "heavy = {'pandas', 'torch', 'ray', 'pydantic', 'orchestrator', 'analysis'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
@@ -87,7 +81,7 @@ def test_validate_and_status_do_not_load_ray(tmp_path):
         "assert 'ray' not in sys.modules, 'validate imported ray'\n"
         "sys.exit(rc)\n"
     )
-    done = _python(code)
+    done = fresh_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"ok: {study}: study s, 2 trials"
 
@@ -103,7 +97,7 @@ def test_validating_a_study_of_the_trainable_does_not_load_torch():
         "assert 'torch' not in sys.modules, 'the driver imported torch'\n"
         "sys.exit(rc)\n"
     )
-    done = _python(code)
+    done = fresh_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"ok: {study}: study quickstart")
 
@@ -131,7 +125,7 @@ def test_reading_trial_configs_does_not_load_torch():
         "assert 'torch' not in sys.modules, 'reading a config imported torch'\n"
         "assert callable(trainables.run) and 'torch' in sys.modules\n"
     )
-    done = _python(code)
+    done = fresh_python(code)
     assert done.returncode == 0, done.stderr
 
 
@@ -151,6 +145,6 @@ def test_only_the_program_freezes_its_objects_before_exit(tmp_path):
         "print(gc.get_freeze_count() > 0)\n"
         "sys.exit(rc)\n"
     )
-    done = _python(code)
+    done = fresh_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "True"

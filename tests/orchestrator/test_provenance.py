@@ -11,7 +11,7 @@ from pathlib import Path
 
 import fabricate  # tests/fixtures: dataset files in the real formats
 import pytest
-from gcnc_testkit import write_study
+from gcnc_testkit import fresh_python, write_study
 
 import analysis
 from orchestrator import provenance
@@ -181,9 +181,7 @@ def test_the_driver_records_datasets_without_importing_torch(tmp_path):
         "assert 'torch' not in sys.modules, 'the driver imported torch'\n"
         "print(info['datasets'][0]['files']['present'])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    done = fresh_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "True"
 

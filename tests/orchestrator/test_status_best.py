@@ -8,12 +8,12 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from gcnc_testkit import fresh_python
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "analysis"))  # synthetic_study
 
@@ -147,8 +147,6 @@ def test_status_imports_neither_pandas_nor_the_analysis():
         "import orchestrator.status\n"
         "print(sorted({'pandas', 'analysis'} & {m.split('.')[0] for m in sys.modules}))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
+    done = fresh_python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
