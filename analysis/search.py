@@ -131,9 +131,10 @@ def best_table(
 
 
 def _ranked(ended: pd.DataFrame, target: SearchTarget) -> pd.DataFrame:
-    """The ended trials with a value, ranked (see :func:`best_trials`)."""
-    frame = ended[ended["value"].notna()]
-    frame = frame.sort_values(["value", "trial_id"], ascending=[target.mode == "min", True])
+    """The ended trials with a value, ranked as ``gcnc status`` ranks them
+    (:meth:`SearchTarget.best_first`; see :func:`best_trials`)."""
+    order = [t for t, _ in target.best_first(zip(ended["trial_id"], ended["value"], strict=True))]
+    frame = ended.set_index("trial_id", drop=False).loc[order]
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     return frame[["rank", "trial_id", "status", *target.params, *_TAIL]].reset_index(drop=True)
 
