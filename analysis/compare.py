@@ -21,7 +21,7 @@ from analysis import columns as C
 from analysis import figures as F
 from analysis.figures._base import band, thin, value_colors
 from analysis.load import ResultsError, load_results
-from analysis.report import _CSS, _figure_section, _section
+from analysis.report import _CSS, _figure_section, _section, html_table, verdict_class
 from analysis.tables import Results, compute_results, family_line, headline, study_facts
 from analysis.verdicts import FINAL, UNTESTED, in_main_family
 from studyfiles import Storage, schema
@@ -409,18 +409,11 @@ def _by_comparison(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 def _html_table(frame: pd.DataFrame, *, coloured: bool = False) -> str:
     """An HTML table; ``coloured``: its cells after the first two (group, claim) coloured by
     the verdict they state, with the report's CSS."""
-    if frame.empty:
-        return '<p class="note">Nothing to show.</p>'
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = []
-    for row in frame.itertuples(index=False):
-        cells = []
-        for i, value in enumerate(row):
-            cls = ""
-            if coloured and i >= 2:  # after group and claim
-                verdict = cell_verdict(str(value))
-                cls = " v-missing" if verdict == MISSING else f" v-{verdict.replace(' ', '-')}"
-                cls = f' class="{html.escape(cls.strip())}"'
-            cells.append(f"<td{cls}>{html.escape(str(value))}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return html_table(frame, cell_class=_verdict_cell if coloured else None)
+
+
+def _verdict_cell(position: int, column: str, value: object) -> str:
+    if position < 2:  # group and claim
+        return ""
+    verdict = cell_verdict(str(value))
+    return "v-missing" if verdict == MISSING else verdict_class(verdict)

@@ -176,15 +176,32 @@ def _section(heading: str, body: str, note: str = "") -> str:
 
 
 def _table(frame: pd.DataFrame, *, verdict_col: str | None = None) -> str:
+    """``frame`` as HTML, the cells of ``verdict_col`` coloured by their verdict."""
+    return html_table(
+        frame, cell_class=lambda i, col, value: verdict_class(value) if col == verdict_col else ""
+    )
+
+
+def verdict_class(verdict: object) -> str:
+    """The CSS class (``v-not-reproduced``, …) that colours a cell stating ``verdict``."""
+    return "v-" + str(verdict).replace(" ", "-")
+
+
+def html_table(
+    frame: pd.DataFrame, *, cell_class: Callable[[int, str, object], str] | None = None
+) -> str:
+    """``frame`` as an HTML table, every string escaped; ``cell_class(position, column,
+    value)`` names a cell's CSS class ("" for none)."""
     if frame.empty:
         return '<p class="note">Nothing to show.</p>'
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = []
-    for _, row in frame.iterrows():
+    for row in frame.itertuples(index=False):
         cells = []
-        for col, value in row.items():
-            cls = f' class="v-{str(value).replace(" ", "-")}"' if col == verdict_col else ""
-            cells.append(f"<td{cls}>{html.escape(str(value))}</td>")
+        for i, (col, value) in enumerate(zip(frame.columns, row, strict=True)):
+            cls = cell_class(i, col, value) if cell_class else ""
+            attr = f' class="{html.escape(cls)}"' if cls else ""
+            cells.append(f"<td{attr}>{html.escape(str(value))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
