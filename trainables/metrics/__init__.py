@@ -55,7 +55,6 @@ if TYPE_CHECKING:
         nc2_etf_deviation,
         unc3,
         unc3_from_stats,
-        within_class_covariance,
     )
     from trainables.metrics.nc import (
         cdnv,
@@ -69,6 +68,7 @@ if TYPE_CHECKING:
         nc3,
         nc3_from_stats,
         nc4,
+        within_class_covariance,
     )
     from trainables.metrics.stats import (
         ClassStats,
@@ -153,7 +153,7 @@ __getattr__ = lazy_exports(
         "nc2_etf_deviation": "measures",
         "unc3": "measures",
         "unc3_from_stats": "measures",
-        "within_class_covariance": "measures",
+        "within_class_covariance": "nc",
         "cdnv": "nc",
         "cdnv_from_stats": "nc",
         "centred_means": "nc",

@@ -25,14 +25,6 @@ from trainables.metrics.nc import centred_means
 from trainables.metrics.stats import ClassStats
 
 
-def within_class_covariance(stats: ClassStats) -> Tensor:
-    """``Σ_W = (1/N) Σ_c Σ_{i∈c} (h_i − μ_c)(h_i − μ_c)ᵀ``, ``(p, p)``: the pooled
-    within-class scatter over the number of samples ``N`` (Papyan, Han & Donoho 2020)."""
-    if stats.scatter is None:
-        raise ValueError("the within-class covariance needs ClassStats with scatter=True")
-    return stats.scatter / stats.count.sum()
-
-
 def between_class_covariance(stats: ClassStats) -> Tensor:
     """``Σ_B = (1/C) Σ_c (μ_c − μ̄)(μ_c − μ̄)ᵀ``, ``(p, p)``, over the classes present,
     ``μ̄`` the mean of their means (Papyan, Han & Donoho 2020, with ``μ̄`` for ``μ_G``)."""

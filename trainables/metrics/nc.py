@@ -64,12 +64,20 @@ def nc1(embeddings: Tensor, labels: Tensor, *, num_classes: int | None = None) -
     return nc1_from_stats(ClassStats.from_embeddings(embeddings, labels, num_classes=num_classes))
 
 
+def within_class_covariance(stats: ClassStats) -> Tensor:
+    """``Σ_W = (1/N) Σ_c Σ_{i∈c} (h_i − μ_c)(h_i − μ_c)ᵀ``, ``(p, p)``: the pooled
+    within-class scatter over the number of samples ``N`` (Papyan, Han & Donoho 2020)."""
+    if stats.scatter is None:
+        raise ValueError("the within-class covariance needs ClassStats with scatter=True")
+    return stats.scatter / stats.count.sum()
+
+
 def nc1_from_stats(stats: ClassStats) -> float:
     """:func:`nc1` from statistics that track the scatter matrix."""
     if stats.scatter is None:
         raise ValueError("nc1 needs ClassStats with scatter=True")
     centred = centred_means(stats)  # (C, p); Σ_B = centredᵀ centred / C
-    within = stats.scatter / stats.count.sum()  # Σ_W
+    within = within_class_covariance(stats)  # Σ_W
     # Σ_B⁺ = C · M⁺ M⁺ᵀ with M = centred, so tr(Σ_W Σ_B⁺) / C = tr(M⁺ᵀ Σ_W M⁺).
     m_pinv = torch.linalg.pinv(centred, rtol=PINV_RTOL)  # (p, C)
     return float(((within @ m_pinv) * m_pinv).sum())
