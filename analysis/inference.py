@@ -111,7 +111,6 @@ class Difference:
             ``100 (ratio − 1)`` for a ratio, never below −100 %; NaN where ``low``'s centre
             is 0, and an upper bound NaN where the ratio's interval has none.
         p: Welch's two-sided p-value (on the log scale for ``log``).
-        log: whether the comparison was made on the log scale.
         scale: the comparison's scale (:func:`interval_scale`).
     """
 
@@ -124,8 +123,12 @@ class Difference:
     change_low: float
     change_high: float
     p: float
-    log: bool
     scale: str
+
+    @property
+    def log(self) -> bool:
+        """Whether the comparison was made on the log scale."""
+        return self.scale == "log"
 
 
 def compare_groups(
@@ -147,7 +150,7 @@ def compare_groups(
         d_low, d_high = max(d_low, -ca), min(d_high, 1.0 - ca)
     base = abs(ca) if ca != 0 else np.nan
     change = [100.0 * v / base for v in (d, d_low, d_high)]
-    return Difference(ca, cb, d, d_low, d_high, *change, p, False, scale)
+    return Difference(ca, cb, d, d_low, d_high, *change, p, scale)
 
 
 def _as_ratio(ca: float, cb: float, ratio: np.ndarray, p: float, scale: str) -> Difference:
@@ -156,7 +159,7 @@ def _as_ratio(ca: float, cb: float, ratio: np.ndarray, p: float, scale: str) -> 
     ratio = np.where(np.isfinite(ratio), ratio, np.nan)
     change = 100.0 * (ratio - 1.0)
     diffs = ca * ratio - ca  # the ratio's interval in the column's units
-    return Difference(ca, cb, *diffs, *change, p, scale == "log", scale)
+    return Difference(ca, cb, *diffs, *change, p, scale)
 
 
 def welch(
