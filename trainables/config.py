@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 
 class _Section(BaseModel):
@@ -98,6 +108,29 @@ class MetricsConfig(_Section):
     # fewshot_nc_bound (on the target few-shot error, where few-shot transfer is measured).
     bound: bool = True
     seed: int = 0  # seeds GC batch choice and estimator randomness
+    # Per-layer measures (the layers table): "last" (none: the embedding is the metrics
+    # table's), "all" of the model's measurable layers, or a list of their names.
+    layers: Literal["last", "all"] | list[str] = "last"
+
+    @field_validator("layers")
+    @classmethod
+    def _check_layers(cls, layers: str | list[str]) -> str | list[str]:
+        if isinstance(layers, list):
+            if not layers:
+                raise ValueError('an empty list of layers; give "last", "all" or layer names')
+            repeated = sorted({name for name in layers if layers.count(name) > 1})
+            if repeated:
+                raise ValueError(f"layer {repeated[0]!r} is listed twice")
+        return layers
+
+    @model_serializer(mode="wrap")
+    def _without_default_layers(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave ``layers`` out while it is ``"last"``: a study without per-layer measures
+        keeps the trial configs and spec hash it had before they existed."""
+        data = handler(self)
+        if data.get("layers") == "last":
+            del data["layers"]
+        return data
 
 
 class TrialConfig(_Section):

@@ -4,13 +4,21 @@ The evaluation is a pure function of the model, the data and a fixed :class:`Eva
 (which samples measure GC and NC, which few-shot episodes), so a resumed trial measures
 exactly what an uninterrupted one would, and every trial of a study is measured on the
 same samples and episodes (paired comparisons, SPEC 2.5).
+
+Where the study measures layers other than the embedding (``metrics.layers``), the row
+also holds, under :data:`LAYERS`, one row per layer (SPEC "Across depth"): the same GC,
+CDNV, NC1, geometric collapse, NCC test error and few-shot quantities of that layer's
+pooled output, on the same samples and episodes. One forward pass per chunk gives every
+layer's output; each layer's GC runs the layers up to it again for its own backward pass.
+The last layer's row holds the values of the row itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +28,14 @@ import torch.nn.functional as F
 from trainables import metrics as M
 from trainables.config import MetricsConfig
 from trainables.data import Dataset
+from trainables.forward import Embedded, embed_layers
 from trainables.models import EmbeddingClassifier
+from trainables.models.preflight import select_layers
 
-EVAL_BATCH = 1024  # forward-pass chunk for embedding whole splits
+LAYERS = "layers"  # the key of a row's per-layer rows, where the study measures layers
+# The quantities a layer's row shares with the metrics row (the last layer's are copied).
+LAYER_QUANTITIES = ("gc", "gc_estimator", "geo_collapse", "nc_cdnv", "nc1", "target_nc_cdnv",
+                    "ncc_test_error")  # fmt: skip
 
 
 class NonFiniteError(ArithmeticError):
@@ -65,17 +78,6 @@ def _per_class_subset(labels: torch.Tensor, per_class: int, gen: torch.Generator
         idx = (labels == c).nonzero().squeeze(1)
         picks.append(idx[torch.randperm(len(idx), generator=gen)[:per_class]])
     return torch.cat(picks).sort().values
-
-
-@torch.no_grad()
-def embed_all(model: EmbeddingClassifier, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embeddings (N, p) and logits (N, C) of ``x`` in chunks, in float32."""
-    feats, logits = [], []
-    for start in range(0, len(x), EVAL_BATCH):
-        f = model.embed(x[start : start + EVAL_BATCH]).float()  # (b, p)
-        feats.append(f)
-        logits.append(model.head(f))  # (b, C)
-    return torch.cat(feats), torch.cat(logits)
 
 
 def evaluate(
@@ -121,12 +123,29 @@ def ieee_float32(device: torch.device) -> Iterator[None]:
         conv.fp32_precision, matmul.fp32_precision = saved
 
 
+def measured_layers(model: EmbeddingClassifier, cfg: MetricsConfig) -> list[int]:
+    """The 1-based indices of the layers ``cfg.layers`` selects from ``model``'s; none for
+    ``"last"`` (the embedding alone is the metrics row's).
+
+    Raises:
+        ValueError: a layer the model does not have, naming the model's layers.
+    """
+    if cfg.layers == "last":
+        return []
+    try:
+        return select_layers(model.layer_names(), cfg.layers)
+    except ValueError as err:
+        raise ValueError(f"metrics.layers: {err}") from None
+
+
 def _evaluate(
     model: EmbeddingClassifier, data: Dataset, plan: EvalPlan, cfg: MetricsConfig, *, epoch: int
 ) -> dict[str, Any]:
     """:func:`evaluate`'s row, the model already in eval mode."""
     row: dict[str, Any] = {}
-    emb, logits = embed_all(model, data.train_x)  # (N, p), (N, C)
+    layers = measured_layers(model, cfg)
+    train = embed_layers(model, data.train_x, layers, rows=plan.nc_idx)
+    emb, logits = train.emb, train.logits  # (N, p), (N, C)
     row["train_loss"] = F.cross_entropy(logits, data.train_y).item()
     if not (math.isfinite(row["train_loss"]) and torch.isfinite(emb).all()):
         raise NonFiniteError(f"non-finite embeddings or train loss at epoch {epoch}")
@@ -136,15 +155,21 @@ def _evaluate(
         row |= _nc_metrics(nc_emb, nc_y, logits[plan.nc_idx], model, data.num_classes)
     class_gc = None
     if cfg.gc:
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-        gc_row, class_gc = _gc_metrics(model, data, plan, cfg, nc_emb, nc_y, gen)
+        gc_row, class_gc = _gc_metrics(model, data, plan, cfg, nc_emb, nc_y, epoch=epoch)
         row |= gc_row
-    if cfg.test:
-        row |= _test_metrics(model, data, nc_emb, nc_y)
+    test = embed_layers(model, data.test_x, layers) if cfg.test else None
+    if test is not None:
+        row["test_acc"] = _accuracy(test.logits, data.test_y)
+        row["ncc_test_error"] = M.ncc_error(nc_emb, nc_y, test.emb, data.test_y)
+    target = None
     if cfg.fewshot and data.target_x is not None:
-        row |= _target_metrics(model, data, plan, cfg)
+        target = embed_layers(model, data.target_x, layers)
+        row |= _target_metrics(target.emb, data, plan, cfg)
     if cfg.bound:
         row |= _bound_metrics(nc_emb, nc_y, class_gc, cfg, data)
+    if layers:
+        splits = LayerSplits(train.inner, test, target)
+        row[LAYERS] = _layer_rows(model, data, plan, cfg, layers, splits, row, epoch=epoch)
     return row
 
 
@@ -177,12 +202,40 @@ def _gc_metrics(
     cfg: MetricsConfig,
     nc_emb: torch.Tensor,
     nc_y: torch.Tensor,
-    gen: torch.Generator,
+    *,
+    epoch: int,
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """GC of the embedding on the fixed class-stratified training sample, and geometric
     collapse from its classes; also the class GCs ``(C,)`` (float64, CPU) for the bounds."""
+    gen = _gc_generator(cfg, epoch)
+    row, class_gc = _gc_of(model.embed, data, plan, cfg, nc_emb, nc_y, gen)
+    x = data.train_x[plan.gc_idx]
+    if cfg.gc_reference:
+        exact = _gc_per_sample(model.embed, x, cfg, "exact", {}, gen)
+        row["gc_exact"] = exact.mean().item()
+    if cfg.gc_logits:
+        row["gc_logits"] = _gc_per_sample(model, x, cfg, "exact", {}, gen).mean().item()
+    return row, class_gc
+
+
+def _gc_generator(cfg: MetricsConfig, epoch: int) -> torch.Generator:
+    """The estimator's draws at ``epoch``: the same for the embedding and for every layer."""
+    return torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+
+
+def _gc_of(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    data: Dataset,
+    plan: EvalPlan,
+    cfg: MetricsConfig,
+    nc_emb: torch.Tensor,
+    nc_y: torch.Tensor,
+    gen: torch.Generator,
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """``gc``, ``gc_estimator`` and ``geo_collapse`` of the map ``fn`` (whose outputs on the
+    NC sample are ``nc_emb``), and its class GCs ``(C,)``."""
     x, y = data.train_x[plan.gc_idx], data.train_y[plan.gc_idx]
-    per_sample = _gc_per_sample(model.embed, x, cfg, cfg.gc_estimator, cfg.gc_options, gen)
+    per_sample = _gc_per_sample(fn, x, cfg, cfg.gc_estimator, cfg.gc_options, gen)
     class_gc = _class_means(per_sample, y, data.num_classes)  # (C,)
     means = _class_means(nc_emb.double(), nc_y, data.num_classes)  # (C, p)
     row: dict[str, Any] = {
@@ -190,11 +243,6 @@ def _gc_metrics(
         "gc_estimator": M.gc_estimator_label(cfg.gc_estimator, cfg.gc_options),
         "geo_collapse": M.geometric_collapse_from(class_gc, means),
     }
-    if cfg.gc_reference:
-        exact = _gc_per_sample(model.embed, x, cfg, "exact", {}, gen)
-        row["gc_exact"] = exact.mean().item()
-    if cfg.gc_logits:
-        row["gc_logits"] = _gc_per_sample(model, x, cfg, "exact", {}, gen).mean().item()
     return row, class_gc
 
 
@@ -223,19 +271,6 @@ def _class_means(values: torch.Tensor, labels: torch.Tensor, num_classes: int) -
         if mask.any():
             out[c] = values[mask].mean(0)
     return out
-
-
-def _test_metrics(
-    model: EmbeddingClassifier,
-    data: Dataset,
-    nc_emb: torch.Tensor,
-    nc_y: torch.Tensor,
-) -> dict[str, float]:
-    test_emb, test_logits = embed_all(model, data.test_x)
-    return {
-        "test_acc": _accuracy(test_logits, data.test_y),
-        "ncc_test_error": M.ncc_error(nc_emb, nc_y, test_emb, data.test_y),
-    }
 
 
 def _bound_metrics(
@@ -269,10 +304,10 @@ def _bound_metrics(
 
 
 def _target_metrics(
-    model: EmbeddingClassifier, data: Dataset, plan: EvalPlan, cfg: MetricsConfig
+    emb: torch.Tensor, data: Dataset, plan: EvalPlan, cfg: MetricsConfig
 ) -> dict[str, float]:
-    assert data.target_x is not None and data.target_y is not None
-    emb, _ = embed_all(model, data.target_x)  # (N_target, p)
+    """Target NC and few-shot accuracy from the target pool's embeddings ``(N_target, p)``."""
+    assert data.target_y is not None
     idx = plan.target_nc_idx
     row = {"target_nc_cdnv": M.cdnv(emb[idx], data.target_y[idx])}
     for shots in cfg.fewshot_shots:
@@ -288,3 +323,72 @@ def _target_metrics(
         row[f"fewshot_acc_{shots}shot"] = acc
         row[f"fewshot_ci_{shots}shot"] = ci
     return row
+
+
+@dataclass(frozen=True)
+class LayerSplits:
+    """The inner layers' outputs: on the NC sample, and the test and target splits where
+    the study measures them."""
+
+    nc: dict[int, torch.Tensor]
+    test: Embedded | None
+    target: Embedded | None
+
+
+def _layer_rows(
+    model: EmbeddingClassifier,
+    data: Dataset,
+    plan: EvalPlan,
+    cfg: MetricsConfig,
+    layers: list[int],
+    splits: LayerSplits,
+    row: dict[str, Any],
+    *,
+    epoch: int,
+) -> list[dict[str, Any]]:
+    """One row per measured layer: its index, name and width, then its quantities; the last
+    layer's are the metrics row's own."""
+    names, rows = model.layer_names(), []
+    for k in layers:
+        if k == len(names):
+            values = {q: v for q, v in row.items() if _layer_quantity(q)}
+            width = model.embed_dim
+        else:
+            values = layer_quantities(model, data, plan, cfg, k, splits, epoch=epoch)
+            width = splits.nc[k].shape[1]
+        rows.append({"layer": k, "layer_name": names[k - 1], "layer_dim": width} | values)
+    return rows
+
+
+def _layer_quantity(name: str) -> bool:
+    return name in LAYER_QUANTITIES or name.startswith(("fewshot_acc_", "fewshot_ci_"))
+
+
+def layer_quantities(
+    model: EmbeddingClassifier,
+    data: Dataset,
+    plan: EvalPlan,
+    cfg: MetricsConfig,
+    layer: int,
+    splits: LayerSplits,
+    *,
+    epoch: int,
+) -> dict[str, Any]:
+    """The quantities of layer ``layer`` (1-based) that the study measures, by the functions
+    and on the samples and episodes of the metrics row (for the last layer, its values)."""
+    nc_y = data.train_y[plan.nc_idx]
+    h = splits.nc[layer]  # (n, p_k), the NC sample
+    out: dict[str, Any] = {}
+    if cfg.nc:
+        out["nc_cdnv"] = M.cdnv(h, nc_y, num_classes=data.num_classes)
+        out["nc1"] = M.nc1(h, nc_y)
+    if cfg.gc:
+        fn = functools.partial(model.layer_output, layer=layer)
+        gc_row, _ = _gc_of(fn, data, plan, cfg, h, nc_y, _gc_generator(cfg, epoch))
+        out |= gc_row
+    if splits.test is not None:
+        test = splits.test.inner[layer]
+        out["ncc_test_error"] = M.ncc_error(h, nc_y, test, data.test_y)
+    if splits.target is not None:
+        out |= _target_metrics(splits.target.inner[layer], data, plan, cfg)
+    return out

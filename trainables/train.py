@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from trainables import metrics as M
 from trainables.config import TrainConfig, TrialConfig
 from trainables.data import Dataset, load_dataset
-from trainables.evaluate import NonFiniteError, evaluate, make_plan
+from trainables.evaluate import LAYERS, NonFiniteError, evaluate, make_plan, measured_layers
 from trainables.models import EmbeddingClassifier, build_model
 from trainables.reporter import Reporter
 
@@ -108,6 +108,7 @@ class _Trial:
         self.scheduler = make_scheduler(self.optimizer, tc)
         self.rng = torch.Generator().manual_seed(tc.seed + 1)  # batch order and GC-reg probes
         self.plan = make_plan(data, cfg.metrics)
+        measured_layers(self.model, cfg.metrics)  # a layer the model lacks fails here, at once
         self.epoch, self.step, self.diverged = 0, 0, False
         self.elapsed_before = 0.0  # wall time of earlier attempts
         self.started = time.perf_counter()
@@ -161,7 +162,8 @@ class _Trial:
         return loss
 
     def evaluate(self) -> dict[str, Any]:
-        """The schema row for the current epoch; metrics are null after a divergence."""
+        """The schema row for the current epoch; metrics are null after a divergence. Where
+        the study measures layers, the row holds their rows under ``"layers"``."""
         row: dict[str, Any] = {"epoch": self.epoch, "step": self.step, "diverged": self.diverged}
         if not self.diverged:
             try:
@@ -171,7 +173,7 @@ class _Trial:
             except NonFiniteError:
                 self.diverged = row["diverged"] = True
         row["wall_time_s"] = self.elapsed_before + time.perf_counter() - self.started
-        self.last_row = row
+        self.last_row = {k: v for k, v in row.items() if k != LAYERS}
         return row
 
     def state(self) -> dict[str, Any]:

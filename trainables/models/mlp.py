@@ -8,7 +8,7 @@ from typing import Any
 from torch import nn
 
 from trainables.models import preflight
-from trainables.models._base import EmbeddingClassifier
+from trainables.models._base import Block, EmbeddingClassifier, chain
 from trainables.models._options import check_input_shape
 from trainables.models.preflight import resolve_width
 
@@ -17,6 +17,8 @@ DEFAULT_WIDTH = 256
 
 class MLP(EmbeddingClassifier):
     """``flatten -> (Linear -> ReLU) x depth``; the embedding is the last hidden layer, p = width.
+
+    Its measurable layers are the hidden layers, ``fc1`` … ``fc<depth>``.
 
     Args:
         input_shape: ``(C, H, W)`` of one image.
@@ -36,6 +38,12 @@ class MLP(EmbeddingClassifier):
             layers += [nn.Linear(fan_in, width), nn.ReLU()]  # (B, width)
             fan_in = width
         self.features = nn.Sequential(*layers)
+
+    def blocks(self) -> list[tuple[str, Block]]:
+        modules = list(self.features)  # flatten, then (Linear, ReLU) pairs
+        first = [("fc1", chain(modules[:3]))]
+        rest = [(f"fc{i // 2 + 1}", chain(modules[i : i + 2])) for i in range(3, len(modules), 2)]
+        return first + rest
 
 
 def build_mlp(

@@ -6,7 +6,7 @@ trial would.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 STEMS = ("auto", "cifar", "imagenet")  # a ResNet's first layers (see models.resnet)
@@ -20,6 +20,46 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "resnet18": {"stem": "auto"},
     "resnet50": {"stem": "auto"},
 }
+
+
+# Every model's measurable layers (``metrics.layers``), as its ``blocks()`` names them.
+_LAYERS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
+    "mlp": lambda opts: [f"fc{i + 1}" for i in range(opts["depth"])],
+    "convnet": lambda opts: [f"conv{i + 1}" for i in range(opts["depth"])],
+    "vgg11": lambda opts: [f"block{i + 1}" for i in range(5)],
+    "vgg13": lambda opts: [f"block{i + 1}" for i in range(5)],
+    "resnet18": lambda opts: [f"layer{i + 1}" for i in range(4)],
+    "resnet50": lambda opts: [f"layer{i + 1}" for i in range(4)],
+}
+
+
+def layer_names(model: str, given: Mapping[str, Any]) -> list[str] | None:
+    """The measurable layers of ``model`` with options ``given``, from the input to the
+    embedding (the last); None for a model registered outside gcnc (its trial checks).
+
+    Raises:
+        ValueError: an option the model cannot take (as :func:`options`).
+    """
+    names = _LAYERS.get(model)
+    return None if names is None else names(options(model, given))
+
+
+def select_layers(names: Sequence[str], selection: str | Sequence[str]) -> list[int]:
+    """The 1-based indices into ``names`` (a model's layers) of the layers ``selection``
+    (``metrics.layers``) asks for, from the input: ``"last"`` (the embedding), ``"all"``,
+    or a list of names.
+
+    Raises:
+        ValueError: a name the model does not have, naming the model's layers.
+    """
+    if selection == "last":
+        return [len(names)]
+    if selection == "all":
+        return list(range(1, len(names) + 1))
+    unknown = [name for name in selection if name not in names]
+    if unknown:
+        raise ValueError(f"the model has no layer {unknown[0]!r}; its layers: {', '.join(names)}")
+    return sorted(names.index(name) + 1 for name in selection)
 
 
 def options(model: str, given: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,9 @@ and the ImageNet stem (7x7 conv, stride 2, then a 3x3 stride-2 max-pool) for lar
 BasicBlocks (ResNet-18) or Bottlenecks (ResNet-50, stride on the 3x3 conv as in torchvision),
 then global average pooling: p = 8 * width * expansion (512 / 2048 at the default width 64).
 Module names follow ``torchvision.models.resnet``, so a torchvision state dict loads into
-``features`` (its ``fc`` into ``head``).
+``features`` (its ``fc`` into ``head``). Its measurable layers are the four stages,
+``layer1`` … ``layer4`` (the stem goes with the first; global-average-pooled when measured;
+the pooled ``layer4`` is the embedding).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from trainables.models import preflight
-from trainables.models._base import EmbeddingClassifier
+from trainables.models._base import Block, EmbeddingClassifier, chain
 from trainables.models._layers import init_conv_bn
 from trainables.models._options import check_input_shape
 from trainables.models.preflight import choice, resolve_width
@@ -127,6 +129,17 @@ class ResNetFeatures(nn.Module):
         x = self.layer4(x)  # (B, 8*width*e, h/8, w/8)
         return torch.flatten(self.avgpool(x), 1)  # (B, 8*width*e)
 
+    def blocks(self) -> list[tuple[str, Block]]:
+        """The four stages, op for op as :meth:`forward`: the stem goes with ``layer1``,
+        the pool with ``layer4``."""
+        stem = [self.conv1, self.bn1, self.relu, self.maxpool]
+        return [
+            ("layer1", chain([*stem, self.layer1])),
+            ("layer2", self.layer2),
+            ("layer3", self.layer3),
+            ("layer4", chain([self.layer4, self.avgpool, lambda x: torch.flatten(x, 1)])),
+        ]
+
 
 class ResNet(EmbeddingClassifier):
     """A ResNet with a linear head on the globally pooled last stage.
@@ -155,6 +168,9 @@ class ResNet(EmbeddingClassifier):
             block, blocks, in_channels=input_shape[0], width=width, stem=stem
         )
         init_conv_bn(self.features)
+
+    def blocks(self) -> list[tuple[str, Block]]:
+        return self.features.blocks()
 
 
 def resolve_stem(model: str, stem: Any, input_shape: tuple[int, int, int]) -> str:

@@ -6,7 +6,9 @@ inputs). Inputs of 17-31 px (28x28 MNIST-type) are zero-padded to 32 (SPEC §4).
 inputs (8x8 digits) the pools that would take the map below 1x1 are skipped, and whatever
 map remains (also on larger inputs such as 84x84) is global-average-pooled, so p = 8 * width
 for every input size. The stage layout matches ``torchvision.models.vgg`` (``features.layers``
-loads a torchvision ``vgg*_bn().features`` state dict).
+loads a torchvision ``vgg*_bn().features`` state dict). Its measurable layers are the five
+blocks, ``block1`` … ``block5``: each block's convs and the max-pool that ends it
+(global-average-pooled when measured; the pooled ``block5`` is the embedding).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from trainables.models import preflight
-from trainables.models._base import EmbeddingClassifier
+from trainables.models._base import Block, EmbeddingClassifier, chain
 from trainables.models._layers import conv_bn_relu, global_pool, init_conv_bn
 from trainables.models._options import check_input_shape
 from trainables.models.preflight import resolve_width
@@ -90,11 +92,28 @@ class VGGFeatures(nn.Module):
         hw = (h + top + bottom, w + left + right)
         self.layers = make_layers(CONFIGS[config], in_channels=c, width=width, hw=hw)
         self.pool = global_pool()
+        # index in ``layers`` after each block's max-pool (a conv adds 3 modules, a pool 1)
+        sizes = [1 if v == "M" else 3 for v in CONFIGS[config]]
+        ends = [sum(sizes[: i + 1]) for i, v in enumerate(CONFIGS[config]) if v == "M"]
+        self.block_ends: tuple[int, ...] = tuple(ends)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pad(x)  # (B, C, H, W) -> (B, C, H', W')
         x = self.layers(x)  # (B, 8*width, h, w), h = w = 1 on 32x32 inputs
         return self.pool(x)  # (B, 8*width)
+
+    def blocks(self) -> list[tuple[str, Block]]:
+        """``block1`` … ``block5``: the pad goes with the first, the pool with the last."""
+        starts = [0, *self.block_ends[:-1]]
+        out: list[tuple[str, Block]] = []
+        for i, (a, b) in enumerate(zip(starts, self.block_ends, strict=True)):
+            modules = [*self.layers[a:b]]
+            if i == 0:
+                modules.insert(0, self.pad)
+            if i == len(starts) - 1:
+                modules.append(self.pool)
+            out.append((f"block{i + 1}", chain(modules)))
+        return out
 
 
 class VGG(EmbeddingClassifier):
@@ -120,6 +139,9 @@ class VGG(EmbeddingClassifier):
         super().__init__(8 * width, num_classes)
         self.features = VGGFeatures(config, input_shape, width=width, pad=pad)
         init_conv_bn(self.features)
+
+    def blocks(self) -> list[tuple[str, Block]]:
+        return self.features.blocks()
 
 
 def build_vgg11(
