@@ -21,6 +21,7 @@ from analysis.explore import _views as V
 from analysis.explore._hub import StudyHub
 from analysis.explore._page import GRAPHS, graph_config
 from analysis.explore._safe import message_figure
+from analysis.explore._trials import brush_from_event
 
 log = logging.getLogger("gcnc.explore")
 
@@ -55,9 +56,10 @@ def _changes(alpha, correction, comparison, progress_by, quantile) -> dict:
 def register(app: dash.Dash, hub: StudyHub) -> None:
     """Attach every callback of the page to ``app``."""
 
-    def on(*deps, fallback: Callable[[Exception], object] | None = None):
+    def on(*deps, fallback: Callable[[Exception], object] | None = None, opened: bool = False):
         """``app.callback`` whose unexpected error is logged and shown through
-        ``fallback`` (or leaves the view as it was), never raised into the page."""
+        ``fallback`` (or leaves the view as it was), never raised into the page; not called
+        as the page opens where the layout holds its output already (``opened``)."""
 
         def wrap(fn):
             @functools.wraps(fn)
@@ -72,7 +74,7 @@ def register(app: dash.Dash, hub: StudyHub) -> None:
                         raise PreventUpdate from exc
                     return fallback(exc)
 
-            return app.callback(*deps)(run)
+            return app.callback(*deps, prevent_initial_call=opened)(run)
 
         return wrap
 
@@ -128,6 +130,7 @@ def register(app: dash.Dash, hub: StudyHub) -> None:
         State("xaxis", "value"),
         State("colour", "value"),
         State("facet", "value"),
+        opened=True,
     )
     def draw_options(_, value, metric, x, colour, facet):
         i = study(value)
@@ -149,7 +152,7 @@ def register(app: dash.Dash, hub: StudyHub) -> None:
             facet if facet in keys else None,
         )
 
-    @on(Output("param-filters", "children"), Input("study", "value"), fallback=problem)
+    @on(Output("param-filters", "children"), Input("study", "value"), fallback=problem, opened=True)
     def param_filters(value):
         return V.param_filters(hub, study(value))
 
@@ -157,6 +160,7 @@ def register(app: dash.Dash, hub: StudyHub) -> None:
         Output("filter-spec", "data"),
         Input("status-filter", "value"),
         Input("diverged-filter", "value"),
+        Input("brush", "data"),
         Input({"type": "pf-values", "param": ALL}, "value"),
         State({"type": "pf-values", "param": ALL}, "options"),
         State({"type": "pf-values", "param": ALL}, "id"),
@@ -165,15 +169,47 @@ def register(app: dash.Dash, hub: StudyHub) -> None:
         State({"type": "pf-range", "param": ALL, "log": ALL}, "max"),
         State({"type": "pf-range", "param": ALL, "log": ALL}, "id"),
     )
-    def filters(statuses, diverged, values, options, value_ids, ranges, lows, highs, range_ids):
+    def filters(
+        statuses, diverged, brushed, values, options, value_ids, ranges, lows, highs, range_ids
+    ):
         extents = [[lo, hi] for lo, hi in zip(lows, highs, strict=True)]
         return V.filter_spec(
-            statuses, diverged, values, options, value_ids, ranges, extents, range_ids
-        )
+            statuses, diverged, values, options, value_ids, ranges, extents, range_ids,
+            brushed=brushed,
+        )  # fmt: skip
 
-    @on(Output("curves", "figure"), *DATA, *DRAW, fallback=figure_problem)
-    def curves(_, value, spec, *draw):
-        return V.curves_figure(hub, study(value), spec, **_draw(*draw))
+    @on(
+        Output("brush", "data"),
+        Output("brush-note", "children"),
+        Input("parcoords", "restyleData"),
+        Input("clear-brush", "n_clicks"),
+        Input("study", "value"),
+        State("parcoords-axes", "data"),
+        State("brush", "data"),
+        opened=True,
+    )
+    def brush(event, _clear, _study, axes, brushed):
+        if ctx.triggered_id in ("clear-brush", "study"):
+            return {}, ""
+        new = brush_from_event(brushed or {}, event, axes or [])
+        if new == (brushed or {}):
+            raise PreventUpdate
+        return new, V.brush_note(new)
+
+    @on(
+        Output("curves", "figure"),
+        Output("curves-key", "data"),
+        *DATA,
+        *DRAW,
+        State("curves-key", "data"),
+        fallback=lambda e: (figure_problem(e), None),
+    )
+    def curves(_, value, spec, *rest):
+        i, draw, shown = study(value), _draw(*rest[:-1]), rest[-1]
+        key = V.curves_key(hub, i, spec, draw)
+        if key == shown:  # the page holds this figure already (drawn with the layout)
+            raise PreventUpdate
+        return V.curves_figure(hub, i, spec, **dict(draw)), key
 
     @on(
         Output("trial-table", "children"),
@@ -183,21 +219,23 @@ def register(app: dash.Dash, hub: StudyHub) -> None:
         Input("metric", "value"),
         Input("sort-by", "value"),
         Input("sort-order", "value"),
+        Input("trial-page", "value"),
         fallback=lambda e: (problem(e), [], ""),
     )
-    def trials(_, value, spec, metric, sort_by, order):
+    def trials(_, value, spec, metric, sort_by, order, page):
         i = study(value)
         listing, sortable = V.trial_list(
-            hub, i, spec, metric, sort_by=sort_by, descending=order == "desc"
+            hub, i, spec, metric, sort_by=sort_by, descending=order == "desc", page=page
         )
         return listing, sortable, V.trial_count(hub, i, spec)
 
     @on(
         Output("parcoords", "figure"),
+        Output("parcoords-axes", "data"),
         *DATA,
         Input("metric", "value"),
         Input("tabs", "value"),
-        fallback=figure_problem,
+        fallback=lambda e: (figure_problem(e), []),
     )
     def parcoords(_, value, spec, metric, tab):
         if tab != "trials":

@@ -185,18 +185,22 @@ def plot_curves_view(view: CurvesView, *, log_y: bool = False, max_points: int =
     titles = [format_value(view.facet, v) for v in view.facets] if view.facet else None
     grid = make_subplots(rows=math.ceil(n / cols), cols=cols, subplot_titles=titles)
     colours = value_colors([t.colour for t in view.traces]) if view.traces else {}
+    by_colour = _legend_by_colour(view, len(colours))
     data, shown = [], set()
     for t in view.traces:
         k = view.facets.index(t.facet) + 1
         axes = {"xaxis": f"x{k if k > 1 else ''}", "yaxis": f"y{k if k > 1 else ''}"}
         colour = colours[t.colour]
+        group = format_value(view.colour, t.colour) if by_colour else t.name
+        if by_colour and group not in shown:  # the colour's one legend entry
+            data.append(_legend_entry(group, colour, axes))
         line = {"type": "scattergl" if t.trial_ids is not None and len(t.x) > 5000 else "scatter"}
-        line |= {"x": t.x, "y": t.y, "mode": "lines", "name": t.name, "legendgroup": t.name}
-        line |= {"showlegend": t.name not in shown, "line": {"color": colour, "dash": t.dash}}
-        line |= axes
+        line |= {"x": t.x, "y": t.y, "mode": "lines", "name": t.name, "legendgroup": group}
+        line |= {"showlegend": not by_colour and group not in shown}
+        line |= {"line": {"color": colour, "dash": t.dash}} | axes
         if t.trial_ids is None:
             keep = thin(len(t.x), max_points)
-            fill = band(t.x[keep], t.low[keep], t.high[keep], color=colour, group=t.name)
+            fill = band(t.x[keep], t.low[keep], t.high[keep], color=colour, group=group)
             data.append(fill | axes | {"mode": "lines"})  # no markers on a short band
             line |= {"x": t.x[keep], "y": t.y[keep], "customdata": t.n[keep]}
             line["hovertemplate"] = f"{t.name}<br>x=%{{x:.4g}}<br>y=%{{y:.4g}}<br>n=%{{customdata}}"
@@ -207,10 +211,36 @@ def plot_curves_view(view: CurvesView, *, log_y: bool = False, max_points: int =
             line["hovertemplate"] = "%{text}<br>x=%{x:.4g}<br>y=%{y:.4g}"
         line["hovertemplate"] += "<extra></extra>"
         data.append(line)
-        shown.add(t.name)
+        shown.add(group)
     fig = go.Figure(data=data, layout=grid.layout)
     _axes(fig, view, log_y)
+    if by_colour:
+        settings = len({t.name for t in view.traces})
+        fig.update_layout(
+            legend_title_text=f"{schema.label(view.colour)}<br><sup>{settings} settings: "
+            "hover a line for its own</sup>"
+        )
     return fig
+
+
+LEGEND_ENTRIES = 20  # more lines than this, sharing colours: one legend entry per colour
+
+
+def _legend_by_colour(view: CurvesView, n_colours: int) -> bool:
+    """Whether the legend lists the colours rather than every line: where more than
+    :data:`LEGEND_ENTRIES` lines share fewer colours (a legend of 100 settings is not read,
+    and drawing it is a good part of the figure's first paint)."""
+    lines = len({t.name for t in view.traces})
+    return view.colour is not None and lines > LEGEND_ENTRIES and n_colours < lines
+
+
+def _legend_entry(name: str, colour: str, axes: dict) -> dict:
+    """A trace drawn in the legend only: clicking it shows or hides the colour's lines."""
+    return {
+        "type": "scatter", "x": [None], "y": [None], "mode": "lines", "name": name,
+        "legendgroup": name, "showlegend": True, "hoverinfo": "skip",
+        "line": {"color": colour},
+    } | axes  # fmt: skip
 
 
 def _axes(fig: go.Figure, view: CurvesView, log_y: bool) -> None:

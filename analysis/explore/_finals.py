@@ -28,6 +28,7 @@ class Axis:
     label: str
     values: np.ndarray
     ticktext: list[str] = field(default_factory=list)
+    log: bool = False  # values are log10 of the quantity
 
 
 @dataclass(frozen=True)
@@ -61,16 +62,21 @@ def _axis(values: pd.Series, name: str) -> Axis:
         return Axis(name, label, codes.astype(float), [str(u) for u in uniques])
     v = values.to_numpy(dtype=float)
     if scale_of(name) == "positive" and len(v) and v.min() > 0 and v.max() > 100 * v.min():
-        return Axis(name, f"log10 {label}", np.log10(v))
+        return Axis(name, f"log10 {label}", np.log10(v), log=True)
     return Axis(name, label, v)
 
 
-def plot_parcoords(info: ParcoordsInfo) -> go.Figure:
+def plot_parcoords(info: ParcoordsInfo, brushed: dict | None = None) -> go.Figure:
+    """The parallel coordinates, each axis brushed as ``brushed`` says (the filters'
+    ``brushed`` part, :func:`~analysis.explore._trials.brush_from_event`)."""
     dims = []
     for axis in info.axes:
         dim = {"label": axis.label, "values": axis.values}
         if axis.ticktext:
             dim |= {"tickvals": list(range(len(axis.ticktext))), "ticktext": axis.ticktext}
+        spans = _constraint(axis, (brushed or {}).get(axis.name))
+        if spans:
+            dim["constraintrange"] = spans[0] if len(spans) == 1 else spans
         dims.append(dim)
     line = {"color": info.colour, "colorscale": "Viridis", "showscale": True}
     line["colorbar"] = {"title": {"text": info.colour_label}}
@@ -87,6 +93,16 @@ def plot_parcoords(info: ParcoordsInfo) -> go.Figure:
         template="plotly_white",
     )
     return fig
+
+
+def _constraint(axis: Axis, brush: dict | None) -> list[list[float]]:
+    """A brush as ranges along ``axis`` (a text value as a short range about its code)."""
+    if not brush:
+        return []
+    if brush.get("values") is not None:
+        chosen = set(brush["values"])
+        return [[k - 0.25, k + 0.25] for k, t in enumerate(axis.ticktext) if t in chosen]
+    return [list(span) for span in brush.get("spans", [])]
 
 
 def finished_rows(study: StudyResults, trial_ids: list[str]) -> pd.DataFrame:

@@ -41,25 +41,50 @@ button{margin:.15em .3em .15em 0} .dash-checklist label,.dash-radioitems label{m
 tr.clickable{cursor:pointer} tr.clickable:hover{background:#eef4ff}
 """
 
+# Plotly's script (3.5 MB) is fetched by the first graph, after the layout has come and been
+# drawn; parsing it then is the longest step before the curves show. Fetched as soon as the
+# page has asked for its layout, it is parsed while the server makes that layout. (Should
+# the first graph look before it has run, it fetches its own copy: slower, not wrong.)
+EARLY_PLOTLY = """<script>(function () {
+  var prefix = JSON.parse(document.getElementById("_dash-config").textContent)
+    .requests_pathname_prefix || "/";
+  var fetchFirst = window.fetch, started = false;
+  window.fetch = function (what) {
+    var answer = fetchFirst.apply(this, arguments);
+    if (!started && !window.Plotly && String(what.url || what).indexOf("_dash-layout") >= 0) {
+      started = true;
+      var script = document.createElement("script");
+      script.src = prefix + "_dash-component-suites/plotly/package_data/plotly.min.js";
+      script.async = true;
+      setTimeout(function () { document.head.appendChild(script); }, 0);
+    }
+    return answer;
+  };
+})();</script>"""
+
 INDEX = f"""<!DOCTYPE html>
 <html lang="en"><head>{{%metas%}}<title>{{%title%}}</title>{{%favicon%}}{{%css%}}
 <style>{CSS}</style></head><body>{{%app_entry%}}<footer>{{%config%}}{{%scripts%}}
-{{%renderer%}}</footer></body></html>"""
+{EARLY_PLOTLY}{{%renderer%}}</footer></body></html>"""
 
 
-def layout(hub: StudyHub, *, interval_s: float) -> html.Div:
-    """The whole page, opened on the first study."""
+def layout(hub: StudyHub, *, interval_s: float, opening: dict) -> html.Div:
+    """The whole page, opened on the first study, showing ``opening``
+    (:func:`~analysis.explore._views.opening_view` of it) before any callback runs."""
     studies = [{"label": hub.label(i), "value": i} for i in range(len(hub))]
     ticks = dcc.Interval(id="tick", interval=max(interval_s, 0.5) * 1000, disabled=interval_s <= 0)
     return html.Div(
         [
             dcc.Store(id="versions", data=list(hub.versions)),
-            dcc.Store(id="filter-spec", data={}),
+            dcc.Store(id="filter-spec", data=opening["spec"]),
+            dcc.Store(id="curves-key", data=opening["key"]),
             dcc.Store(id="selected-trial", data=None),
+            dcc.Store(id="brush", data={}),
+            dcc.Store(id="parcoords-axes", data=[]),
             dcc.Download(id="download"),
             ticks,
             _header(studies, interval_s),
-            html.Div([_side_panel(), _tabs(len(hub) > 1)], className="main"),
+            html.Div([_side_panel(opening), _tabs(len(hub) > 1, opening)], className="main"),
         ]
     )
 
@@ -90,14 +115,19 @@ def _header(studies: list[dict], interval_s: float) -> html.Header:
     )
 
 
-def _side_panel() -> html.Aside:
+def _side_panel(opening: dict) -> html.Aside:
+    options = opening["options"]
+
+    def dropdown(control_id: str, choices: str, value: str, **kw) -> dcc.Dropdown:
+        return dcc.Dropdown(id=control_id, options=options[choices], value=opening[value], **kw)
+
     return html.Aside(
         [
             html.H3("Draw"),
-            _labelled("y", dcc.Dropdown(id="metric", clearable=False)),
-            _labelled("x", dcc.Dropdown(id="xaxis", clearable=False)),
-            _labelled("colour by", dcc.Dropdown(id="colour", placeholder="(none)")),
-            _labelled("facet by", dcc.Dropdown(id="facet", placeholder="(none)")),
+            _labelled("y", dropdown("metric", "metric", "metric", clearable=False)),
+            _labelled("x", dropdown("xaxis", "xaxis", "x", clearable=False)),
+            _labelled("colour by", dropdown("colour", "keys", "colour", placeholder="(none)")),
+            _labelled("facet by", dropdown("facet", "keys", "facet", placeholder="(none)")),
             dcc.RadioItems(
                 id="mode",
                 options=[
@@ -123,7 +153,14 @@ def _side_panel() -> html.Aside:
                 options=[{"label": f"diverged: {d}", "value": d} for d in DIVERGED_FILTERS],
                 value="any",
             ),
-            html.Div(id="param-filters"),
+            html.Div(id="param-filters", children=opening["filters"]),
+            html.Div(
+                [
+                    html.Span(id="brush-note", className="note"),
+                    html.Button("clear brushing", id="clear-brush"),
+                ],
+                id="brush-panel",
+            ),
             html.H3("Export"),
             html.Button("rows as CSV", id="dl-csv"),
             html.Button("rows as Parquet", id="dl-parquet"),
@@ -160,9 +197,10 @@ def graph_config(fmt: str, name: str) -> dict:
     return {"displaylogo": False, "toImageButtonOptions": options}
 
 
-def _tabs(compare: bool) -> html.Section:
+def _tabs(compare: bool, opening: dict) -> html.Section:
+    curves = graph("curves", figure=opening["figure"]) if opening["figure"] else graph("curves")
     tabs = [
-        dcc.Tab(label="Curves", value="curves", children=[graph("curves")]),
+        dcc.Tab(label="Curves", value="curves", children=[curves]),
         dcc.Tab(
             label="Trials",
             value="trials",
@@ -179,6 +217,16 @@ def _tabs(compare: bool) -> html.Section:
                             ],
                             value="asc",
                             inline=True,
+                        ),
+                        html.Label("page", className="note"),
+                        dcc.Input(
+                            id="trial-page",
+                            type="number",
+                            min=1,
+                            step=1,
+                            value=1,
+                            debounce=True,
+                            style={"width": "70px"},
                         ),
                     ],
                     className="row",

@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-_HARMLESS = re.compile(r"&lt;(/?)(br|b|i|em|sup|sub)\s*/?&gt;", re.IGNORECASE)
+_HARMLESS = re.compile(r"&lt;(/?)(br|b|i|em|sup|sub|extra)\s*/?&gt;", re.IGNORECASE)
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def escape_markup(text: str) -> str:
     """``text`` with ``<`` and ``>`` escaped, but for line breaks and bold, italic,
-    superscript and subscript tags (which carry no attributes, so no link or style)."""
+    superscript and subscript tags and Plotly's ``<extra>`` of a hover template (which carry no
+    attributes, so no link or style)."""
     escaped = text.replace("<", "&lt;").replace(">", "&gt;")
     return _HARMLESS.sub(r"<\1\2>", escaped)
 

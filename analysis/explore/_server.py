@@ -13,6 +13,7 @@ from werkzeug.serving import make_server
 from analysis.explore._callbacks import register
 from analysis.explore._hub import StudyHub
 from analysis.explore._page import INDEX, layout
+from analysis.explore._views import opening_view
 from studyfiles import InputError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -40,7 +41,7 @@ def make_app(
         suppress_callback_exceptions=True,  # the filters and comparison graphs come and go
     )
     app.index_string = INDEX
-    app.layout = lambda: layout(hub, interval_s=interval_s)
+    app.layout = lambda: layout(hub, interval_s=interval_s, opening=opening_view(hub))
     register(app, hub)
     app.hub = hub  # for tests
     return app

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -151,7 +153,9 @@ def filter_trials(table: pd.DataFrame, spec: dict) -> pd.DataFrame:
     """The trials ``spec`` keeps. ``spec`` (built by the page, every part optional):
     ``excluded`` {key: [values]} — values unticked (values the page did not offer are kept,
     so a value a search proposes later shows up); ``ranges`` {key: [low, high, log]};
-    ``statuses`` [status, …] (None: every one); ``diverged``: any, exclude or only."""
+    ``statuses`` [status, …] (None: every one); ``diverged``: any, exclude or only;
+    ``brushed`` {key: brush} — ranges brushed on the parallel coordinates
+    (:func:`brush_from_event`), a trial kept when its value lies in one of them."""
     keep = np.ones(len(table), dtype=bool)
     for key, values in (spec.get("excluded") or {}).items():
         if key in table and values:
@@ -163,6 +167,9 @@ def filter_trials(table: pd.DataFrame, spec: dict) -> pd.DataFrame:
                 v = np.log10(v) if log else v
             slack = 1e-9 * max(1.0, abs(low), abs(high))
             keep &= (v >= low - slack) & (v <= high + slack)
+    for key, brush in (spec.get("brushed") or {}).items():
+        if key in table:
+            keep &= _brushed(table[key], brush)
     statuses = spec.get("statuses")
     if statuses is not None:
         keep &= table["status"].isin(statuses).to_numpy()
@@ -172,6 +179,80 @@ def filter_trials(table: pd.DataFrame, spec: dict) -> pd.DataFrame:
     elif diverged == "only":
         keep &= table["diverged"].to_numpy(dtype=bool)
     return table[keep]
+
+
+def _brushed(values: pd.Series, brush: dict) -> np.ndarray:
+    """Which of ``values`` a brush keeps: text values it names, or numbers (log10 where
+    the axis was) in one of its spans."""
+    if brush.get("values") is not None:
+        return values.astype(str).isin(brush["values"]).to_numpy()
+    v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+    if brush.get("log"):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.log10(v)
+    inside = np.zeros(len(v), dtype=bool)
+    for low, high in brush.get("spans", []):
+        slack = 1e-9 * max(1.0, abs(low), abs(high))
+        inside |= (v >= low - slack) & (v <= high + slack)
+    return inside
+
+
+_CONSTRAINT = re.compile(r"^dimensions\[(\d+)\]\.constraintrange$")
+
+
+def brush_from_event(brushed: dict, event: object, axes: list[dict]) -> dict:
+    """The brushes after a brushing event of the parallel coordinates.
+
+    Args:
+        brushed: the brushes so far, {key: brush}.
+        event: Plotly's restyle event as Dash gives it (``[changes, trace indices]``):
+            ``dimensions[k].constraintrange`` set to ``[ranges]`` (one range ``[lo, hi]``
+            or several) or to null where the reader cleared axis ``k``.
+        axes: the axes drawn, in order: ``name``, ``log`` and ``ticktext`` (the codes'
+            texts, for a key whose values are not numbers).
+
+    Returns:
+        The new brushes: a number axis as ``{"log", "spans"}`` in the axis's units, a text
+        axis as ``{"values"}`` (the texts whose codes a span covers).
+    """
+    if not (isinstance(event, list | tuple) and event and isinstance(event[0], dict)):
+        return brushed
+    out = dict(brushed)
+    for prop, value in event[0].items():
+        found = _CONSTRAINT.match(str(prop))
+        if not found or int(found.group(1)) >= len(axes):
+            continue
+        axis = axes[int(found.group(1))]
+        spans = _spans(value)
+        if not spans:
+            out.pop(axis["name"], None)
+        elif axis.get("ticktext"):
+            texts = axis["ticktext"]
+            picked = {t for k, t in enumerate(texts) for lo, hi in spans if lo <= k <= hi}
+            out[axis["name"]] = {"values": [t for t in texts if t in picked]}
+        else:
+            out[axis["name"]] = {"log": bool(axis.get("log")), "spans": spans}
+    return out
+
+
+def _spans(value: object) -> list[list[float]]:
+    """Plotly's constraint ranges (``[[lo, hi]]``, ``[[[lo, hi], …]]`` or null) as a list
+    of ``[lo, hi]``; anything malformed as none."""
+    if not isinstance(value, list) or len(value) != 1:
+        return []
+    ranges = value[0]
+    if isinstance(ranges, list) and len(ranges) == 2 and not isinstance(ranges[0], list):
+        ranges = [ranges]
+    spans = []
+    for r in ranges if isinstance(ranges, list) else []:
+        try:
+            low, high = sorted(float(x) for x in r)
+        except (TypeError, ValueError):
+            return []
+        if not (math.isfinite(low) and math.isfinite(high)):
+            return []
+        spans.append([low, high])
+    return spans
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ values (the callbacks only pass values through; the tests call these directly)."
 
 from __future__ import annotations
 
+import json
 import time
 
 import pandas as pd
@@ -82,6 +83,20 @@ def draw_options(hub: StudyHub, i: int) -> dict:
     }
 
 
+def opening_draw(hub: StudyHub, i: int) -> dict:
+    """The side panel's choices and values for study ``i`` opened afresh: the default y
+    metric, x by epoch, coloured by the first swept key other than the seed."""
+    options = draw_options(hub, i)
+    hyper = hub.study(i).hyper_params
+    return {
+        "options": options,
+        "metric": default_metric(options["metric"], None),
+        "x": "epoch",
+        "colour": hyper[0] if hyper else None,
+        "facet": None,
+    }
+
+
 def default_metric(options: list[dict], current: object) -> object:
     values = [o["value"] for o in options]
     if current in values:
@@ -131,6 +146,8 @@ def filter_spec(
     ranges: list,
     extents: list,
     range_ids: list,
+    *,
+    brushed: dict | None = None,
 ) -> dict:
     """The page's filter controls as a :func:`~analysis.explore._trials.filter_trials` spec.
 
@@ -142,7 +159,9 @@ def filter_spec(
     excluded = {}
     for chosen, offered, cid in zip(values, options, value_ids, strict=True):
         chosen = set(chosen or [])
-        excluded[cid["param"]] = [o["value"] for o in offered if o["value"] not in chosen]
+        unticked = [o["value"] for o in offered if o["value"] not in chosen]
+        if unticked:
+            excluded[cid["param"]] = unticked
     spans = {}
     for value, extent, cid in zip(ranges, extents, range_ids, strict=True):
         if value and list(value) != list(extent):
@@ -153,7 +172,19 @@ def filter_spec(
         "ranges": spans,
         "statuses": None if every else list(statuses or []),
         "diverged": diverged or "any",
+        **({"brushed": brushed} if brushed else {}),
     }
+
+
+OPEN_FILTERS = filter_spec(list(STATUS_NAMES), "any", [], [], [], [], [], [])  # all shown
+
+
+def curves_key(hub: StudyHub, i: int, spec: dict | None, draw: dict) -> str:
+    """What a curves figure was drawn from: the study, its data version, the filters and
+    the drawing choices. The page keeps the key of the figure it shows, so a callback
+    asked for the same figure again (the page's first callbacks after the layout already
+    held it) need not draw it twice."""
+    return json.dumps([i, hub.versions[i], spec or {}, draw], sort_keys=True, default=str)
 
 
 def shown_trials(hub: StudyHub, i: int, spec: dict) -> pd.DataFrame:
@@ -176,6 +207,28 @@ def curves_figure(hub: StudyHub, i: int, spec: dict, **draw) -> dict:
     return _keep_ui(safe_figure(_curves.plot_curves_view(view, log_y=log_y)), i)
 
 
+def opening_view(hub: StudyHub, i: int = 0) -> dict:
+    """What the page shows of study ``i`` when it opens, made with the page itself so the
+    curves appear without waiting for the callbacks: the side panel's choices and values,
+    the filters (every trial shown), and the curves figure with its :func:`curves_key`
+    (None when it could not be drawn here: the callback then draws it)."""
+    opening = opening_draw(hub, i)
+    draw = {k: opening[k] for k in ("metric", "x", "colour", "facet")}
+    draw |= {"mode": "groups", "log_y": False}  # the page's initial radio and checklist
+    figure, key = None, None
+    try:
+        key = curves_key(hub, i, OPEN_FILTERS, draw)
+        figure = curves_figure(hub, i, OPEN_FILTERS, **dict(draw))
+    except Exception:  # the page must open; the curves callback names the problem
+        figure, key = None, None
+    return opening | {
+        "filters": param_filters(hub, i),
+        "spec": OPEN_FILTERS,
+        "figure": figure,
+        "key": key,
+    }
+
+
 MAX_ROWS = 200  # rows of the trial table drawn; sort to bring others up
 
 
@@ -187,9 +240,11 @@ def trial_list(
     *,
     sort_by: str | None = None,
     descending: bool = False,
+    page: int | None = 1,
 ) -> tuple[object, list[dict]]:
-    """The trial table (status, swept keys, progress, the y metric): its first
-    :data:`MAX_ROWS` rows in the order asked, each row clickable; and the columns to sort by."""
+    """The trial table (status, swept keys, progress, the y metric) in the order asked,
+    page ``page`` of :data:`MAX_ROWS` rows (the last page where it is past the end), each
+    row clickable; and the columns to sort by."""
     shown = shown_trials(hub, i, spec)
     keys = params(hub.study(i))
     cols = ["trial_id", "status", "diverged", *keys, "attempts", "epoch", "rows"]
@@ -199,6 +254,8 @@ def trial_list(
     sortable = [{"label": _column_label(c), "value": c} for c in frame]
     if sort_by in frame:
         frame = frame.sort_values(sort_by, ascending=not descending, kind="stable")
+    pages = max(1, -(-len(frame) // MAX_ROWS))
+    start = (min(max(int(page or 1), 1), pages) - 1) * MAX_ROWS
     body = [
         html.Tr(
             [html.Td(_cell(row[c])) for c in frame],
@@ -206,12 +263,15 @@ def trial_list(
             n_clicks=0,
             className="clickable",
         )
-        for row in frame.head(MAX_ROWS).to_dict("records")
+        for row in frame.iloc[start : start + MAX_ROWS].to_dict("records")
     ]
     head = html.Thead(html.Tr([html.Th(_column_label(c)) for c in frame]))
-    note = (
-        f"the first {MAX_ROWS} of {len(frame)}; sort to see others" if len(frame) > MAX_ROWS else ""
-    )
+    note = ""
+    if len(frame) > MAX_ROWS:
+        note = (
+            f"rows {start + 1}–{min(start + MAX_ROWS, len(frame))} of {len(frame)} "
+            f"(page {start // MAX_ROWS + 1} of {pages}: choose the page above)"
+        )
     listing = html.Div(
         [html.Table([head, html.Tbody(body)], className="plain"), html.P(note, className="note")]
     )
@@ -230,12 +290,40 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def parcoords_figure(hub: StudyHub, i: int, spec: dict, metric: str | None) -> dict:
-    shown = shown_trials(hub, i, spec)
+def parcoords_figure(
+    hub: StudyHub, i: int, spec: dict, metric: str | None
+) -> tuple[dict, list[dict]]:
+    """The parallel coordinates of the trials the filters but the brushes keep, brushed
+    as the filters say; and its axes in order (name, log, ticktext) for reading the
+    reader's brushing back (:func:`~analysis.explore._trials.brush_from_event`)."""
+    spec = spec or {}
+    unbrushed = {k: v for k, v in spec.items() if k != "brushed"}
+    shown = shown_trials(hub, i, unbrushed)
     info = _finals.parcoords_info(hub.study(i), shown, colour_by=metric or "gc")
     if not info.trial_ids or len(info.axes) < 2:
-        return message_figure("nothing to draw: no trial shown has values on two axes")
-    return _keep_ui(safe_figure(_finals.plot_parcoords(info)), i, metric)
+        return message_figure("nothing to draw: no trial shown has values on two axes"), []
+    figure = _finals.plot_parcoords(info, spec.get("brushed"))
+    axes = [{"name": a.name, "log": a.log, "ticktext": list(a.ticktext)} for a in info.axes]
+    return _keep_ui(safe_figure(figure), i, metric), axes
+
+
+def brush_note(brushed: dict | None) -> str:
+    """The brushes in words, for the side panel."""
+    parts = []
+    for key, brush in (brushed or {}).items():
+        name = schema.label(key)
+        if brush.get("values") is not None:
+            parts.append(f"{name} ∈ {{{', '.join(brush['values'])}}}")
+            continue
+        spans = " or ".join(
+            f"[{_brush_end(lo, brush)}, {_brush_end(hi, brush)}]" for lo, hi in brush["spans"]
+        )
+        parts.append(f"{name} in {spans}")
+    return ("brushed on the parallel coordinates: " + "; ".join(parts)) if parts else ""
+
+
+def _brush_end(value: float, brush: dict) -> str:
+    return f"{10**value:.3g}" if brush.get("log") else f"{value:.3g}"
 
 
 def finals_figures(hub: StudyHub, i: int, spec: dict) -> tuple[dict, dict]:

@@ -202,6 +202,100 @@ def test_a_key_whose_values_are_text_gets_coded_ticks():
     assert axis.ticktext == ["adam", "sgd"] and list(axis.values) == [1.0, 0.0, 1.0]
 
 
+def test_brushing_events_become_ranges_on_numbers_and_values_on_text():
+    axes = [
+        {"name": "train.lr", "log": True, "ticktext": []},
+        {"name": "optim.name", "log": False, "ticktext": ["adam", "lion", "sgd"]},
+        {"name": "gc", "log": False, "ticktext": []},
+    ]
+    one = _trials.brush_from_event(
+        {}, [{"dimensions[0].constraintrange": [[-2.5, -1.5]]}, [0]], axes
+    )
+    assert one == {"train.lr": {"log": True, "spans": [[-2.5, -1.5]]}}
+    # several ranges on one axis (Plotly wraps them once more), reversed ends ordered
+    two = _trials.brush_from_event(
+        one, [{"dimensions[2].constraintrange": [[[0.5, 0.1], [2.0, 3.0]]]}, [0]], axes
+    )
+    assert two["gc"] == {"log": False, "spans": [[0.1, 0.5], [2.0, 3.0]]}
+    assert two["train.lr"] == one["train.lr"]
+    text = _trials.brush_from_event(
+        {}, [{"dimensions[1].constraintrange": [[0.8, 2.2]]}, [0]], axes
+    )
+    assert text == {"optim.name": {"values": ["lion", "sgd"]}}
+    cleared = _trials.brush_from_event(two, [{"dimensions[0].constraintrange": None}, [0]], axes)
+    assert set(cleared) == {"gc"}
+    for junk in (None, [], [{"dimensions[7].constraintrange": [[0, 1]]}, [0]],
+                 [{"dimensions[0].constraintrange": [["a", 1]]}, [0]],
+                 [{"dimensions[0].constraintrange": [[0, float("inf")]]}, [0]],
+                 [{"line.color": [1]}, [0]]):  # fmt: skip
+        assert _trials.brush_from_event(one, junk, axes) in (one, {})  # never raises
+    assert _trials.brush_from_event(one, [{"dimensions[7].constraintrange": [[0, 1]]}], axes) == one
+
+
+def test_brushes_keep_the_trials_inside_any_of_their_ranges(table):
+    f = _trials.filter_trials
+    lr = {"log": True, "spans": [[np.log10(0.004), np.log10(0.006)], [-1.1, -0.9]]}
+    assert set(f(table, {"brushed": {"train.lr": lr}})["train.lr"]) == {0.005, 0.1}
+    batch = {"values": ["256"]}
+    both = f(table, {"brushed": {"train.lr": lr, "train.batch_size": batch}})
+    assert set(both["train.batch_size"]) == {256} and len(both) == 6
+    gaps = table.assign(gc=table["gc"].where(table["trial_id"] != "t00000"))
+    cut = float(table["gc"].median())
+    kept = f(gaps, {"brushed": {"gc": {"log": False, "spans": [[0.0, cut]]}}})
+    assert set(kept["trial_id"]) == set(table.loc[table["gc"] <= cut, "trial_id"]) - {"t00000"}
+
+
+def test_the_parallel_coordinates_show_the_brushed_ranges_over_the_unbrushed_trials(hub):
+    spec = {"brushed": {"train.lr": {"log": False, "spans": [[0.004, 0.03]]}}}
+    figure, axes = _views.parcoords_figure(hub, 0, spec, "gc")
+    unbrushed, same_axes = _views.parcoords_figure(hub, 0, {}, "gc")
+    assert axes == same_axes and axes[0]["name"] == "train.lr"
+    dims = figure["data"][0]["dimensions"]
+    assert dims[0]["constraintrange"] == [0.004, 0.03]
+    assert "constraintrange" not in unbrushed["data"][0]["dimensions"][0]
+    assert len(dims[0]["values"]) == len(unbrushed["data"][0]["dimensions"][0]["values"])
+    assert _views.trial_count(hub, 0, spec) == "12 of 18 trials shown"
+    assert _views.brush_note(spec["brushed"]) == (
+        "brushed on the parallel coordinates: lr in [0.004, 0.03]"
+    )
+
+
+def test_the_trial_table_pages_through_every_trial(hub, monkeypatch):
+    monkeypatch.setattr(_views, "MAX_ROWS", 5)
+    ids = []
+    for page in (1, 2, 3, 4):
+        listing, _ = _views.trial_list(hub, 0, {}, "gc", sort_by="trial_id", page=page)
+        rows = listing.children[0].children[1].children
+        ids += [r.id["trial"] for r in rows]
+        note = listing.children[1].children
+        assert note.startswith(f"rows {5 * (page - 1) + 1}–{min(5 * page, 18)} of 18 (page {page}")
+    assert ids == sorted(hub.table(0)["trial_id"])
+    past, _ = _views.trial_list(hub, 0, {}, "gc", sort_by="trial_id", page=99)
+    assert [r.id["trial"] for r in past.children[0].children[1].children] == ids[15:]
+
+
+def test_the_page_opens_with_its_curves_drawn_and_the_callback_leaves_them(hub):
+    from analysis.explore._callbacks import _draw
+
+    opening = _views.opening_view(hub, 0)
+    assert opening["figure"]["data"] and opening["metric"] == "gc"
+    assert opening["colour"] == "train.lr" and opening["x"] == "epoch"
+    # the filters as the page's untouched controls give them: every trial shown
+    ticked = [
+        (c.values, [{"value": v} for v in c.values], {"param": c.param})
+        for c in _trials.filter_choices(hub.table(0), _trials.params(hub.study(0)))
+    ]
+    spec = _views.filter_spec(
+        list(_trials.STATUS_NAMES), "any", *map(list, zip(*ticked, strict=True)), [], [], []
+    )
+    assert spec == opening["spec"]
+    # the values the page's controls start with give the key of the figure it holds
+    draw = _draw(opening["metric"], "epoch", opening["colour"], None, "groups", [])
+    assert _views.curves_key(hub, 0, spec, draw) == opening["key"]
+    hub.versions[0] += 1  # new data: the same controls ask for a new figure
+    assert _views.curves_key(hub, 0, spec, draw) != opening["key"]
+
+
 # -- the hub -------------------------------------------------------------------------------------
 
 

@@ -229,6 +229,27 @@ def test_clicking_a_trial_shows_its_curves_config_and_provenance(page):
     _shot(page, "trials")
 
 
+def test_brushing_an_axis_of_the_parallel_coordinates_filters_the_trials(page):
+    page.click(".tab", text="Trials")
+    parcoords = "document.querySelector('#parcoords .js-plotly-plot')"
+    page.wait(f"{parcoords}.data.length === 1")
+    labels = page.js(f"{parcoords}.data[0].dimensions.map(d => d.label)")
+    lr = labels.index("lr")
+    # as a drag along the axis does: Plotly emits the restyle event Dash listens to
+    page.js(
+        f"void Plotly.restyle({parcoords}, {{'dimensions[{lr}].constraintrange': [[0.004, 0.03]]}})"
+    )
+    page.wait("document.getElementById('trial-count').innerText === '12 of 18 trials shown'")
+    note = _text(page, "brush-note")
+    assert note == "brushed on the parallel coordinates: lr in [0.004, 0.03]"
+    page.wait("document.querySelectorAll('#trial-table tbody tr').length === 12")
+    drawn = page.wait(f"{parcoords}.data[0].dimensions[{lr}].constraintrange")
+    assert drawn == [0.004, 0.03]  # the brush stays drawn where the reader left it
+    page.click("#clear-brush")
+    page.wait("document.getElementById('trial-count').innerText === '18 of 18 trials shown'")
+    page.wait(f"!{parcoords}.data[0].dimensions[{lr}].constraintrange", what="the brush gone")
+
+
 def test_the_comparison_has_one_column_per_study(page):
     page.click(".tab", text="Compare studies")
     page.wait("!!document.getElementById('compare-final')", timeout=60, what="the comparison")
