@@ -74,6 +74,7 @@ def _check_point(spec: StudySpec, base: dict[str, Any], point: dict[str, Any]) -
         _check_names(spec, config, point)
         _check_data(spec, config, point)
         _check_model_options(spec, config, point)
+        _check_layers(spec, config, point)
         _check_device(spec, config, point)
     _check_fewshot(spec, config, point)
 
@@ -101,6 +102,22 @@ def _check_model_options(spec: StudySpec, config: dict[str, Any], point: dict[st
             problem = str(err).removeprefix(f"model {name!r}: ").removeprefix(f"{key} ")
             problem = _with_value(point, field, problem)
             raise InputError(_field(spec, point, field), problem, f"see model {name!r}") from None
+
+
+def _check_layers(spec: StudySpec, config: dict[str, Any], point: dict[str, Any]) -> None:
+    """The layers ``metrics.layers`` names are layers of the trial's model (no torch)."""
+    layers = config["metrics"].get("layers", "last")
+    if not isinstance(layers, list):
+        return
+    name = config["model"]["name"]
+    names = model_preflight.layer_names(name, config["model"].get("options") or {})
+    unknown = [layer for layer in layers if layer not in (names or layers)]
+    if unknown:  # a model registered outside gcnc (names None) is checked by its trial
+        raise InputError(
+            _field(spec, point, "metrics.layers"),
+            _with_value(point, "metrics.layers", f"model {name!r} has no layer {unknown[0]!r}"),
+            f'its layers: {", ".join(names or ())}; or "all"',
+        )
 
 
 def _check_device(spec: StudySpec, config: dict[str, Any], point: dict[str, Any]) -> None:

@@ -3,7 +3,9 @@
 A file of ``metrics/`` that fails to read (cut off, overwritten, a disk fault) would make
 every reader fail or, worse, lose its rows in silence. A resumed run moves such a file to
 ``damaged/`` (kept, in case it can be repaired by hand), and the trials whose rows are then
-missing are run again from their start.
+missing are run again from their start. A file of the layers table (``layers/``) goes to
+``damaged/layers/`` the same way, and a trial whose layer rows then stop short of its
+metrics rows runs again too.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pyarrow.parquet as pq
 
 from studyfiles import StudyDir
 from studyfiles.errors import first_line
+from studyfiles.layout import LAYERS_TABLE, METRICS_TABLE
 from studyfiles.tables import concat
 
 
@@ -53,11 +56,11 @@ class Scan:
         }
 
 
-def scan(sdir: StudyDir) -> Scan:
-    """Read the keys of every metrics file once; a file removed meanwhile (merged by a
+def scan(sdir: StudyDir, *, table: str = METRICS_TABLE) -> Scan:
+    """Read the keys of every file of ``table`` once; a file removed meanwhile (merged by a
     running driver) is passed over, one that fails to read is named."""
     tables, bad = [], {}
-    for path in sdir.storage.files(sdir.metrics, suffix=".parquet"):
+    for path in sdir.storage.files(sdir.table(table), suffix=".parquet"):
         try:
             with sdir.storage.fs.open_input_file(path) as source:
                 file = pq.ParquetFile(source)
@@ -75,11 +78,31 @@ def scan(sdir: StudyDir) -> Scan:
     return Scan(concat(tables) if tables else None, bad)
 
 
+def layers_short(metrics: Reach | None, layers: Reach | None) -> bool:
+    """Whether a trial's readable layer rows stop short of its metrics rows (for a trial
+    that measures layers): an evaluation writes its layer rows before its metrics row, so
+    only a lost file leaves fewer (a diverged trial's last row has no layers)."""
+    if metrics is None or metrics.diverged:
+        return False
+    return layers is None or layers.last_epoch < metrics.last_epoch
+
+
+def measures_layers(config: object) -> bool:
+    """Whether a trial config (a nested dict) asks for a layers table."""
+    section = config.get("metrics") if isinstance(config, dict) else None
+    return isinstance(section, dict) and section.get("layers", "last") != "last"
+
+
 def move_aside(sdir: StudyDir, paths: list[str]) -> list[str]:
-    """Move ``paths`` (files under ``metrics/``) to ``damaged/``, saying so; returns where."""
+    """Move ``paths`` (files under ``metrics/`` or ``layers/``) to ``damaged/`` (those of
+    ``layers/`` to ``damaged/layers/``), saying so; returns where."""
     moved = []
     for path in paths:
-        target = sdir.storage.path("damaged", posixpath.relpath(path, sdir.metrics))
+        if path.startswith(sdir.layers + "/"):
+            where = posixpath.join(LAYERS_TABLE, posixpath.relpath(path, sdir.layers))
+        else:
+            where = posixpath.relpath(path, sdir.metrics)
+        target = sdir.storage.path("damaged", where)
         sdir.storage.fs.create_dir(posixpath.dirname(target), recursive=True)
         sdir.storage.fs.move(path, target)
         moved.append(target)

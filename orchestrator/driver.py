@@ -23,6 +23,7 @@ from orchestrator.search import trial_count
 from orchestrator.spec import StudySpec
 from orchestrator.trial import SETUP_FAILED, TrialJob
 from studyfiles import StudyDir
+from studyfiles.layout import LAYERS_TABLE
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,11 @@ class StudyRun:
         self.rerun: set[str] = set()  # ended trials whose rows were lost: to run again
         self.started_here: set[str] = set()  # trials this run started
         self.setup_failed: set[str] = set()  # trials that could not start (not retried)
-        found = damage.scan(sdir) if self.book.trials else damage.Scan(None, {})
-        damage.move_aside(sdir, sorted(found.unreadable))
-        self.reach = found.reach()
+        found = layers = damage.Scan(None, {})
+        if self.book.trials:
+            found, layers = damage.scan(sdir), damage.scan(sdir, table=LAYERS_TABLE)
+        damage.move_aside(sdir, sorted(found.unreadable) + sorted(layers.unreadable))
+        self.reach, self.layer_reach = found.reach(), layers.reach()
         for index, point in enumerate(job.points or ()):
             self._declare(job.trial_id({"point": index}, ""), point)
         self.book.flush(force=True)
@@ -145,13 +148,15 @@ class StudyRun:
             self.merge(min_trials=MERGE_TRIALS)
 
     def merge(self, *, min_trials: int = 1) -> int:
-        """Merge finished trials' rows into part files; returns the trials merged.
+        """Merge finished trials' rows into part files (the layers table's first, where the
+        study has one); returns the trials whose metrics rows were merged.
 
         A merge that fails (say, storage that went away) leaves the rows where they were,
         readable; it is said on stderr and the run goes on.
         """
         self.ended_since_merge = 0
         try:
+            merge_finished(self.sdir, min_trials=min_trials, table=LAYERS_TABLE)
             return merge_finished(self.sdir, min_trials=min_trials)
         except (OSError, pa.ArrowException) as err:
             print(f"gcnc: finished trials' rows stay unmerged for now: {err}", file=sys.stderr)
@@ -200,10 +205,15 @@ class StudyRun:
     def _rows_lost(self, trial_id: str) -> bool:
         """Whether a trial the runner holds as ended lacks rows it had written (a damaged
         file moved aside, a file removed by hand): none at all, or fewer than its epochs
-        when no scheduler could have stopped it, or fewer than where the scheduler did."""
+        when no scheduler could have stopped it, or fewer than where the scheduler did; or
+        layer rows that stop short of its metrics rows."""
         reach, rec = self.reach.get(trial_id), self.book.trials[trial_id]
         if reach is None:
             return True  # a trial reports its first row before it can end
+        if damage.measures_layers(rec.config) and damage.layers_short(
+            reach, self.layer_reach.get(trial_id)
+        ):
+            return True
         if reach.diverged or reach.last_epoch >= self.epochs.get(trial_id, self.default_epochs):
             return False
         if rec.status == "stopped":

@@ -12,6 +12,9 @@ A merge writes its new parts first and removes its inputs after, and every row k
 same values (the reader's dedup keeps one), and the next merge takes every copy in again
 and leaves one. Each part names its trials in its key-value metadata (``gcnc.trials``),
 so whether a trial was merged is read from the parts' footers, without listing trial folders.
+
+The layers table (``layers/``) is merged the same way, by its own calls (``table="layers"``),
+its rows sorted by ``(trial_id, epoch, layer)``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from studyfiles import StudyDir
-from studyfiles.layout import COMPACTED, PARTS_TRIALS_KEY, is_part, trial_of_folder
+from studyfiles.layout import COMPACTED, METRICS_TABLE, PARTS_TRIALS_KEY, is_part, trial_of_folder
+from studyfiles.schema import TABLE_KEYS
 from studyfiles.storage import Storage
 from studyfiles.tables import concat, latest_rows, read_parquet, write_verified
 
@@ -59,13 +63,13 @@ def retrying(read: Callable[[], T]) -> T:
     return read()
 
 
-def list_parts(sdir: StudyDir) -> list[Part]:
-    """Every part of the study whose footer can be read."""
-    return retrying(lambda: _list_parts(sdir))
+def list_parts(sdir: StudyDir, *, table: str = METRICS_TABLE) -> list[Part]:
+    """Every part of the study's ``table`` whose footer can be read."""
+    return retrying(lambda: _list_parts(sdir, table))
 
 
-def _list_parts(sdir: StudyDir) -> list[Part]:
-    paths = sdir.storage.files(sdir.metrics, suffix=".parquet", recursive=False)
+def _list_parts(sdir: StudyDir, table: str) -> list[Part]:
+    paths = sdir.storage.files(sdir.table(table), suffix=".parquet", recursive=False)
     found = [_part(sdir.storage, path) for path in paths if is_part(path)]
     return [p for p in found if p is not None]
 
@@ -83,11 +87,11 @@ def _part(storage: Storage, path: str) -> Part | None:
     return Part(path, frozenset(trials), meta.num_rows)
 
 
-def merged_rows(sdir: StudyDir, trial_id: str) -> pa.Table | None:
-    """The rows of ``trial_id`` held by parts, or None if no part holds the trial."""
+def merged_rows(sdir: StudyDir, trial_id: str, *, table: str = METRICS_TABLE) -> pa.Table | None:
+    """The rows of ``trial_id`` held by parts of ``table``, or None if no part holds it."""
 
     def read() -> pa.Table | None:
-        holders = [p for p in _list_parts(sdir) if trial_id in p.trials]
+        holders = [p for p in _list_parts(sdir, table) if trial_id in p.trials]
         tables = [_trial_rows(sdir.storage, p.path, trial_id) for p in holders]
         return concat(tables) if tables else None
 
@@ -122,8 +126,15 @@ class _Plan:
     folders: dict[str, list[str]]  # trial id -> its files
 
 
-def merge_finished(sdir: StudyDir, *, min_trials: int = 1, part_rows: int = PART_ROWS) -> int:
-    """Merge finished trials' rows into parts, if at least ``min_trials`` trials wait.
+def merge_finished(
+    sdir: StudyDir,
+    *,
+    min_trials: int = 1,
+    part_rows: int = PART_ROWS,
+    table: str = METRICS_TABLE,
+) -> int:
+    """Merge finished trials' rows of ``table`` into parts, if at least ``min_trials``
+    trials wait.
 
     A trial waits when its folder holds ``compacted.parquet`` or when a part already holds
     it (files left by a merge that stopped, or a row written after the trial ended).
@@ -133,43 +144,45 @@ def merge_finished(sdir: StudyDir, *, min_trials: int = 1, part_rows: int = PART
         min_trials: merge only when this many trials wait (parts that share a trial, left
             by a merge that stopped, are merged regardless).
         part_rows: the most rows of one part.
+        table: ``"metrics"`` or ``"layers"``.
 
     Returns:
         The number of trials whose folders were merged.
     """
-    plan = _plan(sdir, min_trials=min_trials, part_rows=part_rows)
+    plan = _plan(sdir, table, min_trials=min_trials, part_rows=part_rows)
     if plan is None:
         return 0
     tables, read_parts, read_files = [], [], {}
     for part in plan.parts:
-        table = _try_read(sdir.storage, [part.path])
-        if table is not None:
-            tables.append(table)
+        found = _try_read(sdir.storage, [part.path])
+        if found is not None:
+            tables.append(found)
             read_parts.append(part)
     for trial_id, files in plan.folders.items():
-        table = _try_read(sdir.storage, files)  # a trial with an unreadable file stays put
-        if table is not None:
-            tables.append(table)
+        found = _try_read(sdir.storage, files)  # a trial with an unreadable file stays put
+        if found is not None:
+            tables.append(found)
             read_files[trial_id] = files
     if not read_files and len(read_parts) < 2:
         return 0
-    rows, _ = latest_rows(concat([t.replace_schema_metadata(None) for t in tables]))
+    merged = concat([t.replace_schema_metadata(None) for t in tables])
+    rows, _ = latest_rows(merged, key=TABLE_KEYS[table])
     for chunk in _chunks(rows, part_rows):
         trials = _trial_ids(chunk)
-        path = sdir.part_file(uuid.uuid4().hex[:16])
+        path = sdir.part_file(uuid.uuid4().hex[:16], table=table)
         write_verified(sdir.storage, path, chunk, metadata={PARTS_TRIALS_KEY: json.dumps(trials)})
     _remove(sdir, read_parts, read_files)  # only now: every row is in the new parts, verified
     return len(read_files)
 
 
-def _plan(sdir: StudyDir, *, min_trials: int, part_rows: int) -> _Plan | None:
-    files = sdir.storage.files(sdir.metrics, suffix=".parquet")
+def _plan(sdir: StudyDir, table: str, *, min_trials: int, part_rows: int) -> _Plan | None:
+    files = sdir.storage.files(sdir.table(table), suffix=".parquet")
     folders: dict[str, list[str]] = {}
     for path in files:
         trial_id = trial_of_folder(path)
         if trial_id is not None:
             folders.setdefault(trial_id, []).append(path)
-    parts = list_parts(sdir)
+    parts = list_parts(sdir, table=table)
     merged = [t for p in parts for t in p.trials]
     held = set(merged)
     waiting = {
@@ -227,7 +240,8 @@ def _trial_ids(table: pa.Table) -> list[str]:
 def _remove(sdir: StudyDir, parts: Sequence[Part], folders: dict[str, list[str]]) -> None:
     for part in parts:
         sdir.storage.delete(part.path)
-    for trial_id, files in folders.items():
+    for files in folders.values():
         for path in files:
             sdir.storage.delete(path)
-        sdir.storage.remove_empty_folder(sdir.trial_folder(trial_id))
+        if files:
+            sdir.storage.remove_empty_folder(posixpath.dirname(files[0]))

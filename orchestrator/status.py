@@ -20,6 +20,7 @@ from orchestrator.search import trial_count
 from orchestrator.spec import StudySpec
 from studyfiles import InputError, StudyDir
 from studyfiles.errors import first_line
+from studyfiles.layout import LAYERS_TABLE
 from studyfiles.tables import latest_per_trial, read_parquet
 from studyfiles.target import ENDED, SearchTarget, search_target
 
@@ -69,7 +70,7 @@ class StudyStatus:
     repeated: frozenset[str] = frozenset()  # failed trials that failed in two runs or more
     short: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
     # ^ trial id -> (last epoch, epochs) for trials started and not ended
-    unreadable: dict[str, str] = field(default_factory=dict)  # metrics file -> why
+    unreadable: dict[str, str] = field(default_factory=dict)  # metrics/layers file -> why
     lost: list[str] = field(default_factory=list)  # ended trials whose rows are not readable
     search: SearchResult | None = None  # a search's best trials (None: not a search)
 
@@ -115,9 +116,10 @@ def read_status(sdir: StudyDir) -> StudyStatus:
     except (ValidationError, KeyError, TypeError):
         total = len(live)
     by_status["pending"] += total - len(live)
-    found = damage.scan(sdir)
+    found, layers = damage.scan(sdir), damage.scan(sdir, table=LAYERS_TABLE)
     rows, with_rows = _counts(found)
-    lost = _rows_lost(found, live) if found.unreadable else []
+    unreadable = found.unreadable | layers.unreadable
+    lost = _rows_lost(found, layers, live) if unreadable else []
     short = {
         t["trial_id"]: (t["epochs_done"], _epochs(t.get("config")))
         for t in live
@@ -135,7 +137,7 @@ def read_status(sdir: StudyDir) -> StudyStatus:
         errors={t["trial_id"]: t["error"] for t in live if t["status"] == "error"},
         abandoned=len(abandoned),
         driver=describe(holder) if (holder := live_holder(sdir)) is not None else None,
-        unreadable=found.unreadable,
+        unreadable=unreadable,
         lost=lost,
         repeated=frozenset(
             t["trial_id"] for t in live if t["status"] == "error" and _failed_runs(t) >= 2
@@ -220,19 +222,27 @@ def _trial_value(
     )
 
 
-def _rows_lost(found: damage.Scan, trials: list[dict[str, Any]]) -> list[str]:
+def _rows_lost(found: damage.Scan, layers: damage.Scan, trials: list[dict[str, Any]]) -> list[str]:
     """Trials recorded as ended (or under way) whose readable rows stop short of the epoch
-    recorded for them."""
-    reach = found.reach()
+    recorded for them, or whose layer rows stop short of their metrics rows."""
+    reach, layer_reach = found.reach(), layers.reach()
     lost = []
     for t in trials:
         done = t.get("epochs_done")
         if t["status"] in ("pending", "error") or done is None:
             continue
         got = reach.get(t["trial_id"])
-        if got is None or (got.last_epoch < done and not got.diverged):
+        short = got is None or (got.last_epoch < done and not got.diverged)
+        if short or _layers_short(t, got, layer_reach):
             lost.append(t["trial_id"])
     return sorted(lost)
+
+
+def _layers_short(
+    trial: dict[str, Any], got: damage.Reach | None, layer_reach: dict[str, damage.Reach]
+) -> bool:
+    measures = damage.measures_layers(_config(trial.get("config")))
+    return measures and damage.layers_short(got, layer_reach.get(trial["trial_id"]))
 
 
 def _failed_runs(trial: dict[str, Any]) -> int:
@@ -335,10 +345,11 @@ def _short(value: Any) -> str:
 
 
 def damage_lines(st: StudyStatus, *, limit: int) -> list[str]:
-    """The metrics files that cannot be read, and the trials whose rows they held."""
+    """The metrics and layers files that cannot be read, and the trials whose rows they
+    held."""
     if not st.unreadable:
         return []
-    lines = ["unreadable metrics files (their rows are missing):"]
+    lines = ["unreadable metrics or layers files (their rows are missing):"]
     lines += [f"  {path}: {why}" for path, why in sorted(st.unreadable.items())[:limit]]
     if st.lost:
         shown = ", ".join(st.lost[:limit]) + (

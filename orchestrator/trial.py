@@ -16,7 +16,7 @@ from orchestrator import entrypoints
 from orchestrator.checkpoints import CheckpointStore
 from orchestrator.points import trial_config
 from orchestrator.search import trial_points
-from orchestrator.sink import RowContext, TrialSink, type_name
+from orchestrator.sink import LAYERS, RowContext, TrialSink, type_name
 from orchestrator.spec import StudySpec
 from studyfiles import StudyDir, schema
 from studyfiles.storage import Storage
@@ -130,8 +130,9 @@ class SinkingReporter:
     """A :class:`~trainables.reporter.Reporter` that writes each row, then its checkpoint,
     to the study, then passes the row on to the runner.
 
-    The row lands before the checkpoint: a trial killed in between replays the epoch from
-    the previous checkpoint and rewrites the same row.
+    The row (and its layer rows) lands before the checkpoint: a trial killed in between
+    replays the epoch from the previous checkpoint and rewrites the same rows. The runner
+    gets the row without its layer rows.
     """
 
     def __init__(self, sink: TrialSink, store: CheckpointStore, runner: ResultSink) -> None:
@@ -149,7 +150,7 @@ class SinkingReporter:
         self.sink.write(metrics)
         self.store.save(checkpoint, epoch=int(metrics["epoch"]))
         self.reports += 1
-        self.runner.report_result(metrics)
+        self.runner.report_result({k: v for k, v in metrics.items() if k != LAYERS})
 
 
 def run_trial(

@@ -12,6 +12,10 @@ from studyfiles.storage import Storage
 
 COMPACTED = "compacted.parquet"
 TRIAL_FOLDER = "trial_id="  # metrics/trial_id=<id>/: a trial whose rows are not merged yet
+# The tables of a study: a folder each, laid out alike (docs/schema.md).
+METRICS_TABLE = "metrics"  # one row per (trial, evaluation)
+LAYERS_TABLE = "layers"  # one row per (trial, evaluation, layer), where a study measures layers
+TABLES = (METRICS_TABLE, LAYERS_TABLE)
 PART_PREFIX = "part-"
 PARTS_TRIALS_KEY = "gcnc.trials"  # a part's key-value metadata: the JSON list of its trials
 CODE_DIFF = "code.diff"  # the source tree's changes from its commit, when it was dirty
@@ -77,22 +81,33 @@ class StudyDir:
 
     @property
     def metrics(self) -> str:
-        return self.storage.path("metrics")
+        return self.table(METRICS_TABLE)
 
-    def trial_folder(self, trial_id: str) -> str:
-        return self.storage.path("metrics", f"{TRIAL_FOLDER}{trial_id}")
+    @property
+    def layers(self) -> str:
+        return self.table(LAYERS_TABLE)
 
-    def epoch_file(self, trial_id: str, epoch: int) -> str:
-        return posixpath.join(self.trial_folder(trial_id), f"epoch={epoch:05d}.parquet")
+    def table(self, table: str) -> str:
+        """The folder of ``table`` (one of :data:`TABLES`)."""
+        if table not in TABLES:
+            raise ValueError(f"no table {table!r}; the tables: {', '.join(TABLES)}")
+        return self.storage.path(table)
 
-    def rolled_file(self, trial_id: str) -> str:
-        return posixpath.join(self.trial_folder(trial_id), "rolled.parquet")
+    def trial_folder(self, trial_id: str, *, table: str = METRICS_TABLE) -> str:
+        return posixpath.join(self.table(table), f"{TRIAL_FOLDER}{trial_id}")
 
-    def compacted_file(self, trial_id: str) -> str:
-        return posixpath.join(self.trial_folder(trial_id), COMPACTED)
+    def epoch_file(self, trial_id: str, epoch: int, *, table: str = METRICS_TABLE) -> str:
+        folder = self.trial_folder(trial_id, table=table)
+        return posixpath.join(folder, f"epoch={epoch:05d}.parquet")
 
-    def part_file(self, name: str) -> str:
-        return self.storage.path("metrics", f"{PART_PREFIX}{name}.parquet")
+    def rolled_file(self, trial_id: str, *, table: str = METRICS_TABLE) -> str:
+        return posixpath.join(self.trial_folder(trial_id, table=table), "rolled.parquet")
+
+    def compacted_file(self, trial_id: str, *, table: str = METRICS_TABLE) -> str:
+        return posixpath.join(self.trial_folder(trial_id, table=table), COMPACTED)
+
+    def part_file(self, name: str, *, table: str = METRICS_TABLE) -> str:
+        return posixpath.join(self.table(table), f"{PART_PREFIX}{name}.parquet")
 
     @property
     def checkpoints(self) -> str:
@@ -128,7 +143,7 @@ class StudyDir:
 
 
 def trial_of_folder(path: str) -> str | None:
-    """The trial id of a file in ``metrics/trial_id=<id>/``, else None."""
+    """The trial id of a file in a table's ``trial_id=<id>/`` folder, else None."""
     folder = posixpath.basename(posixpath.dirname(path))
     return folder.removeprefix(TRIAL_FOLDER) if folder.startswith(TRIAL_FOLDER) else None
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from studyfiles.errors import InputError
+from studyfiles.layout import LAYERS_TABLE, METRICS_TABLE
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "double": pa.float64(),
@@ -117,10 +118,45 @@ TRIALS_TAIL: dict[str, str] = {
 STATUSES: tuple[str, ...] = ("pending", "running", "interrupted", "done", "stopped", "error")
 
 
+# The layers table (docs/schema.md): one row per (trial, evaluation, measured layer). Its
+# first columns, in order; then the hyperparameters, as in the metrics table.
+LAYER_KEY_COLUMNS: dict[str, str] = {
+    "study": "string",
+    "trial_id": "string",
+    "epoch": "int64",
+    "layer": "int64",  # 1 for the first layer from the input; the last is the embedding
+    "layer_name": "string",  # the model's name of it, e.g. block3, layer2
+    "step": "int64",
+    "written_at": "timestamp",
+    "spec_hash": "string",
+    "code_version": "string",
+}
+LAYER_KEY = ("trial_id", "epoch", "layer")
+# A layer's quantities: the metrics table's of the same name, measured on that layer's
+# output, and the layer's width; the few-shot columns after ``target_nc_cdnv`` as there.
+_PER_LAYER = ("gc", "gc_estimator", "geo_collapse", "nc_cdnv", "nc1", "target_nc_cdnv",
+              "ncc_test_error")  # fmt: skip
+LAYER_METRICS: dict[str, Metric] = {
+    "layer_dim": Metric("int64", "layer width"),
+    **{name: METRICS[name] for name in _PER_LAYER},
+}
+# Each table's key: of the rows of one key, the latest written wins.
+TABLE_KEYS: dict[str, tuple[str, ...]] = {METRICS_TABLE: KEY, LAYERS_TABLE: LAYER_KEY}
+
+
 def metric_columns(shots: Iterable[int]) -> dict[str, str]:
     """Every metric column of a study whose few-shot evaluation uses ``shots``, with its type."""
+    return _with_fewshot(METRICS, shots)
+
+
+def layer_metric_columns(shots: Iterable[int]) -> dict[str, str]:
+    """Every metric column of a layers table whose few-shot evaluation uses ``shots``."""
+    return _with_fewshot(LAYER_METRICS, shots)
+
+
+def _with_fewshot(metrics: dict[str, Metric], shots: Iterable[int]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, metric in METRICS.items():
+    for name, metric in metrics.items():
         out[name] = metric.kind
         if name == _FEWSHOT_AFTER:
             for k in sorted(set(shots)):

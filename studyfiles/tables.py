@@ -1,10 +1,11 @@
 """Parquet in and out, and the rule every reader and writer keeps rows by.
 
-:func:`latest_rows` is that rule: for each ``(trial_id, epoch)`` the row with the latest
+:func:`latest_rows` is that rule: for each key (``(trial_id, epoch)`` in the metrics
+table, ``(trial_id, epoch, layer)`` in the layers table) the row with the latest
 ``written_at`` wins, and of rows written at the same instant (identical copies a step
 left), the one that comes last in the table. Its cost is a sort of one integer per row
 (none when the rows come sorted, as merged parts do), and the rows kept are sliced, not
-copied, where they run in long stretches.
+copied, where they run in long stretches. :func:`read_table` reads a whole table so.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from studyfiles.errors import first_line
+from studyfiles.layout import StudyDir
+from studyfiles.schema import KEY, TABLE_KEYS
 from studyfiles.storage import Storage
 
 ROW_GROUP_ROWS = 32_768  # large enough to read fast, small enough to look one trial up
 _MAX_SLICES = 10_000  # rows kept in more stretches than this are taken, not sliced
 _ROW_KEYS = ("trial_id", "epoch", "written_at", "diverged")  # what a trial's latest row needs
+_LISTINGS = 3  # listings of a table tried while a running study moves files under it
 
 
 def to_bytes(table: pa.Table, *, metadata: Mapping[str, str] | None = None) -> bytes:
@@ -45,7 +50,8 @@ def write_verified(
     storage.write_bytes(path, to_bytes(table, metadata=metadata))
     try:
         back = read_parquet(storage, path)
-        keys = [c for c in ("trial_id", "epoch", "written_at") if c in table.column_names]
+        names = ("trial_id", "epoch", "layer", "written_at")
+        keys = [c for c in names if c in table.column_names]
         if back.num_rows != table.num_rows or not back.select(keys).equals(table.select(keys)):
             raise OSError(f"{path} does not hold the rows written to it")
     except (OSError, pa.ArrowException) as err:
@@ -71,16 +77,46 @@ def concat(tables: Sequence[pa.Table]) -> pa.Table:
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def latest_rows(table: pa.Table) -> tuple[pa.Table, int]:
-    """One row per ``(trial_id, epoch)`` (see the module docstring), sorted by trial, then
-    epoch; and how many rows were dropped. Every row must have both keys."""
+def latest_rows(table: pa.Table, *, key: Sequence[str] = KEY) -> tuple[pa.Table, int]:
+    """One row per ``key`` (by default ``(trial_id, epoch)``; see the module docstring),
+    sorted by it; and how many rows were dropped. Every row must have every key column:
+    ``trial_id``, a string, then integers."""
     if table.num_rows == 0:
         return table, 0
-    key = _sort_key(table)
+    key = _sort_key(table, key)
     ordered = bool(np.all(key[1:] >= key[:-1]))
     order = np.arange(len(key)) if ordered else np.argsort(key, kind="stable")
     keep = _latest(key[order], _written(table)[order])
     return _rows(table, order[keep]), int(len(keep) - keep.sum())
+
+
+def read_table(sdir: StudyDir, table: str) -> tuple[pa.Table | None, dict[str, str]]:
+    """Every row of ``table`` (``"metrics"`` or ``"layers"``, docs/schema.md), one per key
+    (:func:`latest_rows`, sorted by it), and the files that could not be read (path -> why).
+    None where the table has no row. A file that vanishes while it is read (a running
+    driver rolled it up or merged it) sends the reading back to a new listing of the
+    folder, as many as three times; then it is named as unreadable.
+    """
+    folder, key = sdir.table(table), TABLE_KEYS[table]
+    for _ in range(_LISTINGS):
+        tables, bad, vanished = [], {}, False
+        for path in sdir.storage.files(folder, suffix=".parquet"):
+            try:
+                tables.append(read_parquet(sdir.storage, path).replace_schema_metadata(None))
+            except FileNotFoundError as err:
+                vanished, bad[path] = True, first_line(err)
+            except (OSError, pa.ArrowException) as err:
+                bad[path] = first_line(err)
+        if not vanished:
+            break
+    if not tables:
+        return None, bad
+    rows = concat(tables)
+    valid = pc.and_(pc.is_valid(rows["trial_id"]), pc.is_valid(rows["epoch"]))
+    for name in key[2:]:
+        valid = pc.and_(valid, pc.is_valid(rows[name]))
+    rows, _ = latest_rows(rows.filter(valid), key=key)
+    return (rows if rows.num_rows else None), bad
 
 
 def latest_per_trial(storage: Storage, folder: str, columns: Sequence[str]) -> pa.Table | None:
@@ -114,21 +150,29 @@ def latest_per_trial(storage: Storage, folder: str, columns: Sequence[str]) -> p
     return table.filter(pa.array(np.r_[codes[1:] != codes[:-1], True]))
 
 
-def _sort_key(table: pa.Table) -> np.ndarray:
-    """One int64 per row that sorts like ``(trial_id, epoch)``."""
-    trial = table["trial_id"].combine_chunks()
+def _sort_key(table: pa.Table, key: Sequence[str]) -> np.ndarray:
+    """One int64 per row that sorts like the ``key`` columns: ``trial_id`` by name, then
+    integers."""
+    trial = table[key[0]].combine_chunks()
     if not pa.types.is_dictionary(trial.type):
         trial = trial.dictionary_encode()
     names = trial.dictionary.to_numpy(zero_copy_only=False)
     rank = np.empty(len(names), dtype=np.int64)
     rank[np.argsort(names, kind="stable")] = np.arange(len(names))
-    codes = rank[trial.indices.to_numpy()]
-    epoch = table["epoch"].to_numpy().astype(np.int64)
-    low, span = int(epoch.min()), int(epoch.max()) - int(epoch.min()) + 1
-    if span * len(names) >= 2**62:  # no room in one int64: rank the distinct pairs
-        _, key = np.unique(np.stack([codes, epoch]), axis=1, return_inverse=True)
-        return key.ravel().astype(np.int64)
-    return codes * span + (epoch - low)
+    columns = [rank[trial.indices.to_numpy()]]
+    spans = [len(names)]
+    for name in key[1:]:
+        values = table[name].to_numpy().astype(np.int64)
+        low = int(values.min())
+        columns.append(values - low)
+        spans.append(int(values.max()) - low + 1)
+    if float(np.prod(spans, dtype=np.float64)) >= 2**62:  # no room in one int64: rank them
+        _, ranked = np.unique(np.stack(columns), axis=1, return_inverse=True)
+        return ranked.ravel().astype(np.int64)
+    combined = columns[0]
+    for values, span in zip(columns[1:], spans[1:], strict=True):
+        combined = combined * span + values
+    return combined
 
 
 def _written(table: pa.Table) -> np.ndarray:

@@ -112,15 +112,18 @@ class MetricsConfig(_Section):
     # table's), "all" of the model's measurable layers, or a list of their names.
     layers: Literal["last", "all"] | list[str] = "last"
 
-    @field_validator("layers")
+    @field_validator("layers", mode="before")
     @classmethod
-    def _check_layers(cls, layers: str | list[str]) -> str | list[str]:
-        if isinstance(layers, list):
-            if not layers:
-                raise ValueError('an empty list of layers; give "last", "all" or layer names')
-            repeated = sorted({name for name in layers if layers.count(name) > 1})
-            if repeated:
-                raise ValueError(f"layer {repeated[0]!r} is listed twice")
+    def _check_layers(cls, layers: Any) -> Any:
+        if layers in ("last", "all"):
+            return layers
+        if not isinstance(layers, list) or not all(isinstance(n, str) for n in layers):
+            raise ValueError('give "last", "all" or a list of layer names')
+        if not layers:
+            raise ValueError('an empty list of layers; give "last", "all" or layer names')
+        repeated = sorted({name for name in layers if layers.count(name) > 1})
+        if repeated:
+            raise ValueError(f"layer {repeated[0]!r} is listed twice")
         return layers
 
     @model_serializer(mode="wrap")

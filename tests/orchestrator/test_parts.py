@@ -17,6 +17,7 @@ from orchestrator.status import count_rows
 from studyfiles import StudyDir
 from studyfiles.schema import ALWAYS_PARAMS
 from studyfiles.storage import Storage
+from studyfiles.tables import read_table
 
 KINDS = ("double", "int64", "double", "double", "int64")
 PARAMS = dict(zip(ALWAYS_PARAMS, (0.1, 64, 0.0, 0.0, 3), strict=True))
@@ -182,3 +183,25 @@ def test_merging_works_the_same_on_an_object_store():
     sink = TrialSink(sdir, ctx(), "t00001", PARAMS | {"train.seed": 1})
     assert sink.finished_row()["epoch"] == 4
     assert count_rows(sdir) == (15, 3)
+
+
+def test_the_layers_table_merges_into_parts_of_its_own_sorted_by_trial_epoch_and_layer(sdir):
+    for i in range(3):
+        sink = TrialSink(sdir, ctx(), f"t{i:05d}", PARAMS | {"train.seed": i}, roll_every=4)
+        for epoch in range(5):
+            layers = [{"layer": k, "layer_name": f"l{k}", "gc": float(epoch + k)} for k in (2, 1)]
+            sink.write({"epoch": epoch, "step": epoch, "train_loss": 1.0, "layers": layers})
+        sink.compact()
+    before, _ = read_table(sdir, "layers")
+    assert merge_finished(sdir, table="layers") == 3
+    assert list_parts(sdir) == []  # the metrics table is merged by its own call
+    (part,) = list_parts(sdir, table="layers")
+    assert part.trials == {"t00000", "t00001", "t00002"} and part.rows == 3 * 5 * 2
+    assert [p.name for p in Path(sdir.layers).iterdir()] == [Path(part.path).name]
+    table = pq.read_table(part.path)
+    keys = list(zip(*(table[c].to_pylist() for c in ("trial_id", "epoch", "layer")), strict=True))
+    assert keys == sorted(keys) and len(set(keys)) == len(keys)
+    after, bad = read_table(sdir, "layers")
+    assert bad == {} and after.equals(before.replace_schema_metadata(None))
+    assert merged_rows(sdir, "t00001", table="layers").num_rows == 10
+    assert merge_finished(sdir) == 3 and len(list_parts(sdir)) == 1

@@ -1,4 +1,5 @@
-"""Metrics rows and trials.parquet against docs/schema.md; idempotent writes; compaction."""
+"""Metrics rows, layers rows and trials.parquet against docs/schema.md; idempotent writes;
+compaction."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ import pytest
 from gcnc_testkit import raw_rows, read_rows
 
 from orchestrator.book import TrialBook
-from orchestrator.sink import RowContext, TrialSink, row_table
+from orchestrator.sink import RowContext, TrialSink, layer_table, row_table
 from studyfiles import StudyDir
-from studyfiles.schema import ALWAYS_PARAMS
+from studyfiles.schema import ALWAYS_PARAMS, LAYER_METRICS
+from studyfiles.tables import read_table
 
 SCHEMA_MD = Path(__file__).resolve().parents[2] / "docs" / "schema.md"
 MD_TYPES = {
@@ -211,3 +213,109 @@ def test_a_finished_trial_is_recognised_only_with_the_same_params(sink, tmp_path
 
 def test_always_present_params_are_the_schema_s_first_four_and_the_seed():
     assert tuple(PARAM_TYPES) == ALWAYS_PARAMS
+
+
+# ------------------------------------------------------------------ the layers table
+
+LAYERS = [
+    {"layer": 1, "layer_name": "block1", "layer_dim": 8, "gc": 0.5, "nc_cdnv": 2.0},
+    {"layer": 2, "layer_name": "block2", "layer_dim": 16, "gc": 1.5, "nc_cdnv": float("nan")},
+]
+
+
+def evaluation(epoch: int, loss: float = 1.0, **layer) -> dict:
+    """A trainable's row of ``epoch`` with its two layer rows (``layer`` updates both)."""
+    return {"epoch": epoch, "step": 10 * epoch, "train_loss": loss,
+            "layers": [r | layer for r in LAYERS]}  # fmt: skip
+
+
+def layer_rows(study_dir) -> pd.DataFrame:
+    """Every layers row, the latest per (trial_id, epoch, layer), written with pandas."""
+    files = sorted(Path(study_dir, "layers").rglob("*.parquet"))
+    raw = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    latest = raw.sort_values("written_at", kind="stable").drop_duplicates(
+        ["trial_id", "epoch", "layer"], keep="last"
+    )
+    return latest.sort_values(["trial_id", "epoch", "layer"]).reset_index(drop=True)
+
+
+def test_layer_rows_have_the_schema_columns_in_order_with_their_types():
+    table = layer_table(ctx(), "t00001", PARAMS, {"epoch": 2, "step": 20}, LAYERS)
+    expected = expand(schema_table("layers/**.parquet"), (1, 5))
+    assert table.schema.names == list(expected)
+    for name, typ in expected.items():
+        want = MD_TYPES.get(typ) or {"double": pa.float64(), "int64": pa.int64()}[PARAM_TYPES[name]]
+        assert table.schema.field(name).type == want, name
+    rows = table.to_pylist()
+    assert [(r["layer"], r["layer_name"], r["layer_dim"]) for r in rows] == [
+        (1, "block1", 8),
+        (2, "block2", 16),
+    ]
+    assert rows[1]["nc_cdnv"] is None and rows[0]["geo_collapse"] is None  # never 0
+    assert rows[0]["written_at"] == rows[1]["written_at"]
+    assert {r["step"] for r in rows} == {20} and {r["train.lr"] for r in rows} == {0.1}
+
+
+def test_the_trainable_s_layer_quantities_are_the_layers_table_s_columns():
+    from trainables.evaluate import LAYER_QUANTITIES
+
+    assert set(LAYER_QUANTITIES) <= set(LAYER_METRICS)
+    assert next(iter(LAYER_METRICS)) == "layer_dim"
+
+
+def test_an_evaluation_s_layer_rows_land_in_the_layers_table_before_its_row(sink, monkeypatch):
+    written = []
+    write_bytes = type(sink.sdir.storage).write_bytes
+    monkeypatch.setattr(
+        type(sink.sdir.storage),
+        "write_bytes",
+        lambda self, path, data: (written.append(path), write_bytes(self, path, data))[1],
+    )
+    sink.write(evaluation(0))
+    assert [Path(p).relative_to(sink.sdir.location).parts[0] for p in written] == [
+        "layers",
+        "metrics",
+    ]
+    assert "layers" not in read_rows(sink.sdir.location).columns
+    got = layer_rows(sink.sdir.location)
+    assert got[["epoch", "layer", "layer_name", "gc"]].values.tolist() == [
+        [0, 1, "block1", 0.5],
+        [0, 2, "block2", 1.5],
+    ]
+    assert (got["spec_hash"] == "h" * 16).all() and (got["train.seed"] == 3).all()
+
+
+def test_a_study_without_layers_writes_no_layers_table(sink):
+    sink.write({"epoch": 0, "step": 0, "train_loss": 1.0})
+    sink.compact()
+    assert not Path(sink.sdir.layers).exists()
+
+
+def test_layer_rows_are_replaced_rolled_up_and_compacted_with_the_trial(tmp_path):
+    sdir = StudyDir.of(str(tmp_path), "s")
+    first = TrialSink(sdir, ctx(), "t00001", PARAMS, roll_every=4)
+    for epoch in range(6):
+        first.write(evaluation(epoch, gc=1.0))
+    again = TrialSink(sdir, ctx(), "t00001", PARAMS, roll_every=4)  # restarted at epoch 2
+    for epoch in range(3, 7):
+        again.write(evaluation(epoch, gc=2.0))
+    rows = layer_rows(sdir.location)
+    assert len(rows) == 7 * 2  # one per (epoch, layer)
+    assert rows.groupby("epoch")["gc"].first().tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+    table, bad = read_table(sdir, "layers")
+    assert bad == {} and table.num_rows == 14
+    assert table.select(["epoch", "layer", "gc"]).to_pandas().equals(rows[["epoch", "layer", "gc"]])
+    assert again.compact() == 7
+    for folder in (sdir.trial_folder("t00001"), sdir.trial_folder("t00001", table="layers")):
+        assert [p.name for p in Path(folder).iterdir()] == ["compacted.parquet"]
+    pd.testing.assert_frame_equal(layer_rows(sdir.location), rows)
+    again.remove_unmerged()
+    assert read_table(sdir, "layers") == (None, {})
+
+
+def test_layer_rows_of_an_abandoned_trial_are_foreign_rows_and_cleared(sink):
+    sink.write(evaluation(0))
+    other = TrialSink(sink.sdir, ctx(), "t00007", PARAMS | {"train.lr": 0.2})
+    assert other.has_foreign_rows()
+    other.clear()
+    assert read_table(sink.sdir, "layers") == (None, {})

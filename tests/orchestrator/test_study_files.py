@@ -167,6 +167,19 @@ MALFORMED = [
         '[model]\nname = "convnet"\noptions = {depth = 0}',
         "model.options.depth",
     ),
+    (
+        "layers-unknown-name",
+        '[model]\nname = "vgg11"\n[metrics]\nlayers = ["block9"]',
+        "metrics.layers",
+    ),
+    ("layers-not-a-choice", '[metrics]\nlayers = "first"', "metrics.layers"),
+    ("layers-empty", "[metrics]\nlayers = []", "metrics.layers"),
+    ("layers-repeated", '[metrics]\nlayers = ["conv1", "conv1"]', "metrics.layers"),
+    (
+        "layers-beyond-a-swept-depth",
+        '[metrics]\nlayers = ["conv4"]\n[sweep.grid]\nmodel.options.depth = [5, 3]',
+        "metrics.layers",
+    ),
     ("smoke-unknown-key", "[smoke]\ntrain.lrr = 1", "smoke.train.lrr"),
     ("smoke-impossible-value", "[smoke]\ntrain.batch_size = 0", "smoke.train.batch_size"),
 ]
@@ -202,6 +215,18 @@ def test_malformed_file_exits_2_with_one_line_naming_the_field(
     assert len(lines) == 1, err
     assert lines[0].startswith(f"gcnc: error: {field}: "), lines[0]
     assert lines[0].endswith(")"), "the line ends with the fix in parentheses"
+
+
+def test_a_layer_the_model_lacks_is_refused_naming_the_model_s_layers(
+    tmp_path, monkeypatch, capsys
+):
+    text = '[model]\nname = "resnet18"\n[metrics]\nlayers = ["layer2", "block9"]'
+    code, _, err = _run_bad(tmp_path, text, monkeypatch, capsys)
+    assert code == 2
+    assert err == (
+        "gcnc: error: metrics.layers: model 'resnet18' has no layer 'block9' "
+        '(its layers: layer1, layer2, layer3, layer4; or "all")\n'
+    )
 
 
 def test_invalid_toml_names_the_file_and_the_line(tmp_path, monkeypatch, capsys):

@@ -1,14 +1,16 @@
 """One trial without Ray: rows before checkpoints, replays after a kill, finished trials,
-checkpoints that are gone or unreadable."""
+checkpoints that are gone or unreadable; a trial's layer rows through the same."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from gcnc_testkit import Results, raw_rows, read_rows, sleep_study, starts
 from sleepy import curve
+from sleepy import layer_rows as layer_rows_of
 
 from orchestrator.checkpoints import CheckpointStore
 from orchestrator.parts import merge_finished
@@ -163,3 +165,82 @@ def test_a_diverged_trial_reports_it_with_null_metrics(tmp_path):
     assert summary["diverged"] is True
     assert rows["diverged"].tolist() == [False, False, True]
     assert rows["train_loss"].isna().tolist() == [False, False, True]
+
+
+# ---------------------------------------------------------- a trial that measures layers
+
+
+def layer_rows(location) -> pd.DataFrame:
+    """The layers table as docs/schema.md tells a reader to read it, with pandas."""
+    files = sorted(Path(location, "layers").rglob("*.parquet"))
+    raw = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    latest = raw.sort_values("written_at", kind="stable").drop_duplicates(
+        ["trial_id", "epoch", "layer"], keep="last"
+    )
+    return latest.sort_values(["trial_id", "epoch", "layer"]).reset_index(drop=True)
+
+
+def raw_layer_rows(location) -> int:
+    return sum(pq.read_metadata(f).num_rows for f in Path(location, "layers").rglob("*.parquet"))
+
+
+@pytest.fixture
+def layers_job(tmp_path):
+    extra = '[metrics]\nlayers = "all"\n[sweep]\nseeds = [0, 1]'
+    study = load_spec(sleep_study(tmp_path, extra, epochs=4, sleep_s=0.0))
+    sdir = StudyDir.of(str(tmp_path / "runs"), study.name)
+    info, _ = open_study_dir(sdir, study)
+    return make_job(study, sdir, info)
+
+
+def expected_layers(lr: float, seed: int, epochs: range) -> list[list]:
+    return [[e, r["layer"], r["layer_name"], r["gc"], r["nc_cdnv"]]
+            for e in epochs for r in layer_rows_of(lr, seed, e, "all")]  # fmt: skip
+
+
+def test_a_trial_writes_one_layer_row_per_epoch_and_layer_then_compacts_both_tables(layers_job):
+    results = Results()
+    run_trial(layers_job, layers_job.points[1], "t00001", results)
+    rows = layer_rows(layers_job.location)
+    got = rows[["epoch", "layer", "layer_name", "gc", "nc_cdnv"]].values.tolist()
+    assert got == expected_layers(0.01, 1, range(5))
+    assert (rows["train.seed"] == 1).all() and (rows["spec_hash"] == layers_job.ctx.spec_hash).all()
+    assert (
+        rows.merge(read_rows(layers_job.location), on=["trial_id", "epoch"])[
+            ["step_x", "written_at_x"]
+        ]
+        .notna()
+        .all()
+        .all()
+    )
+    for table in ("metrics", "layers"):
+        folder = Path(layers_job.location, table, "trial_id=t00001")
+        assert [p.name for p in folder.iterdir()] == ["compacted.parquet"]
+    assert all("layers" not in r for r in results.results)  # the runner gets the row alone
+
+
+def test_a_trial_killed_and_resumed_leaves_exactly_one_layer_row_per_key(layers_job, monkeypatch):
+    save = CheckpointStore.save
+
+    def dies_at_epoch_2(self, state, *, epoch):
+        if epoch == 2:
+            raise TrialInterrupted("killed before the checkpoint landed")
+        save(self, state, epoch=epoch)
+
+    monkeypatch.setattr(CheckpointStore, "save", dies_at_epoch_2)
+    with pytest.raises(TrialInterrupted):
+        run_trial(layers_job, layers_job.points[0], "t00000", Results())
+    monkeypatch.undo()
+    assert layer_rows(layers_job.location)["epoch"].unique().tolist() == [0, 1, 2]
+    with pytest.raises(TrialInterrupted):  # replays epoch 2, killed after epoch 4
+        run_trial(layers_job, layers_job.points[0], "t00000", Results(stop_after=3))
+    run_trial(layers_job, layers_job.points[0], "t00000", Results())
+    rows = layer_rows(layers_job.location)
+    got = rows[["epoch", "layer", "layer_name", "gc", "nc_cdnv"]].values.tolist()
+    assert got == expected_layers(0.01, 0, range(5))
+    assert raw_layer_rows(layers_job.location) == 5 * 3  # compacted: no copy left
+    merge_finished(layers_job.study_dir(), table="layers")
+    assert raw_layer_rows(layers_job.location) == 5 * 3
+    assert layer_rows(layers_job.location)[["epoch", "layer"]].values.tolist() == [
+        [e, k] for e in range(5) for k in (1, 2, 3)
+    ]
