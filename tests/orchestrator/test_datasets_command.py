@@ -25,6 +25,7 @@ DOCUMENTED = {
     "cifar_fs": ("100 classes", "3×32×32"),
     "mini_imagenet": ("100 classes", "3×84×84 (image_size)"),
     "glyphs": ("50 classes (n_classes)", "1×16×16 (image_size)"),
+    "fonts": ("106 classes (characters)", "1×28×28 (image_size)"),
     "synthetic": ("10 classes (n_classes)", "1×8×8 (channels, image_size)"),
 }
 
@@ -97,6 +98,31 @@ def test_fabricated_files_are_present_and_the_others_missing(capsys, tmp_path, n
 def test_debian_fashion_mnist_files_count_without_a_data_root(capsys, no_system_files):
     fabricate.mnist(no_system_files, gz=True)
     assert _lines(capsys)["fashion_mnist"][2:] == ["present", f"(found in {no_system_files})"]
+
+
+def test_fonts_are_counted_in_their_font_folder_and_missing_says_how_many(
+    capsys, tmp_path, monkeypatch
+):
+    dejavu = Path("/usr/share/fonts/truetype/dejavu")
+    names = ("DejaVuSans.ttf", "DejaVuSerif.ttf")  # Debian's fonts-dejavu-core
+    if not all((dejavu / n).is_file() for n in names):
+        pytest.skip(f"no usable fonts: {', '.join(names)} not in {dejavu}")
+    folder = tmp_path / "fonts"
+    folder.mkdir()
+    for name in names:
+        (folder / name).symlink_to(dejavu / name)
+    defaults = preflight.OPTIONS["fonts"]  # where the listing looks: the default options
+    monkeypatch.setitem(defaults, "font_dir", str(folder))
+    monkeypatch.setitem(defaults, "min_fonts", 2)
+    found = "2 of 2 font files draw all 106 characters, in 2 families"
+    assert _lines(capsys)["fonts"][2:] == ["present", f"(found in {folder}: {found})"]
+    monkeypatch.setitem(defaults, "min_fonts", 3)
+    needed = f"{found}; data.options.min_fonts needs 3"
+    assert _lines(capsys)["fonts"][2:] == ["missing", f"(looked in {folder}: {needed})"]
+    monkeypatch.setitem(defaults, "font_dir", str(tmp_path / "none"))
+    entry = _json(capsys)["fonts"]
+    assert (entry["files"], entry["where"]) == ("missing", [str(tmp_path / "none")])
+    assert entry["found"].startswith("0 of 0 font files draw all 106 characters")
 
 
 def test_without_a_data_root_nothing_is_looked_for_but_bundled_digits(capsys, no_system_files):

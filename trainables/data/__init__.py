@@ -9,6 +9,8 @@ Datasets, looked up by ``DataConfig.name``:
 - ``mini_imagenet``: pickle or folder layout under ``data.data_root``, 64 / 16 / 20 classes.
 - ``glyphs``: seeded stroke glyphs, many classes that share their strokes (offline; the
   transfer study with many source classes).
+- ``fonts``: characters drawn by the font files on this machine, one font a "drawer", as in
+  Omniglot: 106 classes of real images, offline (Debian's font packages).
 - ``synthetic``: seeded prototype-plus-noise images for fast tests.
 
 ``data.source_classes`` / ``data.target_classes`` override a dataset's default split; source
@@ -60,6 +62,7 @@ DATASETS.add_lazy(
     "synthetic", "trainables.data.synthetic:load_synthetic", options=OPTIONS["synthetic"]
 )
 DATASETS.add_lazy("glyphs", "trainables.data.glyphs:load_glyphs", options=OPTIONS["glyphs"])
+DATASETS.add_lazy("fonts", "trainables.data.fonts:load_fonts", options=OPTIONS["fonts"])
 
 
 def load_dataset(config: DataConfig) -> Dataset:

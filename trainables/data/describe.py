@@ -27,7 +27,7 @@ from trainables.config import DataConfig
 from trainables.data import fingerprint, preflight
 from trainables.data.normalization import FIXED
 
-DRAWN = frozenset({"digits", "glyphs", "synthetic"})  # normalisation fitted: load to know it
+DRAWN = frozenset({"digits", "glyphs", "synthetic", "fonts"})  # fitted: load to know it
 NEEDS_LOADER = DRAWN | {"cifar_fs"}  # CIFAR-FS: its notes name its seeded val classes
 CHILD_TIMEOUT_S = 600.0
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding trainables/
@@ -37,6 +37,11 @@ GENERATORS = {
     "glyphs": "trainables.data.glyphs: strokes between points of a 4x4 lattice, jittered, "
     "shifted, drawn anti-aliased with a random pen width, plus Gaussian noise, all drawn by "
     "torch.Generator from the seed (no fonts or other source files)",
+    "fonts": "trainables.data.fonts: each character drawn by each font file under files "
+    "(Pillow's FreeType, basic layout) at font_size of the image side per em, centred on its "
+    "ink, drawn at 4x the image size and box-filtered down (a glyph over 0.9 of the side "
+    "shrunk to fit); variants past the first scaled and shifted, drawn by torch.Generator "
+    "from the seed",
     "digits": "scikit-learn's bundled UCI optical digits (the file under files), split 80/20 "
     "stratified by sklearn.model_selection.train_test_split with the seed",
 }
@@ -76,12 +81,25 @@ def generator(config: DataConfig) -> dict[str, Any] | None:
     if config.name not in GENERATORS:
         return None
     opts = preflight.options(config)
-    seed_key = "data.options.seed" if config.name == "glyphs" else "data.split_seed"
-    seed = opts["seed"] if config.name == "glyphs" else config.split_seed
+    own_seed = config.name in ("glyphs", "fonts")
+    seed_key = "data.options.seed" if own_seed else "data.split_seed"
+    seed = opts["seed"] if own_seed else config.split_seed
     out = {"name": GENERATORS[config.name], "seed": seed, "seed_key": seed_key, "options": opts}
     if config.name == "digits":
         out["package"] = f"scikit-learn {_version('scikit-learn')}"
+    if config.name == "fonts":  # the rasteriser draws the images: its version matters
+        out["package"] = f"Pillow {_version('pillow')}, FreeType {_freetype()}"
     return out
+
+
+def _freetype() -> str:
+    """The version of the FreeType library Pillow draws glyphs with."""
+    try:
+        from PIL import features
+
+        return features.version("freetype2") or "not available"
+    except ImportError:
+        return "not available"
 
 
 def describe(config: DataConfig) -> dict[str, Any]:

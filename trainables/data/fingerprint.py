@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from trainables.config import DataConfig
-from trainables.data import preflight
+from trainables.data import fontfiles, preflight
 
 MAX_THREADS = 8  # hashing is I/O and C code that releases the GIL
 DIGITS_FILE = "datasets/data/digits.csv.gz"  # under scikit-learn's package folder
@@ -41,7 +41,8 @@ class DataFiles:
     ``files`` and ``folders`` are relative to ``root`` (posix separators); a folder stands
     for the image files directly in it. ``missing`` says why they are not here (None: they
     are); ``notes`` are what the loader notes on reading them from there; ``looked``, when
-    they are missing, where the loader would have looked for them.
+    they are missing, where the loader would have looked for them; ``found``, what was found
+    in words, where counting is not the whole story (the fonts that draw every character).
     """
 
     root: Path | None
@@ -50,6 +51,7 @@ class DataFiles:
     missing: str | None = None
     notes: list[str] = field(default_factory=list)
     looked: list[Path] = field(default_factory=list)
+    found: str | None = None
 
     def paths(self) -> list[Path]:
         """Every file to hash: the listed files and the image files of each folder."""
@@ -62,7 +64,8 @@ class DataFiles:
 
 def data_files(config: DataConfig) -> DataFiles | None:
     """The files the loader of ``config.name`` reads; None for a dataset drawn in the trial
-    (``synthetic``, ``glyphs``) or registered outside this package."""
+    (``synthetic``, ``glyphs``) or registered outside this package. For ``fonts``, the font
+    files that draw every character (under ``data.options.font_dir``, not ``data_root``)."""
     name = config.name
     root = None if config.data_root is None else Path(config.data_root).expanduser().resolve()
     if name in ("cifar10", "cifar100", "cifar_fs"):
@@ -74,6 +77,8 @@ def data_files(config: DataConfig) -> DataFiles | None:
         return _mini_imagenet_files(root)
     if name == "digits":
         return _digits_file()
+    if name == "fonts":
+        return _font_files(config)
     return None
 
 
@@ -121,6 +126,17 @@ def _mini_imagenet_files(root: Path | None) -> DataFiles:
         if d.is_dir()
     ]
     return DataFiles(root, folders=folders)
+
+
+def _font_files(config: DataConfig) -> DataFiles:
+    opts = preflight.options(config)
+    found = fontfiles.survey(opts["font_dir"], opts["characters"])
+    summary = found.summary()
+    missing = fontfiles.shortfall(found, min_fonts=opts["min_fonts"])
+    if missing is not None:
+        summary += f"; {fontfiles.need(found, min_fonts=opts['min_fonts'])}"
+        return DataFiles(found.root, missing=missing, looked=[found.root], found=summary)
+    return DataFiles(found.root, [f.relative for f in found.fonts], found=summary)
 
 
 def _not_here(looked: list[Path], *, download: bool = False) -> str:

@@ -26,7 +26,8 @@ class DatasetEntry:
     as for a dataset registered outside gcnc); ``class_option`` and ``shape_options`` name
     the options that change them. ``files``: ``present`` (``where``: the folder or file
     found), ``missing`` (``where``: every path looked at, none when no data root is set),
-    ``generated`` (drawn in the trial from a seed) or ``undeclared``.
+    ``generated`` (drawn in the trial from a seed) or ``undeclared``; ``found``: what was
+    found there in words, for a dataset whose files are counted (fonts), else None.
     """
 
     name: str
@@ -36,6 +37,7 @@ class DatasetEntry:
     shape_options: tuple[str, ...]
     files: Files
     where: tuple[str, ...]
+    found: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The entry as plain JSON values (``gcnc datasets --json``)."""
@@ -54,30 +56,33 @@ def dataset_entry(name: str, *, data_root: str | None = None) -> DatasetEntry:
     config = DataConfig(name=name, data_root=data_root)
     opts = preflight.options(config)  # the defaults, filled in
     dims = preflight.IMAGE_SHAPES.get(name)
-    files, where = _files(config)
+    files, where, found = _files(config)
+    fixed = name in preflight.FIXED_CLASSES
     return DatasetEntry(
         name,
         n_classes=preflight.n_classes(name, opts),
         shape=None if dims is None else preflight.image_shape(name, opts),
-        class_option=None if name in preflight.FIXED_CLASSES else "n_classes",
+        class_option=None if fixed else preflight.CLASS_OPTION.get(name, "n_classes"),
         shape_options=tuple(dict.fromkeys(d for d in dims or () if isinstance(d, str))),
         files=files,
         where=where,
+        found=found,
     )
 
 
-def _files(config: DataConfig) -> tuple[Files, tuple[str, ...]]:
-    """Whether the loader would find ``config``'s files, and where they are or were sought."""
+def _files(config: DataConfig) -> tuple[Files, tuple[str, ...], str | None]:
+    """Whether the loader would find ``config``'s files, where they are or were sought, and
+    what was found there in words (if the dataset says)."""
     if config.name in preflight.GENERATED:
-        return "generated", ()
+        return "generated", (), None
     found = fingerprint.data_files(config)
     if found is None:
-        return "undeclared", ()
+        return "undeclared", (), None
     if found.missing is not None:
-        return "missing", tuple(str(p) for p in found.looked)
+        return "missing", tuple(str(p) for p in found.looked), found.found
     assert found.root is not None
     paths = [found.root / f for f in [*found.files, *found.folders]]
-    return "present", (os.path.commonpath(paths) if paths else str(found.root),)
+    return "present", (os.path.commonpath(paths) if paths else str(found.root),), found.found
 
 
 def format_entries(entries: list[DatasetEntry]) -> str:
@@ -101,9 +106,11 @@ def _cells(entry: DatasetEntry) -> list[str]:
         classes += f" ({entry.class_option})"
     if entry.shape_options:
         shape += f" ({', '.join(entry.shape_options)})"
+    found = f": {entry.found}" if entry.found else ""
+    looked = f"(looked in {', '.join(entry.where)}{found})" if entry.where else "(no data root set)"
     where = {
-        "present": f"(found in {', '.join(entry.where)})",
-        "missing": f"(looked in {', '.join(entry.where)})" if entry.where else "(no data root set)",
+        "present": f"(found in {', '.join(entry.where)}{found})",
+        "missing": looked,
         "generated": "(drawn in the trial: no files)",
         "undeclared": "(registered outside gcnc: its loader alone knows)",
     }[entry.files]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from trainables.config import DataConfig
+from trainables.data import fontfiles
 
 
 class DataConfigError(ValueError):
@@ -55,10 +56,24 @@ OPTIONS: dict[str, dict[str, Any]] = {
         "noise": 0.1,
         "seed": 0,
     },
+    "fonts": {
+        "font_dir": fontfiles.DEFAULT_FONT_DIR,
+        "characters": fontfiles.DEFAULT_CHARACTERS,
+        "image_size": 28,
+        "font_size": 0.7,
+        "variants": 1,
+        "shift": 0.06,
+        "scale": 0.1,
+        "seed": 0,
+        "min_fonts": 20,
+        "test_fraction": 0.2,
+    },
 }
 # Classes of the datasets whose class count is fixed (mini-ImageNet: 64 + 16 + 20).
 FIXED_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10,
                  "cifar100": 100, "cifar_fs": 100, "mini_imagenet": 100}  # fmt: skip
+# The option that sets the classes of the others: a count, or the characters (one a class).
+CLASS_OPTION = {"synthetic": "n_classes", "glyphs": "n_classes", "fonts": "characters"}
 # Each dataset's images (C, H, W): a size, or the option that sets it (``gcnc datasets``).
 IMAGE_SHAPES: dict[str, tuple[int | str, int | str, int | str]] = {
     "digits": (1, 8, 8), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
@@ -66,6 +81,7 @@ IMAGE_SHAPES: dict[str, tuple[int | str, int | str, int | str]] = {
     "mini_imagenet": (3, "image_size", "image_size"),
     "synthetic": ("channels", "image_size", "image_size"),
     "glyphs": (1, "image_size", "image_size"),
+    "fonts": (1, "image_size", "image_size"),
 }  # fmt: skip
 GENERATED = frozenset({"synthetic", "glyphs"})  # drawn in the trial: no files to find
 GLYPH_LATTICE = 4  # anchor points per side of the glyphs' lattice
@@ -77,6 +93,7 @@ SYNTHETIC_MIN_PER_CLASS = 3
 TEST_SPLIT_OPTION = {
     "synthetic": "data.options.n_per_class",
     "glyphs": "data.options.n_per_class",
+    "fonts": "data.options.test_fraction",
     "mini_imagenet": "data.options.holdout_fraction",
 }
 
@@ -98,20 +115,25 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 MINI_IMAGENET_SPLITS = ("train", "val", "test")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})  # mini-ImageNet folders: files read
 NEEDS_FILES = frozenset(
-    {"mnist", "fashion_mnist", "cifar10", "cifar100", "cifar_fs", "mini_imagenet"}
+    {"mnist", "fashion_mnist", "cifar10", "cifar100", "cifar_fs", "mini_imagenet", "fonts"}
 )
+# Datasets whose files are system packages, checked by ``gcnc validate`` too (the others'
+# files may be on the cluster's nodes alone, checked when the study runs).
+CHECKED_WHEN_VALIDATED = frozenset({"fonts"})
 
 
 def check(config: DataConfig) -> dict[str, Any]:
     """The dataset's options (defaults filled in, values checked), once its class ids are
-    checked too.
+    checked too, and for fonts, the fonts on this machine.
 
     Raises:
-        DataConfigError: naming the field, for an unknown option or a bad value, or class
-            ids the dataset does not have.
+        DataConfigError: naming the field, for an unknown option or a bad value, class
+            ids the dataset does not have, or (fonts) too few fonts that draw the classes.
     """
     opts = options(config)
     resolve_classes(config, n_classes(config.name, opts))
+    if config.name in CHECKED_WHEN_VALIDATED and (missing := files_missing(config)):
+        raise DataConfigError("data.options.font_dir", missing)
     return opts
 
 
@@ -124,7 +146,10 @@ def options(config: DataConfig) -> dict[str, Any]:
 
 def n_classes(name: str, opts: Mapping[str, Any]) -> int:
     """How many classes the dataset has (its class ids are ``0..n-1``)."""
-    return FIXED_CLASSES.get(name) or int(opts["n_classes"])
+    if name in FIXED_CLASSES:
+        return FIXED_CLASSES[name]
+    value = opts[CLASS_OPTION.get(name, "n_classes")]
+    return len(value) if isinstance(value, str) else int(value)
 
 
 def image_shape(name: str, opts: Mapping[str, Any]) -> tuple[int, int, int]:
@@ -229,6 +254,7 @@ def _fashion_mnist(opts: dict[str, Any]) -> dict[str, Any]:
 _CHECKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "synthetic": _synthetic,
     "glyphs": _glyphs,
+    "fonts": fontfiles.check_options,
     "mini_imagenet": _mini_imagenet,
     "fashion_mnist": _fashion_mnist,
 }
@@ -316,7 +342,8 @@ def files_missing(config: DataConfig) -> str | None:
     """Why the loader would not find the dataset's files on this machine (None: it would).
 
     Datasets drawn in the trial need none; ``data.download = true`` lets torchvision fetch
-    what is missing (not mini-ImageNet, which is never downloaded).
+    what is missing (not mini-ImageNet, which is never downloaded); ``fonts`` needs enough
+    font files under ``data.options.font_dir`` that draw its characters.
     """
     name = config.name
     root = None if config.data_root is None else Path(config.data_root).expanduser()
@@ -340,6 +367,10 @@ def files_missing(config: DataConfig) -> str | None:
             if mini_imagenet_layout(root)
             else missing_files(name, [root] if root else [], can_download=False)
         )
+    if name == "fonts":
+        opts = options(config)
+        found = fontfiles.survey(opts["font_dir"], opts["characters"])
+        return fontfiles.shortfall(found, min_fonts=opts["min_fonts"])
     return None
 
 
