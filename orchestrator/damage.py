@@ -37,7 +37,7 @@ class Scan:
     """One read of every metrics file's keys: the rows that could be read, and the files
     that could not (with why)."""
 
-    keys: pa.Table | None  # trial_id, epoch, diverged of every readable row
+    keys: pa.Table | None  # trial_id, epoch (layer), diverged of every readable row
     unreadable: dict[str, str]
 
     def reach(self) -> dict[str, Reach]:
@@ -65,7 +65,7 @@ def scan(sdir: StudyDir, *, table: str = METRICS_TABLE) -> Scan:
             with sdir.storage.fs.open_input_file(path) as source:
                 file = pq.ParquetFile(source)
                 held = file.schema_arrow.names
-                names = [c for c in ("trial_id", "epoch", "diverged") if c in held]
+                names = [c for c in ("trial_id", "epoch", "layer", "diverged") if c in held]
                 table = file.read(columns=names, use_threads=False)
         except FileNotFoundError:
             continue

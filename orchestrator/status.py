@@ -21,6 +21,7 @@ from orchestrator.spec import StudySpec
 from studyfiles import InputError, StudyDir
 from studyfiles.errors import first_line
 from studyfiles.layout import LAYERS_TABLE
+from studyfiles.schema import KEY, LAYER_KEY
 from studyfiles.tables import latest_per_trial, read_parquet
 from studyfiles.target import ENDED, SearchTarget, search_target
 
@@ -73,6 +74,7 @@ class StudyStatus:
     unreadable: dict[str, str] = field(default_factory=dict)  # metrics/layers file -> why
     lost: list[str] = field(default_factory=list)  # ended trials whose rows are not readable
     search: SearchResult | None = None  # a search's best trials (None: not a search)
+    layer_rows: int = 0  # rows of the layers table (0: the study measures no layers)
 
     @property
     def resumable(self) -> int:
@@ -88,10 +90,11 @@ def count_rows(sdir: StudyDir) -> tuple[int, int]:
     return _counts(damage.scan(sdir))
 
 
-def _counts(found: damage.Scan) -> tuple[int, int]:
+def _counts(found: damage.Scan, key: tuple[str, ...] = KEY) -> tuple[int, int]:
+    """Distinct ``key`` values among the rows ``found``, and trials with any row."""
     if found.keys is None:
         return 0, 0
-    keys = found.keys.group_by(["trial_id", "epoch"]).aggregate([])
+    keys = found.keys.group_by(list(key)).aggregate([])
     return keys.num_rows, len(pc.unique(keys["trial_id"]))
 
 
@@ -138,6 +141,7 @@ def read_status(sdir: StudyDir) -> StudyStatus:
         abandoned=len(abandoned),
         driver=describe(holder) if (holder := live_holder(sdir)) is not None else None,
         unreadable=unreadable,
+        layer_rows=_counts(layers, LAYER_KEY)[0],
         lost=lost,
         repeated=frozenset(
             t["trial_id"] for t in live if t["status"] == "error" and _failed_runs(t) >= 2
@@ -282,7 +286,8 @@ def format_status(st: StudyStatus) -> str:
         f"trials: {st.total} — {get('done', 0)} done, {stopped}{get('running', 0)} running, "
         f"{interrupted}{get('error', 0)} failed, {get('pending', 0)} pending; "
         f"{st.diverged} diverged" + (f"; {st.abandoned} abandoned" if st.abandoned else ""),
-        f"rows: {st.rows} metrics rows from {st.trials_with_rows} trials",
+        f"rows: {st.rows} metrics rows from {st.trials_with_rows} trials"
+        + (f", {st.layer_rows} layers rows" if st.layer_rows else ""),
     ]
     if st.search is not None:
         lines += search_lines(st.search, location=st.location)

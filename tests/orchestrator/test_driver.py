@@ -306,3 +306,27 @@ def test_a_trial_failing_in_a_second_run_is_named_and_resume_is_not_suggested(se
     assert "t00002: ValueError: bad option (failed in every run so far)" in out
     assert "finish it with" not in out
     assert "resuming helps only once the cause named above is fixed" in out
+
+
+def test_a_study_s_layers_are_merged_counted_and_a_damaged_layers_part_reruns_its_trials(
+    tmp_path, capsys
+):
+    extra = '[metrics]\nlayers = ["l1", "l3"]\n[sweep]\nseeds = [0, 1, 2]'
+    study = load_spec(sleep_study(tmp_path, extra, epochs=2, sleep_s=0.0))
+    sdir = StudyDir.of(str(tmp_path / "runs"), study.name)
+    info, _ = open_study_dir(sdir, study)
+    job = make_job(study, sdir, info)
+    location = _finished_study((study, sdir, job))
+    (part,) = list_parts(sdir, table="layers")  # merged with the metrics when the run ended
+    assert [p.name for p in Path(sdir.layers).iterdir()] == [Path(part.path).name]
+    assert cli.main(["status", location]) == 0
+    assert "rows: 9 metrics rows from 3 trials, 18 layers rows" in capsys.readouterr().out
+
+    Path(part.path).write_bytes(Path(part.path).read_bytes()[:100])  # cut off
+    assert cli.main(["status", location]) == 1
+    out = capsys.readouterr().out
+    assert f"  {part.path}: " in out and "rows missing for 3 trials" in out
+    again = StudyRun(study, job, sdir)  # a resume: the file goes aside, the trials run again
+    assert (Path(location) / "damaged" / "layers" / Path(part.path).name).is_file()
+    again.adopt([RunnerTrial(f"r{i}", {"point": i}, "done", {}) for i in range(3)])
+    assert again.rerun == {"t00000", "t00001", "t00002"}
