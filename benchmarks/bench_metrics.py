@@ -3,6 +3,7 @@
     python benchmarks/bench_metrics.py --quick   # CPU, under 3 minutes on 2 cores
     python benchmarks/bench_metrics.py           # batch 32, more draws: several minutes on CPU
     python benchmarks/bench_metrics.py --gpu     # also the CUDA section, when CUDA is present
+    python benchmarks/bench_metrics.py --only layers --threads 1   # section 5 alone
 
 Sections:
 1. exact GC, vectorised (one forward, batched VJPs) vs two other vectorised forms (``torch.func``
@@ -18,7 +19,14 @@ Sections:
 4. one training epoch of the quickstart study (``studies/quickstart.toml``: digits, the
    scaled-down VGG-11) against one full evaluation of every metric at its defaults, and the
    same evaluation with GC by the projection estimator;
-5. (``--gpu``) a VGG-13 epoch on CIFAR-shaped random data and the metric pass after it.
+5. per-layer measures (``metrics.layers``): an evaluation of every layer against one of the
+   last layer alone (the metrics row) and one training epoch, on the quickstart's trial
+   config and on ResNet-18 (width 64, p = 512) at 32×32 on synthetic data; with and
+   without GC, whose backward passes are each layer's own (the forward passes are shared);
+6. (``--gpu``) a VGG-13 epoch on CIFAR-shaped random data and the metric pass after it.
+
+``--only`` runs the sections named (``exact``, ``estimators``, ``fewshot``, ``quickstart``,
+``layers``, ``gpu``).
 
 Each section is a function ``(args, device) -> list[dict]`` listed in ``SECTIONS``; add a
 section by writing one more such function. Times are the minimum over repeats (the machine
@@ -417,15 +425,98 @@ def quickstart_epoch_vs_evaluation(args: argparse.Namespace, device: torch.devic
     return rows
 
 
-SECTIONS: list[tuple[str, Callable[[argparse.Namespace, torch.device], list[Row]]]] = [
-    ("exact GC: vectorised vs other forms and autograd loops (p = 512)", exact_vs_loops),
-    ("GC estimators vs exact (p = 512 VGG-like embedding)", estimators),
-    ("few-shot: 600 episodes, 5-way 5-shot 15 queries", fewshot),
+def layer_configs(device: torch.device) -> list[tuple[str, dict[str, Any]]]:
+    """The trial configs of section 5: the quickstart's (its metrics as the study sets
+    them: exact GC on 256 images, 600 + 600 episodes) and ResNet-18 at 32×32 on synthetic
+    data (5 source classes of 80 training images, 5 target classes; GC by 16 projection
+    probes on 40 images, as a study with p = 512 would measure it)."""
+    from pathlib import Path
+
+    from orchestrator.studyfile import load_spec
+
+    path = Path(__file__).resolve().parents[1] / "studies" / "quickstart.toml"
+    quickstart = load_spec(path).base_config()
+    quickstart["train"]["device"] = device.type
+    resnet = {
+        "data": {
+            "name": "synthetic",
+            "options": {"n_classes": 10, "n_per_class": 100, "image_size": 32, "channels": 3},
+            "source_classes": [0, 1, 2, 3, 4],
+            "target_classes": [5, 6, 7, 8, 9],
+        },
+        "model": {"name": "resnet18"},
+        "train": {"lr": 0.01, "batch_size": 128, "device": device.type},
+        "metrics": {
+            "gc_estimator": "projection",
+            "gc_options": {"probes": 16, "dist": "sphere"},
+            "gc_batches": 1,
+            "gc_batch_size": 40,
+            "gc_min_per_class": 8,
+            "nc_per_class": 50,
+        },
+    }
+    return [("quickstart (VGG-11 w8, digits)", quickstart), ("ResNet-18 32x32", resnet)]
+
+
+def layers_vs_last(args: argparse.Namespace, device: torch.device) -> list[Row]:
+    """Section 5: the real evaluation with ``metrics.layers = "all"`` against ``"last"``
+    (the same trial, the same state) and against one training epoch."""
+    return [layer_row(label, config, args, device) for label, config in layer_configs(device)]
+
+
+def layer_row(
+    label: str, config: dict[str, Any], args: argparse.Namespace, device: torch.device
+) -> Row:
+    from trainables.config import TrialConfig
+    from trainables.data import load_dataset
+    from trainables.evaluate import evaluate
+    from trainables.train import _Trial
+
+    cfg = TrialConfig.from_dict(config)
+    trial = _Trial(cfg, load_dataset(cfg.data).to(device), device)
+    trial.train_epoch()  # warm-up; BatchNorm statistics of a net in training
+    epoch_ms, _ = timed(trial.train_epoch, repeats=args.repeats, device=device)
+    ms = {}
+    for gc in (True, False):
+        for layers in ("last", "all"):
+            metrics = cfg.metrics.model_copy(update={"layers": layers, "gc": gc})
+            ms[gc, layers], _ = timed(
+                lambda m=metrics: evaluate(trial.model, trial.data, trial.plan, m, epoch=1),
+                repeats=args.repeats,
+                device=device,
+            )
+    added = ms[True, "all"] - ms[True, "last"]
+    return {
+        "model": label,
+        "layers": len(trial.model.layer_names()),
+        "GC estimator": gc_estimator_label(cfg.metrics.gc_estimator, cfg.metrics.gc_options),
+        "epoch s": epoch_ms / 1e3,
+        "last-layer eval s": ms[True, "last"] / 1e3,
+        "all-layer eval s": ms[True, "all"] / 1e3,
+        "all / last": ms[True, "all"] / ms[True, "last"],
+        "all / last without GC": ms[False, "all"] / ms[False, "last"],
+        "GC share of last": 1 - ms[False, "last"] / ms[True, "last"],
+        "last / epoch": ms[True, "last"] / epoch_ms,
+        "all / epoch": ms[True, "all"] / epoch_ms,
+        "added / epoch at metrics.every": added / epoch_ms / cfg.metrics.every,
+    }
+
+
+SECTIONS: list[tuple[str, str, Callable[[argparse.Namespace, torch.device], list[Row]]]] = [
+    ("exact", "exact GC: vectorised vs other forms and autograd loops (p = 512)", exact_vs_loops),
+    ("estimators", "GC estimators vs exact (p = 512 VGG-like embedding)", estimators),
+    ("fewshot", "few-shot: 600 episodes, 5-way 5-shot 15 queries", fewshot),
     (
+        "quickstart",
         "quickstart: one training epoch vs one full metric evaluation",
         quickstart_epoch_vs_evaluation,
     ),
-    ("GPU: VGG-13 epoch and metric pass", gpu_epoch_and_metrics),
+    (
+        "layers",
+        "per-layer measures: an all-layer evaluation vs a last-layer one and an epoch",
+        layers_vs_last,
+    ),
+    ("gpu", "GPU: VGG-13 epoch and metric pass", gpu_epoch_and_metrics),
 ]
 
 
@@ -444,6 +535,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="small sizes, < 3 min on 2 cores")
     parser.add_argument("--gpu", action="store_true", help="run on CUDA and add section 4")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[key for key, _, _ in SECTIONS],
+        help="run only these sections (gpu needs --gpu too)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.width = 16
@@ -467,8 +564,8 @@ def main(argv: list[str] | None = None) -> None:
         f"device: {device} | torch {torch.__version__} | threads {torch.get_num_threads()}"
         f" | quick={args.quick} | batch {args.batch}"
     )
-    for title, section in SECTIONS:
-        if section is gpu_epoch_and_metrics and not args.gpu:
+    for key, title, section in SECTIONS:
+        if (key == "gpu" and not args.gpu) or (args.only and key not in args.only):
             continue
         start = time.perf_counter()
         print_table(title, section(args, device))

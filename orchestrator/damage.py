@@ -34,8 +34,8 @@ class Reach:
 
 @dataclass(frozen=True)
 class Scan:
-    """One read of every metrics file's keys: the rows that could be read, and the files
-    that could not (with why)."""
+    """One read of the keys of every file of a table (``metrics/`` or ``layers/``): the rows
+    that could be read, and the files that could not (with why)."""
 
     keys: pa.Table | None  # trial_id, epoch (layer), diverged of every readable row
     unreadable: dict[str, str]
