@@ -42,6 +42,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import math
 import os
 import shutil
 import signal
@@ -158,9 +159,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def searcher_cost(search: str, n: int) -> int:
     """Time gcnc's sampler for ``search`` over ``n`` ask/tell rounds (an Optuna study in
-    memory, as Tune's searcher holds it)."""
-    import math
-
+    memory, as Tune's searcher holds it); for TPE, beside Optuna's own TPE sampler (constant
+    liar, unbounded history) run over the same rounds in the same process."""
     import optuna
 
     from orchestrator.search import algorithm_of
@@ -175,23 +175,29 @@ def searcher_cost(search: str, n: int) -> int:
     if not hasattr(algorithm, "optuna_space"):
         print(f"{search}: no searcher runs; its {n} points are drawn before the first trial")
         return 0
-    study = optuna.create_study(sampler=algorithm.sampler(spec), direction="minimize")
+    samplers = {"gcnc": algorithm.sampler(spec)}
+    if search == "tpe":
+        samplers["optuna"] = optuna.samplers.TPESampler(seed=spec.search.seed, constant_liar=True)
     space = algorithm.optuna_space(spec)
+    names = " beside ".join(f"{k}: {type(v).__name__}" for k, v in samplers.items())
+    print(f"searcher over {n} trials ({search}) — {names}", flush=True)
+    studies = {k: optuna.create_study(sampler=v, direction="minimize") for k, v in samplers.items()}
+    per: dict[str, list[float]] = {k: [] for k in samplers}
     window = max(1, n // 10)
-    print(f"searcher: {type(study.sampler).__name__} over {n} trials ({search})", flush=True)
-    started, per = time.perf_counter(), []
     for i in range(n):
-        t0 = time.perf_counter()
-        trial = study.ask(space)
-        per.append(time.perf_counter() - t0)
-        lr = trial.params["train.lr"]
-        study.tell(trial, (math.log10(lr) + 1.5) ** 2)
+        for name, study in studies.items():  # round by round: the same load on both
+            t0 = time.perf_counter()
+            trial = study.ask(space)
+            per[name].append(time.perf_counter() - t0)
+            study.tell(trial, (math.log10(trial.params["train.lr"]) + 1.5) ** 2)
         if (i + 1) % window == 0:
-            ms = 1000 * sum(per[-window:]) / window
-            print(f"  trials {i + 2 - window}–{i + 1}: {ms:.1f} ms per suggestion", flush=True)
-    total = time.perf_counter() - started
-    print(f"searcher cost: {1000 * per[-1]:.1f} ms per suggestion at {n} trials; "
-          f"{total:.1f} s in all")  # fmt: skip
+            ms = {k: 1000 * sum(v[-window:]) / window for k, v in per.items()}
+            line = ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
+            ratio = f" (gcnc / optuna {ms['gcnc'] / ms['optuna']:.2f})" if "optuna" in ms else ""
+            print(f"  trials {i + 2 - window}–{i + 1}: {line} per suggestion{ratio}", flush=True)
+    last = {k: 1000 * sum(v[-window:]) / window for k, v in per.items()}
+    beside = f" (Optuna's own TPE: {last['optuna']:.1f} ms)" if "optuna" in last else ""
+    print(f"searcher cost: {last['gcnc']:.1f} ms per suggestion at {n} trials{beside}")
     return 0
 
 

@@ -11,11 +11,17 @@ if TYPE_CHECKING:
     from orchestrator.spec import StudySpec
 
 
+#: Finished or running trials TPE learns from at most (:mod:`._bounded_tpe`).
+HISTORY = 1000
+
+
 class TPESearch(OptunaSearch):
     """``budget`` trials proposed by ``optuna.samplers.TPESampler`` (seeded), with Optuna's
     constant liar: the trials still running count as bad results, so that trials proposed
     while others run (every trial of a study run many at a time) spread out instead of
-    crowding the same region."""
+    crowding the same region. It learns from at most :data:`HISTORY` trials
+    (:mod:`~orchestrator.search._bounded_tpe`): a suggestion costs about the same at
+    10,000 trials as at 1,000."""
 
     name = "tpe"
 
@@ -30,7 +36,7 @@ class TPESearch(OptunaSearch):
             raise InputError("search.budget", "required", "give the number of trials, e.g. 20")
 
     def sampler(self, spec: StudySpec) -> Any:
-        import optuna
+        from orchestrator.search._bounded_tpe import BoundedTPESampler
 
         assert spec.search is not None
-        return optuna.samplers.TPESampler(seed=spec.search.seed, constant_liar=True)
+        return BoundedTPESampler(seed=spec.search.seed, history=HISTORY)
