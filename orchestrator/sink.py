@@ -315,6 +315,11 @@ class TrialSink:
         """The trial's metrics rows, one per epoch (merged ones included), or None."""
         return self.metrics.rows()
 
+    def roll(self) -> None:
+        """Roll each table's per-epoch files of the trial up now (:meth:`TableSink.roll`)."""
+        self.layers.roll()
+        self.metrics.roll()
+
     def compact(self) -> int:
         """Gather each table's rows of the trial into its ``compacted.parquet``: the layers
         first, so that a trial whose metrics are compacted (it ended) has both compacted.
