@@ -245,6 +245,8 @@ def bench_live(path: str, n_trials: int, repeat: int) -> None:
             full = min(full, time.perf_counter() - start)
         if len(reloaded.metrics) != len(live.study.metrics):
             raise SystemExit("the live snapshot and the full reload disagree")
+        frame = live.study.metrics
+        copy = min(_seconds(frame.copy, True) for _ in range(repeat))
         ratio = refresh / full
         target = "" if n_trials == 10_000 else " (the target is set at 10,000 trials)"
         print(
@@ -252,6 +254,11 @@ def bench_live(path: str, n_trials: int, repeat: int) -> None:
             f"new file {refresh:.3f} s ({result.files_total:,} files): {ratio:.1%}, ratio "
             f"{ratio / TARGET_LIVE_RATIO:.2f}{target}; a refresh finding nothing "
             f"{idle * 1000:.1f} ms"
+        )
+        print(
+            f"  the floor of any refresh that makes a new frame sorted by trial: one copy of "
+            f"the frame ({len(frame):,} rows, {frame.memory_usage(deep=True).sum() / 2**20:.0f}"
+            f" MB) {copy:.3f} s, {copy / full:.1%} of a full reload"
         )
         print(f"  memory of a process holding load_results' study: {held_memory('load', work)}")
         print(f"  ... holding a LiveStudy, 3 refreshes on: {held_memory('live', work)}")
