@@ -17,6 +17,7 @@ from scipy import stats
 
 from analysis.inference import LIMITS, interval_scale
 from analysis.load import StudyResults
+from studyfiles import schema
 
 ALIGNMENTS = ("epoch", "step", "train_loss", "train_acc")
 
@@ -243,6 +244,12 @@ def matched_level(finals: pd.DataFrame, by: str, *, quantile: float = 1.0) -> fl
         return float("nan")
     q = quantile if by == "train_loss" else 1.0 - quantile
     return float(np.quantile(best, q))
+
+
+def progress_label(by: str, level: float) -> str:
+    """A matched comparison's label: ``train loss ≤ 0.0123`` (``≥`` for an accuracy)."""
+    op = "≤" if by == "train_loss" else "≥"
+    return f"{schema.label(by)} {op} {level:.3g}"
 
 
 def matched_progress(

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,9 @@ from studyfiles import InputError, Storage, StudyDir, schema
 from studyfiles.errors import first_line
 from studyfiles.plan import Plan, UnreadablePlan
 from studyfiles.tables import latest_rows, read_parquet
+
+if TYPE_CHECKING:
+    from analysis.depth import LayerTable
 
 _READERS = min(8, os.cpu_count() or 1)  # files read at once (reading releases the GIL)
 LISTINGS = 3  # listings of metrics/ tried while a running study moves files under it
@@ -66,6 +69,9 @@ class StudyResults:
         sweep_params: the dotted keys the study varies (seed included).
         path: the study directory as given (absolute for a local path).
         n_files: metrics files read; n_duplicates: rows dropped as superseded.
+        refuse_unreadable: whether a layers file that cannot be read makes :attr:`layers`
+            raise (as :func:`load_results` does for metrics files unless ``allow_missing``)
+            rather than warn.
     """
 
     meta: dict
@@ -76,6 +82,7 @@ class StudyResults:
     path: str = ""
     n_files: int = 0
     n_duplicates: int = 0
+    refuse_unreadable: bool = False
 
     @property
     def name(self) -> str:
@@ -130,6 +137,18 @@ class StudyResults:
         """Whether any row holds a value for ``column`` (null means "not measured")."""
         return column in self.metrics and bool(self.metrics[column].notna().any())
 
+    @cached_property
+    def layers(self) -> LayerTable | None:
+        """The study's layers table (docs/schema.md) joined to its trials, read when first
+        asked for; None where the study measured no layers (:mod:`analysis.depth`).
+
+        Raises:
+            ResultsError: a layers file that cannot be read, with ``refuse_unreadable``.
+        """
+        from analysis.depth import read_layers  # it builds on this module
+
+        return read_layers(self)
+
 
 def load_results(path_or_uri: str, *, allow_missing: bool = False) -> StudyResults:
     """Load a study directory from a local path or a ``pyarrow.fs`` URI.
@@ -137,7 +156,8 @@ def load_results(path_or_uri: str, *, allow_missing: bool = False) -> StudyResul
     Args:
         path_or_uri: the study directory.
         allow_missing: go on without the rows of metrics files that cannot be read (named
-            in the warnings, with the trials whose rows they held) instead of refusing.
+            in the warnings, with the trials whose rows they held) instead of refusing; the
+            same for layers files, when :attr:`StudyResults.layers` reads them.
 
     Raises:
         ResultsError: no ``study.json``, a required column missing, a column of the wrong
@@ -152,6 +172,7 @@ def load_results(path_or_uri: str, *, allow_missing: bool = False) -> StudyResul
     rows = metrics_rows(good, meta, listed=len(listing), where=metrics_location(sdir))
     trials, note = read_trials(sdir)
     study = assemble(sdir, meta, rows, (trials, note), bad, len(listing), allow=allow_missing)
+    study.refuse_unreadable = not allow_missing  # its layers table, read when asked for
     return study
 
 

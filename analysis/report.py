@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import plotly.offline
 
+from analysis import depth, search
 from analysis import figures as F
-from analysis import search
 from analysis.load import StudyResults, load_results
 from analysis.options import Options
 from analysis.tables import (
@@ -23,12 +23,20 @@ from analysis.tables import (
     comparisons_line,
     compute_results,
     correlation_display,
+    depth_verdicts,
     family_line,
     group_summary,
     headline,
     study_facts,
     summary_display,
     verdict_display,
+)
+from analysis.verdicts import (
+    INCONCLUSIVE,
+    NOT_APPLICABLE,
+    NOT_REPRODUCED,
+    NOT_TESTED,
+    REPRODUCED,
 )
 from studyfiles import Storage
 
@@ -98,6 +106,13 @@ def build_figures(
                     g(study, p, align=a, options=options), max_points=mp
                 )
                 add(f"{kind}_{param or 'all'}_{align}", draw)
+    if study.layers is not None:  # a study that measures layers: each measure against depth
+        for param in study.hyper_params or [None]:
+            for at in ("final", *(["matched"] if progress else [])):
+                draw = lambda p=param, a=at: F.plot_depth(  # noqa: E731
+                    F._get_depth_info(study, p, at=a, options=options)
+                )
+                add(f"depth_{param or 'all'}_{at}", draw)
     first = study.hyper_params[0] if study.hyper_params else None
     add("robustness", lambda: F.plot_robustness(F._get_robustness_info(study), max_points=mp))
     add(
@@ -149,6 +164,7 @@ def render_html(results: Results, figures: dict[str, go.Figure], notes: list[str
         _summary_section(study),
         _verdict_section(results),
         _section("Final values across seeds", _table(summary_display(results)), _FINAL_NOTE),
+        *_depth_section(results),
         _figure_section(figures, notes),
         _section(
             "Correlations of final values",
@@ -272,6 +288,40 @@ def _verdict_section(results: Results) -> str:
     table = _table(verdict_display(results), verdict_col="verdict")
     body = f"<details><summary>Every test ({len(results.verdicts)} rows)</summary>{table}</details>"
     return _section(f"Verdicts in detail ({results.label})", body, note)
+
+
+def _depth_section(results: Results) -> list[str]:
+    """The verdicts across depth, one column per layer, and the values across depth; none
+    for a study that measures no layers."""
+    if results.depth_values is None:
+        return []
+    values = depth.values_display(results.depth_values)
+    body = _depth_table(depth_verdicts(results)) + (
+        f"<details><summary>Values across depth ({len(values)} rows)</summary>"
+        f"{_table(values)}</details>"
+    )
+    return [_section(f"Across depth ({results.label})", body, _DEPTH_NOTE)]
+
+
+_DEPTH_NOTE = (
+    "Each claim on GC, geometric collapse and NC tested again on each measured layer's "
+    "output (global-average-pooled), at the same comparisons and by the same tests, in the "
+    "same family as the other claims (docs/analysis.md, 'Across depth'); the last column "
+    "is the claim on the embedding. Each cell: the verdict and the percent change between "
+    "the extreme swept values (raw). The figures below draw each measure against depth."
+)
+
+
+def _depth_table(frame: pd.DataFrame) -> str:
+    """The verdicts per layer, each cell coloured by the verdict it starts with."""
+    verdicts = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTED, NOT_APPLICABLE)
+
+    def cls(i: int, col: str, value: object) -> str:
+        text = str(value)
+        found = [v for v in verdicts if text == v or text.startswith(f"{v} (")]
+        return verdict_class(found[0]) if i > 1 and found else ""
+
+    return html_table(frame, cell_class=cls)
 
 
 def _figure_section(figures: dict[str, go.Figure], notes: list[str]) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import aggregate, search
+from analysis import aggregate, depth, search
 from analysis.correlate import quantities, study_correlations
 from analysis.load import StudyResults
 from analysis.options import Options
@@ -38,6 +38,8 @@ class Results:
         plan: the study's analysis plan (``study.json``); ``exploratory`` lists where the
             options used depart from it (``name=value``), empty when the results are the
             plan's own (*primary*).
+        depth_values: where the study measures layers, each layer quantity per swept value
+            and layer, at each comparison (:func:`analysis.depth.values`); else None.
     """
 
     study: StudyResults
@@ -48,6 +50,7 @@ class Results:
     correlations: pd.DataFrame
     plan: Plan = field(default_factory=Plan)
     exploratory: list[str] = field(default_factory=list)
+    depth_values: pd.DataFrame | None = None
 
     @property
     def label(self) -> str:
@@ -98,7 +101,10 @@ def compute_results(
     verdicts = verdict_table(study, options=options)
     corr = study_correlations(study, frame=finals, options=options)
     exploratory = study.plan.differences(options.plan())
-    return Results(study, options, finals, summary, verdicts, corr, study.plan, exploratory)
+    by_layer = depth.values(study, options=options) if study.layers is not None else None
+    return Results(
+        study, options, finals, summary, verdicts, corr, study.plan, exploratory, by_layer
+    )
 
 
 def final_summary(study: StudyResults, finals: pd.DataFrame, *, options: Options) -> pd.DataFrame:
@@ -190,7 +196,9 @@ def family_line(results: Results) -> str:
         return "family: " + _why_untested(results, primary)
     claims, ats = tested["claim"].nunique(), tested["at"].nunique()
     plural = "s" if ats != 1 else ""
-    text = f"family: {n_tested} tests ({claims} claims × {ats} comparison{plural}), "
+    layered = tested["claim"][tested["layer"].notna()].nunique() if "layer" in tested else 0
+    of_them = f", {layered} of them across depth," if layered else ""
+    text = f"family: {n_tested} tests ({claims} claims{of_them} × {ats} comparison{plural}), "
     if o.correction == "none":
         text += f"each at α = {o.alpha:g} on its own: familywise error NOT controlled"
     else:
@@ -272,7 +280,8 @@ def headline(results: Results) -> pd.DataFrame:
         return pd.DataFrame()
     rows = []
     for (group, claim), part in v.groupby(["group", "claim"], sort=False):
-        row = {"group": _group_label(group), "claim": claim, "verdict": _overall(part)}
+        label = _group_label(group, part["x"].iloc[0])
+        row = {"group": label, "claim": claim, "verdict": _overall(part)}
         for r in part.itertuples():
             row["final" if r.at == FINAL else "matched"] = _cell(r)
         rows.append(row)
@@ -298,7 +307,9 @@ def group_summary(results: Results) -> pd.DataFrame:
     return out.rename(columns={"group": "claim group"})
 
 
-def _group_label(group: str) -> str:
+def _group_label(group: str, x: str) -> str:
+    if group == "depth":  # the claims across depth, by mechanism
+        return f"{schema.label(x)} across depth"
     return schema.label(group) if group != "chain" else "transfer chain"
 
 
@@ -485,10 +496,24 @@ def format_tables(
          summary_display(results)),
         ("Correlations of final values (bootstrap CI)", correlation_display(results)),
     ]  # fmt: skip
+    if results.depth_values is not None:
+        sections += [
+            (f"Verdicts across depth, per layer ({results.label})", depth_verdicts(results)),
+            ("Values across depth (centre [CI] (n); geometric mean for positive quantities)",
+             depth.values_display(results.depth_values)),
+        ]  # fmt: skip
     for title, frame in sections:
         out += ["", title, "=" * len(title)]
         out.append(frame.to_string(index=False) if not frame.empty else "(nothing to show)")
     return "\n".join(out) + "\n"
+
+
+def depth_verdicts(results: Results) -> pd.DataFrame:
+    """The planned family's claims across depth, one column per layer
+    (:func:`analysis.depth.verdicts_by_layer`)."""
+    v = results.verdicts
+    main = v[in_main_family(v)] if not v.empty else v
+    return depth.verdicts_by_layer(main, results.study.layers)
 
 
 def _wrapped(text: str, *, first: str = "", indent: int = 2, width: int = 100) -> list[str]:
@@ -536,6 +561,22 @@ def results_json(results: Results) -> dict[str, Any]:
         "verdicts": _records(results.verdicts.assign(label=results.label)),
         "final_values": _records(results.final_summary),
         "correlations": _records(results.correlations),
+    } | _depth_json(results)
+
+
+def _depth_json(results: Results) -> dict[str, Any]:
+    """The layers, the verdicts per layer and the values across depth, where the study
+    measures layers; nothing otherwise."""
+    table = results.study.layers
+    if table is None or results.depth_values is None:
+        return {}
+    layers = [asdict(layer) for layer in table.layers]
+    return {
+        "depth": {
+            "layers": layers,
+            "verdicts": _records(depth_verdicts(results)),
+            "values": _records(results.depth_values),
+        }
     }
 
 

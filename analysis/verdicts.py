@@ -19,28 +19,32 @@ are one family: their p-values are adjusted for multiplicity (Holm by default) a
 is "reproduced" when its adjusted p-value is ≤ α and its estimates point the claimed way,
 "not reproduced" when ≤ α and they point the other way, otherwise "inconclusive". A
 comparison outside the plan (``comparison = "final"`` or ``"matched"``) is a second,
-*secondary* family. Rows where no test could run are "not tested" (no data, or too few
-trials); a matched-progress level that most trials reached near where they started
-(:func:`near_start`) cannot match anything: its rows are "not applicable". Neither joins a
-family. Each row's ``role`` says which family it is in and whether the results are the
-plan's own (``primary``, ``secondary``) or computed with options that depart from it
-(``exploratory``, ``exploratory (secondary)``).
+*secondary* family. A study that measures layers (``metrics.layers``) adds the mechanism
+claims on GC, geometric collapse and NC at each layer but the embedding (group ``depth``,
+:mod:`analysis.depth`): the same tests on that layer's values, in the same family. Rows
+where no test could run are "not tested" (no data, or too few trials); a matched-progress
+level that most trials reached near where they started (:func:`near_start`) cannot match
+anything: its rows are "not applicable". Neither joins a family. Each row's ``role`` says
+which family it is in and whether the results are the plan's own (``primary``,
+``secondary``) or computed with options that depart from it (``exploratory``,
+``exploratory (secondary)``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from analysis import aggregate
+from analysis import aggregate, depth
 from analysis.correlate import correlations
 from analysis.inference import adjust, compare_groups, spearman_permutation_p
 from analysis.load import StudyResults
 from analysis.options import Options
 from studyfiles import schema
+from studyfiles.plan import Plan
 
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "not reproduced", "inconclusive"
 NOT_APPLICABLE, NOT_TESTED = "not applicable", "not tested"
@@ -65,13 +69,16 @@ LOWER = ("gc", "geo_collapse", "nc_cdnv", "target_nc_cdnv")
 
 @dataclass(frozen=True)
 class Claim:
-    """``y`` moves with sign ``sign`` as ``x`` grows (sign -1: ``y`` falls as ``x`` rises)."""
+    """``y`` moves with sign ``sign`` as ``x`` grows (sign -1: ``y`` falls as ``x`` rises);
+    ``y`` of the embedding (the metrics), or of the measured layer ``layer``."""
 
     x: str
     y: str
     sign: int
     text: str
     source: str
+    layer: int | None = None
+    layer_name: str = ""
 
     @property
     def downward(self) -> bool:
@@ -81,13 +88,17 @@ class Claim:
 
     @property
     def group(self) -> str:
-        """Its claim group (``studyfiles.plan.CLAIM_GROUPS``): the swept key, or ``chain``."""
+        """Its claim group (``studyfiles.plan.CLAIM_GROUPS``): the swept key, ``chain``,
+        or ``depth`` for a claim at a layer."""
+        if self.layer is not None:
+            return "depth"
         return self.x if self.x in MECHANISMS else "chain"
 
 
 def claims_for(study: StudyResults, options: Options | None = None) -> list[Claim]:
-    """The claims this study can test (its swept mechanisms and measured quantities), of
-    the groups ``options.claims`` names (default: the study's plan)."""
+    """The claims this study can test (its swept mechanisms and measured quantities, and
+    its measured layers), of the groups ``options.claims`` names (default: the study's
+    plan)."""
     options = options or Options.from_plan(study.plan)
     wanted = options.plan()
     shots = [c for c in schema.fewshot_columns(study.metrics.columns) if study.measured(c)]
@@ -116,7 +127,29 @@ def claims_for(study: StudyResults, options: Options | None = None) -> list[Clai
                     source,
                 )
             )
-    return [c for c in out + _chain_claims(study, shots) if wanted.wants(c.group)]
+    claims = [c for c in out + _chain_claims(study, shots) if wanted.wants(c.group)]
+    return claims + _layer_claims(study, out, wanted)
+
+
+def _layer_claims(study: StudyResults, claims: list[Claim], wanted: Plan) -> list[Claim]:
+    """The claims on GC, geometric collapse and NC of each wanted mechanism at each measured
+    layer but the embedding (its claims are those of the metrics), claim by claim, layers
+    from the input; none without a layers table or where the plan leaves out ``depth``."""
+    table = study.layers
+    if table is None or not wanted.wants("depth"):
+        return []
+    return [
+        replace(
+            claim,
+            text=f"{claim.text} at {layer.name}",
+            source=f"{claim.source}; SPEC Across depth",
+            layer=layer.index,
+            layer_name=layer.name,
+        )
+        for claim in claims
+        if claim.y in depth.CLAIMED and wanted.wants(claim.x) and table.measured(claim.y)
+        for layer in table.inner()
+    ]
 
 
 def _chain_claims(study: StudyResults, shots: list[str]) -> list[Claim]:
@@ -160,7 +193,8 @@ def verdict_table(study: StudyResults, *, options: Options | None = None) -> pd.
             rows += [_not_applicable(c, comparison, role) for c in claims]
         else:
             rows += _evaluate(comparison, claims, study.hyper_params, role, options)
-    table = pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+    layered = any(c.layer is not None for c in claims)
+    table = pd.DataFrame(rows, columns=VERDICT_COLUMNS + (LAYER_COLUMNS if layered else []))
     return _decide(table, options)
 
 
@@ -171,6 +205,9 @@ VERDICT_COLUMNS = [
     "p_spearman", "direction", "p", "p_floor", "p_adj", "family", "verdict_raw", "verdict",
     "reason", "source",
 ]  # fmt: skip
+#: The columns a table with claims across depth adds: the layer's depth and name (null for
+#: the claims on the embedding).
+LAYER_COLUMNS = ["layer", "layer_name"]
 
 
 def _planned(options: Options) -> tuple[str, ...]:
@@ -195,29 +232,45 @@ def in_main_family(table: pd.DataFrame) -> pd.Series:
 @dataclass
 class Comparison:
     """Trials lined up at one point: ``kind`` ``final`` or ``matched``, the label shown in
-    the ``at`` column, one row per trial, and why it cannot be used (or "")."""
+    the ``at`` column, one row per trial, why it cannot be used (or ""), and for claims
+    across depth each layer's values of the same trials, at the same point, by layer."""
 
     kind: str
     at: str
     frame: pd.DataFrame
     not_applicable: str = ""
+    layers: dict[int, pd.DataFrame] = field(default_factory=dict)
 
 
 def comparisons(study: StudyResults, claims: list[Claim], *, options: Options) -> list[Comparison]:
     """The final epoch, and the matched progress level when the study measured progress."""
-    quantities = sorted({c.y for c in claims} | {c.x for c in claims if schema.is_metric_name(c.x)})
+    on_metrics = [c for c in claims if c.layer is None]
+    quantities = sorted(
+        {c.y for c in on_metrics} | {c.x for c in on_metrics if schema.is_metric_name(c.x)}
+    )
     finals = aggregate.final_rows(study)
-    out = [Comparison("final", FINAL, finals)]
+    at_depth = _at_depth(study, claims, options)
+    out = [Comparison("final", FINAL, finals, layers=at_depth.get("final", {}))]
     by = options.progress_by
     if not study.measured(by):
         return out
     matched, level = aggregate.matched_progress(
         study, quantities, by=by, quantile=options.progress_quantile
     )
-    op = "≤" if by == "train_loss" else "≥"
-    at = f"{schema.label(by)} {op} {level:.3g}"
+    at = aggregate.progress_label(by, level)
     why = _unmatched(study, matched, at, level=level, options=options)
-    return [*out, Comparison("matched", at, matched, why)]
+    return [*out, Comparison("matched", at, matched, why, layers=at_depth.get("matched", {}))]
+
+
+def _at_depth(
+    study: StudyResults, claims: list[Claim], options: Options
+) -> dict[str, dict[int, pd.DataFrame]]:
+    """Per comparison (``final``, ``matched``), each layer's values of the finished trials
+    (:func:`analysis.depth.compared`), where claims across depth are tested."""
+    if all(c.layer is None for c in claims):
+        return {}
+    points = depth.compared(study, options=options)
+    return {kind: dict(tuple(p.frame.groupby("layer"))) for kind, p in points.items()}
 
 
 def _unmatched(
@@ -286,11 +339,31 @@ def _not_applicable(claim: Claim, comparison: Comparison, role: str) -> dict:
         "verdict_raw": NOT_APPLICABLE, "verdict": NOT_APPLICABLE, "direction": 0,
         "reason": comparison.not_applicable, "source": claim.source, "scale": "",
     }  # fmt: skip
-    return row
+    return row | _layer_of(claim)
+
+
+def _layer_of(claim: Claim) -> dict:
+    """A claim across depth's :data:`LAYER_COLUMNS`; nothing for a claim on the embedding."""
+    return {} if claim.layer is None else {"layer": claim.layer, "layer_name": claim.layer_name}
 
 
 def _evaluate(comparison: Comparison, claims, hyper, role: str, options: Options) -> list[dict]:
-    frame = comparison.frame
+    """The rows of ``claims`` at ``comparison``, in their order: the claims on the
+    embedding on its frame, each layer's on that layer's values of the same trials."""
+    by_layer: dict[int | None, list[Claim]] = {}
+    for claim in claims:
+        by_layer.setdefault(claim.layer, []).append(claim)
+    rows: dict[Claim, dict] = {}
+    for layer, group in by_layer.items():
+        frame = comparison.frame if layer is None else comparison.layers.get(layer)
+        if frame is None:  # no trial at this point: no rows
+            frame = comparison.frame.iloc[:0]
+        found = _evaluate_on(frame, group, hyper, comparison.at, role, options)
+        rows |= {c: row | _layer_of(c) for c, row in zip(group, found, strict=True)}
+    return [rows[c] for c in claims]
+
+
+def _evaluate_on(frame: pd.DataFrame, claims, hyper, at: str, role: str, options) -> list[dict]:
     slices: dict[str, tuple[pd.DataFrame, str]] = {}
     for claim in claims:
         if claim.x in hyper and claim.x not in slices:
@@ -300,7 +373,7 @@ def _evaluate(comparison: Comparison, claims, hyper, role: str, options: Options
     rows = []
     for claim in claims:
         sub, note = slices.get(claim.x, (frame, "all trials"))
-        rows.append(_row(claim, sub, note, comparison.at, role, rhos[(claim.x, claim.y)], options))
+        rows.append(_row(claim, sub, note, at, role, rhos[(claim.x, claim.y)], options))
     return rows
 
 

@@ -53,10 +53,18 @@ def _check_scheduler(spec: StudySpec) -> None:
 
 
 def _check_plan(spec: StudySpec) -> None:
-    """A claim group the plan names is a key the study varies: else it tests nothing."""
+    """A claim group the plan names is a key the study varies, and ``depth`` is named only
+    by a study that measures layers: else it tests nothing."""
     varied = spec.sweep_params()
-    for group in spec.plan().claims:
-        if group not in ("all", "chain") and group not in varied:
+    claims = spec.plan().claims
+    if "depth" in claims and spec.metrics.layers == "last":
+        raise InputError(
+            "analysis.claims",
+            'claims across depth ("depth"), but the study measures its embedding alone',
+            'set metrics.layers = "all" (or a list of layers), or drop "depth"',
+        )
+    for group in claims:
+        if group not in ("all", "chain", "depth") and group not in varied:
             raise InputError(
                 "analysis.claims",
                 f"claims on {group}, which the study does not vary",

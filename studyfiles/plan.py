@@ -15,15 +15,18 @@ from typing import Any
 
 from studyfiles.errors import InputError
 
-#: Claim groups: the claims on one swept mechanism (its dotted key), or ``chain`` (the
-#: claims between quantities: lower source GC ⇒ lower target NC ⇒ higher few-shot accuracy).
-CLAIM_GROUPS: tuple[str, ...] = (
+#: The claim groups on one swept mechanism (its dotted key).
+MECHANISM_GROUPS: tuple[str, ...] = (
     "train.lr",
     "train.batch_size",
     "train.l2",
     "train.gc_reg.alpha",
-    "chain",
 )
+#: Claim groups: the claims on one swept mechanism (its dotted key); ``chain`` (the claims
+#: between quantities: lower source GC ⇒ lower target NC ⇒ higher few-shot accuracy); and
+#: ``depth``, the mechanism groups' claims on GC, geometric collapse and NC at each layer
+#: the study measures beside its embedding (``metrics.layers``; docs/analysis.md).
+CLAIM_GROUPS: tuple[str, ...] = (*MECHANISM_GROUPS, "chain", "depth")
 #: Where trials are compared: at their final epoch, at matched training progress, or both.
 COMPARISONS: tuple[str, ...] = ("final", "matched", "both")
 #: Familywise error control over the claims a table tests.
@@ -85,6 +88,12 @@ class Plan:
             elif not self.claims:
                 what = "no claim group"
             _bad("claims", what, f'use "all" or a list of {", ".join(CLAIM_GROUPS)}')
+        if "depth" in self.claims and not set(self.claims) & set(MECHANISM_GROUPS):
+            _bad(
+                "claims",
+                '"depth" without a mechanism group (its claims are theirs, at each layer)',
+                f"add the groups to test across depth: {', '.join(MECHANISM_GROUPS)}",
+            )
         bad_ev = [e for e in self.evidence if e not in EVIDENCE]
         if not self.evidence or bad_ev:
             what = f"unknown test {bad_ev[0]!r}" if bad_ev else "no test"
@@ -144,7 +153,8 @@ class Plan:
         ]
 
     def wants(self, group: str) -> bool:
-        """Whether the plan tests the claims of ``group``."""
+        """Whether the plan tests the claims of ``group`` (``depth``: across depth, of the
+        mechanism groups it wants)."""
         return "all" in self.claims or group in self.claims
 
 

@@ -13,6 +13,7 @@ from analysis.figures._curves import (
     plot_sweep,
     plot_transfer,
 )
+from analysis.figures._depth import DepthInfo, _get_depth_info, plot_depth
 from analysis.figures._heatmap import (
     HeatmapInfo,
     _get_correlation_heatmap_info,
@@ -28,6 +29,7 @@ from analysis.figures._scatter import (
 __all__ = [
     "BoundInfo",
     "CurvesInfo",
+    "DepthInfo",
     "HeatmapInfo",
     "Line",
     "NotMeasured",
@@ -35,6 +37,7 @@ __all__ = [
     "ScatterMatrixInfo",
     "_get_bound_info",
     "_get_correlation_heatmap_info",
+    "_get_depth_info",
     "_get_robustness_info",
     "_get_scatter_matrix_info",
     "_get_sweep_info",
@@ -42,6 +45,7 @@ __all__ = [
     "plot_bound",
     "plot_correlation_heatmap",
     "plot_curves",
+    "plot_depth",
     "plot_robustness",
     "plot_scatter_matrix",
     "plot_sweep",

@@ -16,6 +16,11 @@ compaction of such a trial that stopped before removing its other files, a diver
 and null columns for everything the study did not measure.
 
 Superseded rows carry ``STALE`` values, so a reader that keeps one of them is easy to catch.
+
+With ``layers`` it also writes a layers table (docs/schema.md), one row per (trial,
+evaluation, layer): each inner layer's quantities follow the trends scaled by its own
+``layer_effects`` entry (drawn from a generator of their own, so the metrics are the same
+with or without layers), the last layer's are the metrics row's (it is the embedding).
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from orchestrator.parts import PART_ROWS, merge_finished
-from orchestrator.sink import ROLL_EVERY, RowContext, TrialSink
+from orchestrator.sink import ROLL_EVERY, RowContext, TableSink, TrialSink
 from studyfiles import StudyDir
 from studyfiles.storage import Storage
 from studyfiles.tables import to_bytes
@@ -91,6 +96,14 @@ class SyntheticSpec:
     # Replaces the trends above: ``curves(spec, configs)`` returns every metric of
     # :func:`metric_schema` as a (trials, epochs + 1) array (benchmarks/bench_verdicts.py).
     curves: Callable[[SyntheticSpec, list[dict]], dict[str, np.ndarray]] | None = None
+    # The measured layers' names, from the input (empty: no layers table); the last is the
+    # embedding, unless ``layer_embedding`` is False (a list of inner layers only).
+    layers: tuple[str, ...] = ()
+    layer_embedding: bool = True
+    # The trends' scale at each inner layer, as ``effect`` (default: ``effect`` at each).
+    layer_effects: tuple[float, ...] = ()
+    # trial index -> the last epoch with layer rows (-1: none): layer rows that stop short
+    layers_until: dict[int, int] = field(default_factory=dict)
 
     def swept(self) -> dict[str, tuple]:
         """The study's grid: every hyperparameter with more than one value, plus the seed."""
@@ -118,6 +131,8 @@ def write_synthetic_study(path: str | os.PathLike, spec: SyntheticSpec | None = 
     with open(os.path.join(root, "study.json"), "w") as fh:
         json.dump(meta, fh, indent=2)
     _write_metrics(root, spec, rows, meta, configs)
+    if spec.layers:
+        _write_layers(root, spec, rows, meta, configs)
     return root
 
 
@@ -318,6 +333,7 @@ def _study_json(spec: SyntheticSpec) -> dict:
             "epochs": spec.epochs,
         },
         **({"search": spec.search} if spec.search else {"sweep": _sweep_json(spec)}),
+        **({"metrics": {"layers": list(spec.layers)}} if spec.layers else {}),
         **spec.extra_spec,
     }
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -523,3 +539,130 @@ def _write_trials(root: str, spec: SyntheticSpec, trial_rows: list[dict]) -> Non
     pq.write_table(
         pa.Table.from_arrays(arrays, schema=schema), os.path.join(root, "trials.parquet")
     )
+
+
+#: The layers table's quantities (docs/schema.md), few-shot columns after target NC.
+LAYER_QUANTITIES = ("gc", "geo_collapse", "nc_cdnv", "nc1", "target_nc_cdnv", "ncc_test_error")
+
+
+def layer_schema(spec: SyntheticSpec) -> pa.Schema:
+    """The layers table's Arrow schema for this study (docs/schema.md)."""
+    fields = [
+        ("study", pa.string()),
+        ("trial_id", pa.string()),
+        ("epoch", pa.int64()),
+        ("layer", pa.int64()),
+        ("layer_name", pa.string()),
+        ("step", pa.int64()),
+        ("written_at", pa.timestamp("ns", tz="UTC")),
+        ("spec_hash", pa.string()),
+        ("code_version", pa.string()),
+        *_hyper_fields(spec),
+        ("layer_dim", pa.int64()),
+        ("gc", pa.float64()),
+        ("gc_estimator", pa.string()),
+        *[(q, pa.float64()) for q in LAYER_QUANTITIES[1:5]],
+    ]
+    for k in spec.shots:
+        fields += [(f"fewshot_acc_{k}shot", pa.float64()), (f"fewshot_ci_{k}shot", pa.float64())]
+    return pa.schema([*fields, ("ncc_test_error", pa.float64())])
+
+
+def _layer_curves(spec: SyntheticSpec, configs: list[dict]) -> list[dict[str, np.ndarray]]:
+    """Each inner layer's quantities as (trials, epochs + 1) arrays: the trends scaled by
+    the layer's effect, GC rising and NC falling with depth, each with its seed noise."""
+    rng = np.random.default_rng([spec.rng_seed, 1])  # the metrics' generator stays as it was
+    col = {k: np.array([c[k] for c in configs], dtype=float)[:, None] for k in HYPER_KEYS}
+    shape = (len(configs), spec.epochs + 1)
+    progress = 1.0 - np.exp(-np.arange(spec.epochs + 1, dtype=float)[None, :] / 3.0)
+    log_s = (
+        -0.4 * np.log(col["train.lr"] / 0.01)
+        + 0.3 * np.log(col["train.batch_size"] / 256.0)
+        - 0.4 * np.log1p(col["train.l2"] * 1e3)
+        - 0.3 * np.log1p(col["train.gc_reg.alpha"] * 1e6)
+    )
+    n_inner = len(spec.layers) - (1 if spec.layer_embedding else 0)
+    effects = spec.layer_effects or (spec.effect,) * n_inner
+
+    def own(arr: np.ndarray) -> np.ndarray:
+        noise = rng.normal(0.0, spec.noise, (len(configs), 1)) + rng.normal(
+            0, spec.noise / 4, shape
+        )
+        return arr * np.exp(noise)
+
+    out = []
+    for k, effect in enumerate(effects):
+        d = (k + 1) / len(spec.layers)  # depth, in (0, 1]
+        s = np.exp(effect * log_s * progress)
+        q = {"gc": own(5.0 * (1.0 + 3.0 * d) * (1.0 + 0.5 * progress) * s)}
+        q["geo_collapse"] = own(0.8 * (1.0 - 0.5 * d) * np.exp(-0.3 * progress) * s)
+        q["nc_cdnv"] = own(0.5 * (1.0 - 0.6 * d) * np.exp(-0.5 * progress) * s)
+        q["nc1"] = own(4.0 * (1.0 - 0.5 * d) * np.exp(-0.5 * progress) * s)
+        nan = np.full(shape, np.nan)
+        q["target_nc_cdnv"] = own(3.0 * (1.0 - 0.3 * d) * np.ones(shape)) if spec.transfer else nan
+        for shots in spec.shots:
+            acc = 0.3 + 0.2 * d + 0.05 * np.log(shots) + rng.normal(0, 0.01, shape)
+            q[f"fewshot_acc_{shots}shot"] = np.clip(acc, 0.0, 1.0) if spec.transfer else nan
+            q[f"fewshot_ci_{shots}shot"] = np.full(shape, 0.01) if spec.transfer else nan
+        q["ncc_test_error"] = own(0.6 - 0.3 * d + 0.0 * progress) if spec.bound else nan
+        out.append(q)
+    return out
+
+
+def _layer_rows(spec: SyntheticSpec, rows: dict, meta: dict, configs: list[dict]) -> pa.Table:
+    """Every layer row, by trial, epoch and layer: one per measured layer at each evaluation
+    the metrics rows have before any divergence (and within ``layers_until``)."""
+    inner = _layer_curves(spec, configs)
+    schema = layer_schema(spec)
+    cols: dict[str, list] = {name: [] for name in schema.names}
+    estimators = _estimator_labels(spec, configs, rows["trial"])
+    for i, (t, e) in enumerate(zip(rows["trial"], rows["epoch"], strict=True)):
+        if rows["diverged"][i] or e > spec.layers_until.get(int(t), spec.epochs):
+            continue
+        for k, name in enumerate(spec.layers, start=1):
+            own = inner[k - 1] if k <= len(inner) else None  # None: the embedding
+            cols["study"].append(spec.name)
+            cols["trial_id"].append(configs[t]["trial_id"])
+            cols["layer"].append(k)
+            cols["layer_name"].append(name)
+            cols["layer_dim"].append(8 * 2 ** min(k, 3))
+            cols["gc_estimator"].append(estimators[i])
+            cols["spec_hash"].append(meta["spec_hash"])
+            cols["code_version"].append(meta["code_version"])
+            cols["written_at"].append(rows["written_at"][i] - np.timedelta64(1, "s"))
+            for key in ("epoch", "step"):
+                cols[key].append(rows[key][i])
+            for key, _ in _hyper_fields(spec):
+                cols[key].append(configs[t][key])
+            for q in schema.names[schema.names.index("gc") :]:
+                if q != "gc_estimator":
+                    cols[q].append(rows[q][i] if own is None else own[q][t, e])
+    arrays = [_array(cols[f.name], f.type) for f in schema]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _write_layers(root, spec: SyntheticSpec, rows, meta, configs) -> None:
+    """The layers table: finished trials compacted and merged (the last one left
+    compacted), running trials' first half of epochs in their folders, as the sink leaves
+    them."""
+    sdir = StudyDir(Storage.open(root))
+    table = _layer_rows(spec, rows, meta, configs)
+    ids = table.column("trial_id").to_pylist()
+    n_t = len(configs)
+    running = set(range(n_t - spec.running, n_t))
+    finished = [t for t in range(n_t) if t not in running]
+    for t in [*finished[:-1], *running, *finished[-1:]]:
+        tid = configs[t]["trial_id"]
+        mine = table.filter(pa.array([i == tid for i in ids]))
+        if mine.num_rows == 0:
+            continue
+        if t in running:
+            n_epochs = int((rows["trial"] == t).sum())
+            epochs = mine.column("epoch").to_numpy()
+            sink = TableSink(sdir, tid, table="layers", roll_every=spec.roll_every)
+            for e in sorted(set(epochs[epochs < max(1, n_epochs // 2)])):
+                sink.write_row(mine.filter(pa.array(epochs == e)))
+            continue
+        sdir.storage.write_bytes(sdir.compacted_file(tid, table="layers"), to_bytes(mine))
+        if t == finished[-2 if len(finished) > 1 else -1]:
+            merge_finished(sdir, min_trials=1, part_rows=spec.part_rows, table="layers")

@@ -99,6 +99,16 @@ def test_claims_on_a_key_the_study_does_not_vary_are_refused(tmp_path):
     assert "train.l2" in caught.value.problem and "train.lr" in caught.value.fix
 
 
+def test_claims_across_depth_need_a_study_that_measures_layers(tmp_path):
+    claims = '[analysis]\nclaims = ["train.lr", "depth"]\n'
+    with pytest.raises(InputError) as caught:
+        load_spec(write_study(tmp_path, f"{SWEEP}{claims}"))
+    assert caught.value.field == "analysis.claims" and "metrics.layers" in caught.value.fix
+    layers = '[model]\nname = "mlp"\n[metrics]\nlayers = "all"\n'
+    study = load_spec(write_study(tmp_path, f"{SWEEP}{layers}{claims}", filename="l.toml"))
+    assert study.plan().claims == ("train.lr", "depth")
+
+
 def test_the_default_plan_leaves_the_resolved_spec_and_its_hash_as_they_were(tmp_path):
     plain = load_spec(write_study(tmp_path, SWEEP, filename="s.toml"))
     (tmp_path / "stated").mkdir()

@@ -66,6 +66,8 @@ def test_claims_and_evidence_are_sets_in_a_fixed_order():
         ({"claims": []}, "claims"),
         ({"claims": ["all", "chain"]}, "claims"),
         ({"claims": [1]}, "claims"),
+        ({"claims": ["depth"]}, "claims"),
+        ({"claims": ["chain", "depth"]}, "claims"),
         ({"comparison": "sometimes"}, "comparison"),
         ({"comparison": 1}, "comparison"),
         ({"progress_by": "test_loss"}, "progress_by"),
@@ -140,3 +142,12 @@ def test_wants_a_group_it_names_or_every_group_with_all():
     assert all(Plan().wants(g) for g in CLAIM_GROUPS)
     plan = Plan.from_mapping({"claims": ["train.l2"]})
     assert plan.wants("train.l2") and not plan.wants("chain")
+
+
+def test_depth_stands_for_the_claims_of_the_mechanism_groups_listed_at_each_layer():
+    plan = Plan.from_mapping({"claims": ["depth", "train.lr"]})
+    assert plan.claims == ("train.lr", "depth")
+    assert plan.wants("depth") and plan.wants("train.lr") and not plan.wants("train.batch_size")
+    with pytest.raises(InputError, match="mechanism group") as caught:
+        Plan.from_mapping({"claims": "depth"})
+    assert "train.lr" in caught.value.fix
