@@ -76,7 +76,8 @@ def test_the_quickstart_sweeps_lr_batch_and_l2_with_three_seeds_and_transfer():
 def test_smoke_run_end_to_end_with_the_report(path, ray_cluster, tmp_path):
     skip_without_system_files(path)
     extra = []
-    if path.stem.startswith("e04") and not DEBIAN_FASHION_MNIST.is_dir():
+    data = DataConfig.model_validate(read_toml(path).get("data", {}))
+    if data.name == "fashion_mnist" and not DEBIAN_FASHION_MNIST.is_dir():
         # no real Fashion-MNIST on this machine: fabricated files in the real IDX format
         fabricate.mnist(tmp_path / "data" / "FashionMNIST" / "raw", per_class=12, gz=True)
         extra = ["--set", f"data.data_root={tmp_path / 'data'}"]
