@@ -223,6 +223,21 @@ def _gc_generator(cfg: MetricsConfig, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
 
 
+#: Widest inner layer whose GC is exact when the study's estimator is exact: past it, an
+#: inner layer's GC takes the projection estimator (its default probes), whose cost does not
+#: grow with the width (exact GC takes one Jacobian product per output dimension).
+LAYER_EXACT_MAX_P = 128
+
+
+def layer_gc_estimator(cfg: MetricsConfig, width: int) -> tuple[str, dict[str, Any]]:
+    """The estimator (and its options) of an inner layer of ``width`` outputs: the study's,
+    except that exact GC of a layer wider than :data:`LAYER_EXACT_MAX_P` is estimated by
+    projection. The embedding always takes the study's (its row is the metrics row's)."""
+    if cfg.gc_estimator == "exact" and width > LAYER_EXACT_MAX_P:
+        return "projection", {}
+    return cfg.gc_estimator, cfg.gc_options
+
+
 def _gc_of(
     fn: Callable[[torch.Tensor], torch.Tensor],
     data: Dataset,
@@ -231,16 +246,19 @@ def _gc_of(
     nc_emb: torch.Tensor,
     nc_y: torch.Tensor,
     gen: torch.Generator,
+    estimator: tuple[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], torch.Tensor]:
     """``gc``, ``gc_estimator`` and ``geo_collapse`` of the map ``fn`` (whose outputs on the
-    NC sample are ``nc_emb``), and its class GCs ``(C,)``."""
+    NC sample are ``nc_emb``), and its class GCs ``(C,)``; by ``estimator`` (name, options),
+    the study's by default."""
+    name, options = estimator or (cfg.gc_estimator, cfg.gc_options)
     x, y = data.train_x[plan.gc_idx], data.train_y[plan.gc_idx]
-    per_sample = _gc_per_sample(fn, x, cfg, cfg.gc_estimator, cfg.gc_options, gen)
+    per_sample = _gc_per_sample(fn, x, cfg, name, options, gen)
     class_gc = _class_means(per_sample, y, data.num_classes)  # (C,)
     means = _class_means(nc_emb.double(), nc_y, data.num_classes)  # (C, p)
     row: dict[str, Any] = {
         "gc": per_sample.mean().item(),
-        "gc_estimator": M.gc_estimator_label(cfg.gc_estimator, cfg.gc_options),
+        "gc_estimator": M.gc_estimator_label(name, options),
         "geo_collapse": M.geometric_collapse_from(class_gc, means),
     }
     return row, class_gc
@@ -384,7 +402,8 @@ def layer_quantities(
         out["nc1"] = M.nc1(h, nc_y)
     if cfg.gc:
         fn = functools.partial(model.layer_output, layer=layer)
-        gc_row, _ = _gc_of(fn, data, plan, cfg, h, nc_y, _gc_generator(cfg, epoch))
+        estimator = layer_gc_estimator(cfg, h.shape[1])
+        gc_row, _ = _gc_of(fn, data, plan, cfg, h, nc_y, _gc_generator(cfg, epoch), estimator)
         out |= gc_row
     if splits.test is not None:
         test = splits.test.inner[layer]

@@ -272,6 +272,27 @@ def test_the_last_layer_measured_as_a_layer_equals_the_metrics_row(model, estima
     assert {k: last_row[k] for k in by_layer_path} == by_layer_path
 
 
+def test_an_inner_layer_wider_than_the_exact_limit_takes_the_projection_estimator(monkeypatch):
+    import trainables.evaluate as E
+
+    net, data, plan, cfg = setup("vgg11")
+    widths = {r["layer"]: r["layer_dim"] for r in evaluate(net, data, plan, cfg, epoch=2)[LAYERS]}
+    limit = min(widths.values())  # the narrowest layers stay exact
+    monkeypatch.setattr(E, "LAYER_EXACT_MAX_P", limit)
+    rows = {r["layer"]: r for r in evaluate(net, data, plan, cfg, epoch=2)[LAYERS]}
+    projection = cfg.model_copy(update={"gc_estimator": "projection", "gc_options": {}})
+    by_projection = {r["layer"]: r for r in evaluate(net, data, plan, projection, epoch=2)[LAYERS]}
+    last = max(rows)
+    wide = [k for k in rows if k != last and rows[k]["layer_dim"] > limit]
+    assert wide and rows[last]["gc_estimator"] == "exact"  # the embedding: the study's
+    for k, r in rows.items():
+        if k in wide:  # the same probes as a study whose estimator is projection
+            assert r["gc_estimator"] == by_projection[k]["gc_estimator"] != "exact"
+            assert r["gc"] == by_projection[k]["gc"]
+        else:
+            assert r["gc_estimator"] == "exact"
+
+
 def test_a_study_with_layers_reports_the_same_metrics_rows_as_one_without():
     net, data, plan, cfg = setup("vgg11")
     plain = cfg.model_copy(update={"layers": "last"})
