@@ -36,8 +36,18 @@ class DataConfig(_Section):
     source_classes: list[int] | None = None  # None: the dataset's default split
     target_classes: list[int] | None = None  # None with source_classes None: no transfer
     max_train_per_class: PositiveInt | None = None  # subsample the source train set
+    max_target_per_class: PositiveInt | None = None  # subsample the target pool
     split_seed: int = 0  # seeds a documented split where no official class list exists
     options: dict[str, Any] = Field(default_factory=dict)  # dataset-specific
+
+    @model_serializer(mode="wrap")
+    def _without_unset_target_cap(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave ``max_target_per_class`` out while it is None: a study that does not cap its
+        target pool keeps the trial configs and spec hash it had before the option existed."""
+        data = handler(self)
+        if data.get("max_target_per_class") is None:
+            data.pop("max_target_per_class", None)
+        return data
 
 
 class ModelConfig(_Section):

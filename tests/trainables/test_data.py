@@ -169,6 +169,35 @@ def test_max_train_per_class_subsamples_the_source_train_set_seeded():
     assert torch.equal(ds.test_x, full.test_x) and torch.equal(ds.target_x, full.target_x)
 
 
+def test_max_target_per_class_subsamples_the_target_pool_seeded():
+    config = DataConfig(source_classes=[0, 1, 2], target_classes=[5, 3], max_target_per_class=9)
+    ds, again = load_dataset(config), load_dataset(config)
+    full = load_dataset(config.model_copy(update={"max_target_per_class": None}))
+    other = load_dataset(config.model_copy(update={"split_seed": 1}))
+    assert torch.bincount(ds.target_y).tolist() == [9, 9]
+    assert torch.equal(ds.target_x, again.target_x) and torch.equal(ds.target_y, again.target_y)
+    assert not torch.equal(ds.target_x, other.target_x)
+    # each kept image is an image of the full pool with the same label; the source untouched
+    pool = zip(full.target_x.flatten(1).tolist(), full.target_y.tolist(), strict=True)
+    labelled = {(tuple(x), y) for x, y in pool}
+    kept = list(zip(ds.target_x.flatten(1).tolist(), ds.target_y.tolist(), strict=True))
+    assert all((tuple(x), y) in labelled for x, y in kept)
+    assert len({tuple(x) for x, _ in kept}) == 18  # no image drawn twice
+    assert torch.equal(ds.train_x, full.train_x) and torch.equal(ds.test_x, full.test_x)
+    # a cap above the class sizes keeps the whole pool
+    big = load_dataset(config.model_copy(update={"max_target_per_class": 10_000}))
+    assert torch.equal(big.target_y, full.target_y) and torch.equal(big.target_x, full.target_x)
+
+
+def test_an_unset_target_cap_is_left_out_of_the_trial_config():
+    """Studies that do not cap the target pool keep their trial configs and spec hashes."""
+    assert "max_target_per_class" not in DataConfig().model_dump()
+    assert DataConfig(max_target_per_class=5).model_dump()["max_target_per_class"] == 5
+    assert DataConfig.model_validate(DataConfig(max_target_per_class=5).model_dump()) == (
+        DataConfig(max_target_per_class=5)
+    )
+
+
 # ---- synthetic -----------------------------------------------------------------------------
 
 

@@ -54,8 +54,9 @@ def build_dataset(
     of the resolved class lists. ``normalization`` None: fitted on the training images of the
     source classes alone (before subsampling, so a training budget leaves the inputs' scale as
     it is), and applied to the source test set and the target pool alike.
-    ``config.max_train_per_class`` keeps that many source training images per class, drawn
-    with ``config.split_seed``.
+    ``config.max_train_per_class`` keeps that many source training images per class, and
+    ``config.max_target_per_class`` that many images of each target class in the target pool,
+    both drawn with ``config.split_seed``.
 
     Raises:
         DataConfigError: naming the option to change, when the source test split is empty.
@@ -92,18 +93,32 @@ def build_dataset(
         notes=list(notes),
     )
     if target:
-        dataset.target_x, dataset.target_y = _target_pool(pools, target, norm)
+        dataset.target_x, dataset.target_y = _target_pool(pools, target, norm, config)
     return dataset
 
 
 def _target_pool(
-    pools: Pools, target: list[int], norm: dict[str, Any]
+    pools: Pools, target: list[int], norm: dict[str, Any], config: DataConfig
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every train and test image of the target classes, or ``config.max_target_per_class``
+    of each drawn with ``config.split_seed`` (subsampled before normalising: only the kept
+    images are copied)."""
     n_classes = len(pools.class_names)
     train_idx, train_y = _select(pools.train_y, target, n_classes)
     test_idx, test_y = _select(pools.test_y, target, n_classes)
-    raw = torch.cat([pools.train_x[train_idx], pools.test_x[test_idx]])  # (N_target, C, H, W)
-    return normalize(raw, **norm), torch.cat([train_y, test_y])
+    labels = torch.cat([train_y, test_y])  # (N_target,)
+    keep = None
+    if config.max_target_per_class is not None:
+        keep = subsample_per_class(
+            labels, max_per_class=config.max_target_per_class, seed=config.split_seed
+        )
+    n_train = len(train_idx)
+    if keep is None:
+        raw = torch.cat([pools.train_x[train_idx], pools.test_x[test_idx]])  # (N_target, C, H, W)
+        return normalize(raw, **norm), labels
+    from_train, from_test = keep[keep < n_train], keep[keep >= n_train] - n_train
+    raw = torch.cat([pools.train_x[train_idx[from_train]], pools.test_x[test_idx[from_test]]])
+    return normalize(raw, **norm), labels[keep]
 
 
 def _select(
