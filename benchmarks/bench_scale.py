@@ -112,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suggestions", type=int, help="time the searcher alone, N trials")
     parser.add_argument("--kill-at", type=float, help="SIGKILL the driver once this fraction "
                         "of the trials is done, time `gcnc status` and the resume")  # fmt: skip
+    parser.add_argument("--stop-after-resume", action="store_true", help="with --kill-at: "
+                        "interrupt the resumed driver at its first new trial and end")  # fmt: skip
     args = parser.parse_args(argv)
 
     os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -120,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["GCNC_TRAINABLES"] = "testing.sleep=sleepy:run"
     if args.suggestions:
         return searcher_cost(args.search, args.suggestions)
+    if args.stop_after_resume and not args.kill_at:
+        parser.error("--stop-after-resume needs --kill-at")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the cluster is shut down
     work = Path(tempfile.mkdtemp(prefix="gcnc-scale-", dir="/tmp"))
     os.environ["RAY_TMPDIR"] = str(work)
@@ -154,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         f"driver CPU per trial: {last.cpu_ms_per_trial:.0f} ms at {last.trials} trials; "
         f"peak RSS: {last.peak_rss_mb:.0f} MB"
     )
+    if args.stop_after_resume:  # ended on purpose before the last trial
+        return 0 if all(r.done >= args.kill_at * r.trials for r in results) else 1
     return 0 if all(r.done == r.trials for r in results) else 1
 
 
@@ -236,14 +242,18 @@ def run_once(n: int, args: argparse.Namespace, address: str, work: Path) -> Meas
             killed = kill_and_resume(proc, sdir, address, logs)
             first_cpu, proc, out = cpu, killed.pop("proc"), killed.pop("out")
             cpu = 0.0
+            print(f"  killed at {killed['done']} trials done; gcnc status on it: "
+                  f"{killed['status_s']:.2f} s; gcnc resume → its first new trial: "
+                  f"{killed['first_s']:.1f} s", flush=True)  # fmt: skip
+            if args.profile:
+                spy = profile(proc.pid, args.profile, n, name="resume")
+            if args.stop_after_resume:
+                proc.send_signal(signal.SIGINT)  # Ctrl-C: the run records its interruption
             continue
         time.sleep(0.2)
     wall = time.monotonic() - started
     if killed is not None:
         cpu += first_cpu
-        print(f"  killed at {killed['done']} trials done; gcnc status on it: "
-              f"{killed['status_s']:.2f} s; gcnc resume → its first new trial: "
-              f"{killed['first_s']:.1f} s", flush=True)  # fmt: skip
     if spy is not None:
         spy.wait(timeout=60)
     if proc.returncode != 0:
@@ -284,10 +294,10 @@ def kill_and_resume(proc: subprocess.Popen, sdir: Path, address: str, logs: Path
             "out": out}  # fmt: skip
 
 
-def profile(pid: int, folder: Path, n: int) -> subprocess.Popen:
+def profile(pid: int, folder: Path, n: int, name: str = "driver") -> subprocess.Popen:
     folder.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw",
-                             "--rate", "50", "--gil", "--output", str(folder / f"driver-{n}.txt")],
+                             "--rate", "50", "--gil", "--output", str(folder / f"{name}-{n}.txt")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
