@@ -53,6 +53,7 @@ STUDY_FILES = {
     "glyphs-5-sources": "studies/transfer/glyphs_5_sources.toml",
     "glyphs-40-sources": "studies/transfer/glyphs_40_sources.toml",
     "fonts-64-sources": "studies/transfer/fonts_64_sources.toml",
+    "fashion-mnist-vgg11-layers": "studies/depth/fashion_mnist_vgg11_layers.toml",
 }
 
 
