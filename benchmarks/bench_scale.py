@@ -5,6 +5,7 @@
     python benchmarks/bench_scale.py --trials 2000 --search asha     # random points, ASHA stops
     python benchmarks/bench_scale.py --trials 500 --profile /tmp/prof   # py-spy of the driver
     python benchmarks/bench_scale.py --trials 10000 --kill-at 0.5   # + status and resume
+    python benchmarks/bench_scale.py --trials 10000 --epochs 2 --kill-at 0.5 --stop-after-resume
 
 A cluster of ``--nodes`` Ray nodes (``ray.cluster_utils.Cluster``: one head, the rest worker
 nodes, each declaring ``--cpus-per-node`` CPUs, so Tune sees many slots) runs, for each N, a
@@ -239,14 +240,13 @@ def run_once(n: int, args: argparse.Namespace, address: str, work: Path) -> Meas
     while proc.poll() is None:
         cpu, rss = max(cpu, driver_cpu(proc.pid)), max(rss, peak_rss_mb(proc.pid))
         if args.kill_at and killed is None and trials_done(sdir) >= args.kill_at * n:
-            killed = kill_and_resume(proc, sdir, address, logs)
+            killed = kill_and_resume(proc, sdir, address, logs, args.profile, n)
             first_cpu, proc, out = cpu, killed.pop("proc"), killed.pop("out")
+            spy = killed.pop("spy") or spy
             cpu = 0.0
             print(f"  killed at {killed['done']} trials done; gcnc status on it: "
                   f"{killed['status_s']:.2f} s; gcnc resume → its first new trial: "
                   f"{killed['first_s']:.1f} s", flush=True)  # fmt: skip
-            if args.profile:
-                spy = profile(proc.pid, args.profile, n, name="resume")
             if args.stop_after_resume:
                 proc.send_signal(signal.SIGINT)  # Ctrl-C: the run records its interruption
             continue
@@ -272,9 +272,12 @@ def launch(cmd: list[str]) -> tuple[subprocess.Popen, list[str]]:
     return proc, out
 
 
-def kill_and_resume(proc: subprocess.Popen, sdir: Path, address: str, logs: Path) -> dict:
+def kill_and_resume(
+    proc: subprocess.Popen, sdir: Path, address: str, logs: Path, spy_dir: Path | None, n: int
+) -> dict:
     """SIGKILL the driver; time ``gcnc status`` on the study, then start ``gcnc resume`` and
-    wait for its first new trial (a new line in the stand-in trainable's start log)."""
+    wait for its first new trial (a new line in the stand-in trainable's start log); with
+    ``spy_dir``, py-spy records the resumed driver from its start."""
     proc.kill()
     proc.wait()
     done = trials_done(sdir)
@@ -287,11 +290,12 @@ def kill_and_resume(proc: subprocess.Popen, sdir: Path, address: str, logs: Path
     t0 = time.monotonic()
     resumed, out = launch([sys.executable, "-m", "orchestrator", "resume", str(sdir),
                            "--address", address])  # fmt: skip
+    spy = profile(resumed.pid, spy_dir, n, name="resume") if spy_dir else None
     while len(log.read_text().splitlines()) <= before and resumed.poll() is None:
         time.sleep(0.1)
     first_s = time.monotonic() - t0
     return {"done": done, "status_s": status_s, "first_s": first_s, "proc": resumed,
-            "out": out}  # fmt: skip
+            "out": out, "spy": spy}  # fmt: skip
 
 
 def profile(pid: int, folder: Path, n: int, name: str = "driver") -> subprocess.Popen:
