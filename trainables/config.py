@@ -8,7 +8,7 @@ dict (``TrialConfig.model_dump()``) and parses it back with ``TrialConfig.from_d
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -26,6 +26,18 @@ from pydantic import (
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Options added after studies were written, each left out of a dump while it holds this
+    # value: a study that does not use one keeps the trial configs and spec hash it had.
+    LEFT_OUT_WHEN: ClassVar[dict[str, Any]] = {}
+
+    @model_serializer(mode="wrap")
+    def _without_later_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name, value in self.LEFT_OUT_WHEN.items():
+            if name in data and data[name] == value:
+                del data[name]
+        return data
+
 
 class DataConfig(_Section):
     """Which dataset, where its files are, and the source/target class split."""
@@ -40,14 +52,7 @@ class DataConfig(_Section):
     split_seed: int = 0  # seeds a documented split where no official class list exists
     options: dict[str, Any] = Field(default_factory=dict)  # dataset-specific
 
-    @model_serializer(mode="wrap")
-    def _without_unset_target_cap(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Leave ``max_target_per_class`` out while it is None: a study that does not cap its
-        target pool keeps the trial configs and spec hash it had before the option existed."""
-        data = handler(self)
-        if data.get("max_target_per_class") is None:
-            data.pop("max_target_per_class", None)
-        return data
+    LEFT_OUT_WHEN: ClassVar[dict[str, Any]] = {"max_target_per_class": None}
 
 
 class ModelConfig(_Section):
@@ -136,14 +141,7 @@ class MetricsConfig(_Section):
             raise ValueError(f"layer {repeated[0]!r} is listed twice")
         return layers
 
-    @model_serializer(mode="wrap")
-    def _without_default_layers(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Leave ``layers`` out while it is ``"last"``: a study without per-layer measures
-        keeps the trial configs and spec hash it had before they existed."""
-        data = handler(self)
-        if data.get("layers") == "last":
-            del data["layers"]
-        return data
+    LEFT_OUT_WHEN: ClassVar[dict[str, Any]] = {"layers": "last"}
 
 
 class TrialConfig(_Section):

@@ -107,18 +107,18 @@ def _target_pool(
     train_idx, train_y = _select(pools.train_y, target, n_classes)
     test_idx, test_y = _select(pools.test_y, target, n_classes)
     labels = torch.cat([train_y, test_y])  # (N_target,)
-    keep = None
     if config.max_target_per_class is not None:
         keep = subsample_per_class(
             labels, max_per_class=config.max_target_per_class, seed=config.split_seed
+        )  # sorted: the kept train images first, then the kept test images
+        n_train = len(train_idx)
+        train_idx, test_idx = (
+            train_idx[keep[keep < n_train]],
+            test_idx[keep[keep >= n_train] - n_train],
         )
-    n_train = len(train_idx)
-    if keep is None:
-        raw = torch.cat([pools.train_x[train_idx], pools.test_x[test_idx]])  # (N_target, C, H, W)
-        return normalize(raw, **norm), labels
-    from_train, from_test = keep[keep < n_train], keep[keep >= n_train] - n_train
-    raw = torch.cat([pools.train_x[train_idx[from_train]], pools.test_x[test_idx[from_test]]])
-    return normalize(raw, **norm), labels[keep]
+        labels = labels[keep]
+    raw = torch.cat([pools.train_x[train_idx], pools.test_x[test_idx]])  # (N_target, C, H, W)
+    return normalize(raw, **norm), labels
 
 
 def _select(
