@@ -23,7 +23,7 @@ import pandas as pd
 from analysis import aggregate
 from analysis.load import ResultsError, StudyResults, study_dir
 from analysis.options import Options
-from analysis.text import fmt, interval
+from analysis.text import fmt, interval, listed
 from studyfiles import schema
 from studyfiles.layout import LAYERS_TABLE
 from studyfiles.tables import read_table
@@ -129,7 +129,7 @@ def _joined(rows: pd.DataFrame, study: StudyResults) -> pd.DataFrame:
     if orphans:
         study.warnings.append(
             f"layers table: {len(orphans)} trials have layer rows but no metrics rows "
-            f"({_listed(orphans)}): left out"
+            f"({listed(orphans)}): left out"
         )
     rows = rows.merge(info, on="trial_id", how="inner")
     expected = study.meta.get("spec_hash")
@@ -188,14 +188,8 @@ def _note_short(rows: pd.DataFrame, study: StudyResults) -> None:
     ]
     study.warnings.append(
         f"layers table: {len(short)} of {len(last)} trials lack layer rows of their last "
-        f"evaluations (their layer rows: {_listed(described)}): the comparisons across depth "
+        f"evaluations (their layer rows: {listed(described)}): the comparisons across depth "
         "go without their values where the rows are missing"
-    )
-
-
-def _listed(items: list[str], limit: int = 5) -> str:
-    return ", ".join(items[:limit]) + (
-        f", … {len(items) - limit} more" if len(items) > limit else ""
     )
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 from analysis.aggregate import final_rows, summarize
 from analysis.load import StudyResults
 from analysis.options import Options
-from analysis.text import fmt, interval
+from analysis.text import fmt, interval, listed
 from studyfiles.target import ENDED, SearchTarget
 from studyfiles.target import search_target as target_of
 
@@ -252,7 +252,7 @@ def _notes(
     if len(missing):
         pairs = zip(missing["trial_id"], missing["diverged"], strict=True)
         named = [f"{t} (diverged)" if d else t for t, d in pairs]
-        lines.append(f"Not ranked, without a {metric} value: {_listed(named)}.")
+        lines.append(f"Not ranked, without a {metric} value: {listed(named)}.")
     status = study.trials["status"] if "status" in study.trials else pd.Series(dtype=object)
     others = status[~status.isin(ENDED)].fillna("unknown").replace({"error": "failed"})
     if len(others):
@@ -283,8 +283,3 @@ def _seeds_note(ended: pd.DataFrame, seed: str, options: Options) -> str:
             "metric; an interval within [0, 1] for a fraction); a stopped trial counts in none."
         )
     return f"No interval across seeds: no setting ({setting}) ran to the end twice."
-
-
-def _listed(names: list[str], limit: int = 5) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

@@ -22,3 +22,9 @@ def interval(mid: float, low: float, high: float) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return fmt(mid)
     return f"{fmt(mid)} [{fmt(low)}, {fmt(high)}]"
+
+
+def listed(names: list[str], limit: int = 5) -> str:
+    """The first ``limit`` of ``names``, comma-separated, and how many more there are."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
