@@ -229,6 +229,25 @@ class StudyRun:
         self.book.rerun(trial_id)
         self.rerun.add(trial_id)
 
+    def grid_points_to_run(self) -> list[int]:
+        """The indices of a grid's points this run starts, read from the trial book alone:
+        every trial that has not ended (pending, interrupted, failed: a failed trial is
+        tried again, its cause may be fixed), and every trial that ended before this run
+        and whose rows were lost since (run again from its start). A trial that ended after
+        the book's last write (a driver killed in between) is among them: it finds its rows
+        compacted and ends at once, without training."""
+        assert self.job.points is not None, "a searcher's trials are not known ahead"
+        indices = []
+        for index in range(len(self.job.points)):
+            trial_id = self.job.trial_id({"point": index}, "")
+            rec = self.book.trials[trial_id]
+            if rec.status in ("done", "stopped") and self._rows_lost(trial_id):
+                self._run_again(trial_id)
+            if rec.status not in ("done", "stopped"):
+                indices.append(index)
+        self.book.flush(force=True)
+        return indices
+
     def rerun_configs(self) -> list[dict[str, Any]]:
         """What the runner gives each trial to run again, under
         :data:`orchestrator.trial.RERUN`: its id and its point."""

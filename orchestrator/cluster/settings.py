@@ -52,7 +52,9 @@ def _snapshot_period(study: StudySpec) -> float:
     rewritten whole each time, so the period grows with the study: the driver's cost of a
     snapshot per trial stays flat).
 
-    A grid's trials are fixed, so a killed driver only loses progress, which checkpoints
+    A grid without a scheduler is never restored from a snapshot (a resume runs a new
+    experiment over what the trial book holds unended): one an hour. A grid's trials are
+    fixed, so with a scheduler a killed driver only loses progress, which checkpoints
     bound: a trial that ended after the last snapshot starts again on resume, finds its
     rows complete and ends at once. A searcher's trial proposed after the last snapshot is
     forgotten (then abandoned): snapshot nearly every step while the study is small, and
@@ -62,4 +64,9 @@ def _snapshot_period(study: StudySpec) -> float:
     n = algorithm.count(study)
     if algorithm.proposes:
         return max(0.1, min(120.0, n / 100))
+    if study.scheduler is None:
+        return UNREAD_SNAPSHOT_S
     return max(2.0, n / 200)
+
+
+UNREAD_SNAPSHOT_S = 3600.0  # Tune's snapshots of an experiment nothing restores

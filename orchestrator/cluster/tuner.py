@@ -4,8 +4,13 @@ Grids and random searches give Tune the index of each point (``{"point": i}``); 
 search proposes the points itself. Each trial runs :func:`orchestrator.trial.run_trial`,
 which gives Tune each row as a result; its checkpoints are the study's own
 (:mod:`orchestrator.checkpoints`), so Tune's experiment state never names a checkpoint.
-Resuming restores the experiment: unfinished and errored trials start again and continue
-from their newest checkpoint, finished ones are kept.
+A grid without a scheduler runs, each time the study is run or resumed, a new experiment
+over the points gcnc's trial book holds unended (:meth:`StudyRun.grid_points_to_run`):
+nothing of it lives in Tune but the trials of the run, so a resume never rebuilds the
+trials that ended. Where Tune holds the study's state (a searcher's history, a
+scheduler's rungs), resuming restores the experiment: unfinished and errored trials start
+again, finished ones are kept. Either way a trial that starts again continues from its
+newest checkpoint.
 
 SIGINT and SIGTERM stop a run in order (:mod:`orchestrator.interrupts`): Tune is asked to
 end its experiment as on its own SIGUSR1 (it saves its state, then stops the trials), and
@@ -25,6 +30,7 @@ from typing import Any
 
 import ray
 from ray import tune
+from ray.train._internal import session as _tune_session  # where Tune's function trials live
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search.optuna import OptunaSearch
@@ -62,9 +68,14 @@ def run_study(
         with reporting_to(run):
             if stop is not None:
                 stop.graceful = _end_tune_experiment
-            _tuner(study, job, sdir).fit()
-            if run.rerun and not (stop is not None and stop.requested):
-                _rerun_tuner(study, job, sdir, run.rerun_configs()).fit()
+            if job.points is not None and study.scheduler is None:
+                points = run.grid_points_to_run()
+                if points:
+                    _grid_tuner(study, job, sdir, points).fit()
+            else:
+                _tuner(study, job, sdir).fit()
+                if run.rerun and not (stop is not None and stop.requested):
+                    _rerun_tuner(study, job, sdir, run.rerun_configs()).fit()
     except BaseException:
         run.abort(look=False)
         raise
@@ -97,7 +108,9 @@ class TuneReporter:
     Tune only every ``every_s`` seconds (and at once when it diverged or the trial could not
     start): the driver then learns of a running trial's progress a little later, and a
     trial of short epochs costs it a few results instead of one per epoch. The rows and the
-    trial's end are read from the study directory either way.
+    trial's end are read from the study directory either way. A trial Tune asked to stop
+    (the run is being stopped) learns so at its next report: its next row is passed on at
+    once, so it stops there instead of training on until the interval is up.
 
     Args:
         keys: the keys Tune is given (:func:`tune_keys`).
@@ -110,14 +123,25 @@ class TuneReporter:
 
     def report_result(self, metrics: Mapping[str, Any]) -> None:
         now = time.monotonic()
-        urgent = SETUP_FAILED in metrics or bool(metrics.get("diverged"))
+        urgent = SETUP_FAILED in metrics or bool(metrics.get("diverged")) or asked_to_stop()
         if not urgent and now - self._last < self.every_s:
             return
         self._last = now
         tune.report({k: v for k, v in metrics.items() if k in self.keys and _reportable(v)})
 
 
-REPORT_EVERY_S = 5.0  # a grid trial's results to Tune, at most this often (nothing acts on them)
+def asked_to_stop() -> bool:
+    """Whether Tune asked the trial running in this thread's process to stop (it sets its
+    session's stop event, which the trial sees at its next report). False outside a trial."""
+    session = _tune_session.get_session()
+    event = getattr(session, "stop_event", None)
+    return event is not None and event.is_set()
+
+
+# A grid trial's results to Tune, at most this often (nothing acts on them). Tune can stop a
+# trial only between two of its results (its actor is busy waiting for the next one until
+# then): a stop of the run reaches such a trial within this interval, or its next epoch.
+REPORT_EVERY_S = 1.0
 
 
 def report_every_s(study: StudySpec) -> float:
@@ -188,6 +212,17 @@ def _tuner(study: StudySpec, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
         trainable,
         param_space=_param_space(job),
         tune_config=tune_config,
+        run_config=_run_config(study, job, sdir, name=posixpath.basename(sdir.tune)),
+    )
+
+
+def _grid_tuner(study: StudySpec, job: TrialJob, sdir: StudyDir, points: list[int]) -> tune.Tuner:
+    """A new experiment over the given points of a grid without a scheduler (Tune keeps no
+    state of such a study that a resume would need: the trial book says what is left)."""
+    return tune.Tuner(
+        _trainable(study, job),
+        param_space={"point": tune.grid_search(points)},
+        tune_config=_tune_config(study, search_alg=None, scheduler=_FIFO(), num_samples=1),
         run_config=_run_config(study, job, sdir, name=posixpath.basename(sdir.tune)),
     )
 

@@ -248,6 +248,31 @@ def test_trials_the_runner_restored_as_ended_are_recorded_as_such(setup):
     assert statuses == {"t00000": ("done", 2), "t00001": ("error", 1), "t00002": ("pending", None)}
 
 
+def test_a_grid_resumes_from_its_book_the_trials_not_ended_and_those_whose_rows_were_lost(
+    setup,
+):
+    study, sdir, job = setup
+    first = StudyRun(study, job, sdir)
+    assert first.grid_points_to_run() == [0, 1, 2]  # a new study: every point
+    for index in (0, 1):
+        first.started(f"r{index}", {"point": index})
+        run_trial(job, job.points[index], f"t{index:05d}", Results())
+        first.completed(f"r{index}", {"point": index})
+    first.started("r2", {"point": 2})
+    first.errored("r2", {"point": 2}, "RuntimeError: boom", retrying=False)
+    first.abort()  # (not merged: each trial's rows stay its own)
+    assert StudyRun(study, job, sdir).grid_points_to_run() == [2]  # a failed trial: again
+
+    config = job.config(job.points[1])
+    job.sink("t00001", config).remove_unmerged()  # its rows, lost by hand
+    assert job.checkpoints("t00001", config).load() is not None
+    resumed = StudyRun(study, job, sdir)
+    assert resumed.grid_points_to_run() == [1, 2]
+    assert job.checkpoints("t00001", config).load() is None  # it runs again from its start
+    trials = read_trials(sdir.location).set_index("trial_id")
+    assert trials["status"].to_dict() == {"t00000": "done", "t00001": "pending", "t00002": "error"}
+
+
 def test_a_run_being_stopped_takes_nothing_the_runner_says_at_its_end_as_an_ending(setup):
     study, sdir, job = setup
     stopping = []

@@ -1,7 +1,10 @@
 """A killed driver of a 2,000-trial study, resumed: nothing lost, nothing twice, no
-finished trial run again, at the size where the driver's snapshots are seconds apart."""
+finished trial run again, at the size where the driver's writes of its trial book are
+seconds apart; the resume's Tune experiment holds only the trials that had not ended."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from gcnc_testkit import (
@@ -46,6 +49,10 @@ def test_a_killed_2000_trial_study_resumes_to_its_end(spawn, tmp_path):
 
     out = finish(gcnc(spawn, "resume", str(study_dir), "--no-report"), timeout_s=2400)
     assert f"wide: {TRIALS}/{TRIALS} trials done" in out, out
+    states = sorted((study_dir / "tune").glob("experiment_state-*.json"),
+                    key=lambda p: p.stat().st_mtime)  # fmt: skip
+    resumed = json.loads(states[-1].read_text())["trial_data"]  # the resume's experiment
+    assert len(resumed) == TRIALS - len(done_before)  # the ended trials are not rebuilt
     trials = read_trials(study_dir)
     assert len(trials) == TRIALS and (trials["status"] == "done").all()
     rows = read_rows(study_dir)

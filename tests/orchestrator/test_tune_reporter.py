@@ -3,6 +3,9 @@ scheduler, a result every few seconds instead of one per epoch."""
 
 from __future__ import annotations
 
+import threading
+from types import SimpleNamespace
+
 import pytest
 from gcnc_testkit import write_study
 
@@ -60,3 +63,22 @@ def test_a_throttled_trial_sends_its_first_row_and_then_one_per_interval(monkeyp
     reporter.report_result({**ROW, "epoch": 4, "diverged": True})  # at once, whenever
     reporter.report_result({SETUP_FAILED: "ValueError: bad"})
     assert sent[2:] == [{"epoch": 4, "diverged": True}, {SETUP_FAILED: "ValueError: bad"}]
+
+
+def test_a_throttled_trial_passes_its_next_row_on_at_once_once_tune_asked_it_to_stop(
+    monkeypatch, sent
+):
+    clock = iter([100.0, 100.5, 101.0])
+    monkeypatch.setattr(tuner.time, "monotonic", lambda: next(clock))
+    session = SimpleNamespace(stop_event=threading.Event())
+    monkeypatch.setattr(tuner._tune_session, "get_session", lambda: session)
+    reporter = tuner.TuneReporter(frozenset({"epoch", "diverged", SETUP_FAILED}), 5.0)
+    reporter.report_result({**ROW, "epoch": 0})
+    reporter.report_result({**ROW, "epoch": 1})  # within the interval: kept back
+    session.stop_event.set()  # the run is being stopped: Tune stops its trials
+    reporter.report_result({**ROW, "epoch": 2})  # passed on (Tune's report ends the trial)
+    assert [r["epoch"] for r in sent] == [0, 2]
+
+
+def test_outside_a_tune_trial_no_stop_is_asked():
+    assert tuner.asked_to_stop() is False
