@@ -95,25 +95,31 @@ def starts(folder: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def read_rows(study_dir: str | os.PathLike) -> pd.DataFrame:
-    """Every metrics row as docs/schema.md tells a reader to: concatenate all files, keep
-    the latest ``written_at`` per ``(trial_id, epoch)``. Written with pandas, independently
-    of the orchestrator's own reader."""
-    files = glob.glob(os.path.join(study_dir, "metrics", "**", "*.parquet"), recursive=True)
+# A table's key (docs/schema.md): the metrics table's, and the layers table's.
+KEYS = {"metrics": ["trial_id", "epoch"], "layers": ["trial_id", "epoch", "layer"]}
+
+
+def _table_files(study_dir: str | os.PathLike, table: str) -> list[str]:
+    return sorted(glob.glob(os.path.join(study_dir, table, "**", "*.parquet"), recursive=True))
+
+
+def read_rows(study_dir: str | os.PathLike, table: str = "metrics") -> pd.DataFrame:
+    """Every row of ``table`` (metrics or layers) as docs/schema.md tells a reader to:
+    concatenate all files, keep the latest ``written_at`` per key. Written with pandas,
+    independently of the orchestrator's own reader."""
+    files = _table_files(study_dir, table)
     if not files:
         return pd.DataFrame()
     frames = [pq.ParquetFile(f).read().to_pandas() for f in files]
     raw = pd.concat(frames, ignore_index=True)
-    latest = raw.sort_values("written_at", kind="stable").drop_duplicates(
-        ["trial_id", "epoch"], keep="last"
-    )
-    return latest.sort_values(["trial_id", "epoch"]).reset_index(drop=True)
+    key = KEYS[table]
+    latest = raw.sort_values("written_at", kind="stable").drop_duplicates(key, keep="last")
+    return latest.sort_values(key).reset_index(drop=True)
 
 
-def raw_rows(study_dir: str | os.PathLike) -> pd.DataFrame:
-    """Every row of every metrics file, duplicates included."""
-    files = glob.glob(os.path.join(study_dir, "metrics", "**", "*.parquet"), recursive=True)
-    tables = [pq.ParquetFile(f).read() for f in files]
+def raw_rows(study_dir: str | os.PathLike, table: str = "metrics") -> pd.DataFrame:
+    """Every row of every file of ``table`` (metrics or layers), duplicates included."""
+    tables = [pq.ParquetFile(f).read() for f in _table_files(study_dir, table)]
     if not tables:
         return pd.DataFrame()
     return pa.concat_tables(tables, promote_options="default").to_pandas()
@@ -144,6 +150,23 @@ def gcnc(spawn, *args: str, env: dict[str, str] | None = None) -> subprocess.Pop
 
 def finish(proc: subprocess.Popen, *, timeout_s: float = 300) -> str:
     out, _ = proc.communicate(timeout=timeout_s)
+    assert proc.returncode == 0, out
+    return out
+
+
+def run_study(study: Path, storage: Path, *, timeout_s: float) -> str:
+    """``gcnc run STUDY --storage STORAGE --no-report`` to its end (exit 0 asserted) in a
+    session of its own, reaped after: for a module's fixture, which cannot use ``spawn``.
+    Returns its output."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "run", str(study), "--storage", str(storage),
+         "--no-report"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    finally:
+        reap_session(proc.pid)
     assert proc.returncode == 0, out
     return out
 

@@ -26,7 +26,7 @@ from gcnc_testkit import (
     raw_rows,
     read_rows,
     read_trials,
-    reap_session,
+    run_study,
     session_pids,
     sleep_study,
     starts,
@@ -80,17 +80,7 @@ def rows_of(study_dir: Path) -> pd.DataFrame:
 def uninterrupted(tmp_path_factory, ray_tmpdir) -> pd.DataFrame:
     """The quick study run once without a stop: the rows every interrupted run must match."""
     folder = tmp_path_factory.mktemp("uninterrupted")
-    path = write_study(folder, QUICK)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "run", str(path), "--storage",
-         str(folder / "runs"), "--no-report"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        out, _ = proc.communicate(timeout=300)
-    finally:
-        reap_session(proc.pid)
-    assert proc.returncode == 0, out
+    run_study(write_study(folder, QUICK), folder / "runs", timeout_s=300)
     return rows_of(folder / "runs" / "quick")
 
 

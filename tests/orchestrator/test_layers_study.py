@@ -6,13 +6,10 @@ Every driver runs in a session of its own (``spawn``), reaped at the end of the 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from gcnc_testkit import (
     finish,
@@ -21,7 +18,7 @@ from gcnc_testkit import (
     raw_rows,
     read_rows,
     read_trials,
-    reap_session,
+    run_study,
     wait_for,
     write_study,
 )
@@ -64,42 +61,17 @@ SHARED = ["gc", "geo_collapse", "nc_cdnv", "nc1", "target_nc_cdnv", "fewshot_acc
 KEY = ["trial_id", "epoch", "layer"]
 
 
-def layer_files(study_dir: Path) -> list[Path]:
-    return sorted((study_dir / "layers").rglob("*.parquet"))
-
-
-def layer_rows(study_dir: Path) -> pd.DataFrame:
-    """The layers table as docs/schema.md tells a reader to read it, with pandas."""
-    raw = pd.concat([pq.read_table(f).to_pandas() for f in layer_files(study_dir)])
-    latest = raw.sort_values("written_at", kind="stable").drop_duplicates(KEY, keep="last")
-    return latest.sort_values(KEY).reset_index(drop=True)
-
-
-def raw_layer_count(study_dir: Path) -> int:
-    return sum(pq.read_metadata(f).num_rows for f in layer_files(study_dir))
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory, ray_tmpdir) -> Path:
     """The study run once without a stop."""
     folder = tmp_path_factory.mktemp("depth")
-    path = write_study(folder, DEPTH)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator", "run", str(path), "--storage",
-         str(folder / "runs"), "--no-report"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        out, _ = proc.communicate(timeout=600)
-    finally:
-        reap_session(proc.pid)
-    assert proc.returncode == 0, out
+    run_study(write_study(folder, DEPTH), folder / "runs", timeout_s=600)
     return folder / "runs" / "depth"
 
 
 def test_every_layer_of_every_evaluation_is_one_row_of_the_merged_layers_table(uninterrupted):
-    rows = layer_rows(uninterrupted)
-    assert len(rows) == raw_layer_count(uninterrupted) == 2 * 7 * 5  # trials, evaluations
+    rows = read_rows(uninterrupted, "layers")
+    assert len(rows) == len(raw_rows(uninterrupted, "layers")) == 2 * 7 * 5  # trials, evaluations
     assert [p.name[:5] for p in (uninterrupted / "layers").iterdir()] == ["part-"]
     assert rows.groupby(["trial_id", "epoch"])["layer_name"].agg(list).map(
         tuple
@@ -133,18 +105,21 @@ def test_a_killed_driver_s_resume_leaves_the_layers_table_an_uninterrupted_run_w
 
     def some_epochs_in() -> bool:
         assert driver.poll() is None, "the driver ended before it could be killed"
-        return bool(layer_files(study_dir)) and layer_rows(study_dir)["epoch"].max() >= 2
+        rows = read_rows(study_dir, "layers")
+        return not rows.empty and rows["epoch"].max() >= 2
 
     wait_for(some_epochs_in, timeout_s=300, what="a trial some epochs in")
     kill_driver(driver)
-    before = layer_rows(study_dir)
+    before = read_rows(study_dir, "layers")
     assert before["epoch"].max() < 6 or len(before) < 2 * 7 * 5  # it stopped mid-study
 
     finish(gcnc(spawn, "resume", str(study_dir), "--no-report"), timeout_s=600)
     assert (read_trials(study_dir)["status"] == "done").all()
     assert len(raw_rows(study_dir)) == 2 * 7  # exactly one metrics row per (trial, epoch)
-    assert raw_layer_count(study_dir) == 2 * 7 * 5  # and one layer row per (trial, epoch, layer)
-    after, reference = layer_rows(study_dir), layer_rows(uninterrupted)
+    assert (
+        len(raw_rows(study_dir, "layers")) == 2 * 7 * 5
+    )  # and one layer row per (trial, epoch, layer)
+    after, reference = read_rows(study_dir, "layers"), read_rows(uninterrupted, "layers")
     pd.testing.assert_frame_equal(after[KEY + SHARED], reference[KEY + SHARED])
     kept = before.merge(after, on=KEY, suffixes=("_b", "_a"))
     assert len(kept) == len(before)  # every layer row written before the kill is still there

@@ -229,16 +229,6 @@ def evaluation(epoch: int, loss: float = 1.0, **layer) -> dict:
             "layers": [r | layer for r in LAYERS]}  # fmt: skip
 
 
-def layer_rows(study_dir) -> pd.DataFrame:
-    """Every layers row, the latest per (trial_id, epoch, layer), written with pandas."""
-    files = sorted(Path(study_dir, "layers").rglob("*.parquet"))
-    raw = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    latest = raw.sort_values("written_at", kind="stable").drop_duplicates(
-        ["trial_id", "epoch", "layer"], keep="last"
-    )
-    return latest.sort_values(["trial_id", "epoch", "layer"]).reset_index(drop=True)
-
-
 def test_layer_rows_have_the_schema_columns_in_order_with_their_types():
     table = layer_table(ctx(), "t00001", PARAMS, {"epoch": 2, "step": 20}, LAYERS)
     expected = expand(schema_table("layers/**.parquet"), (1, 5))
@@ -277,7 +267,7 @@ def test_an_evaluation_s_layer_rows_land_in_the_layers_table_before_its_row(sink
         "metrics",
     ]
     assert "layers" not in read_rows(sink.sdir.location).columns
-    got = layer_rows(sink.sdir.location)
+    got = read_rows(sink.sdir.location, "layers")
     assert got[["epoch", "layer", "layer_name", "gc"]].values.tolist() == [
         [0, 1, "block1", 0.5],
         [0, 2, "block2", 1.5],
@@ -299,7 +289,7 @@ def test_layer_rows_are_replaced_rolled_up_and_compacted_with_the_trial(tmp_path
     again = TrialSink(sdir, ctx(), "t00001", PARAMS, roll_every=4)  # restarted at epoch 2
     for epoch in range(3, 7):
         again.write(evaluation(epoch, gc=2.0))
-    rows = layer_rows(sdir.location)
+    rows = read_rows(sdir.location, "layers")
     assert len(rows) == 7 * 2  # one per (epoch, layer)
     assert rows.groupby("epoch")["gc"].first().tolist() == [1.0, 1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
     table, bad = read_table(sdir, "layers")
@@ -308,7 +298,7 @@ def test_layer_rows_are_replaced_rolled_up_and_compacted_with_the_trial(tmp_path
     assert again.compact() == 7
     for folder in (sdir.trial_folder("t00001"), sdir.trial_folder("t00001", table="layers")):
         assert [p.name for p in Path(folder).iterdir()] == ["compacted.parquet"]
-    pd.testing.assert_frame_equal(layer_rows(sdir.location), rows)
+    pd.testing.assert_frame_equal(read_rows(sdir.location, "layers"), rows)
     again.remove_unmerged()
     assert read_table(sdir, "layers") == (None, {})
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 from gcnc_testkit import Results, raw_rows, read_rows, sleep_study, starts
 from sleepy import curve
@@ -68,7 +67,9 @@ def test_a_trial_stopped_after_a_checkpoint_resumes_to_the_same_rows(job, tmp_pa
     assert [s["start_epoch"] for s in starts(tmp_path)] == [0, 0, 2]
 
 
-def test_a_row_written_before_a_lost_checkpoint_is_replayed_not_duplicated(job, monkeypatch):
+def killed_before_the_checkpoint_of_epoch_2(job, monkeypatch) -> None:
+    """Run the job's first trial until it is killed with epoch 2's row written and its
+    checkpoint not yet saved."""
     save = CheckpointStore.save
 
     def dies_at_epoch_2(self, state, *, epoch):
@@ -80,6 +81,10 @@ def test_a_row_written_before_a_lost_checkpoint_is_replayed_not_duplicated(job, 
     with pytest.raises(TrialInterrupted):
         run_trial(job, job.points[0], "t00000", Results())
     monkeypatch.undo()
+
+
+def test_a_row_written_before_a_lost_checkpoint_is_replayed_not_duplicated(job, monkeypatch):
+    killed_before_the_checkpoint_of_epoch_2(job, monkeypatch)
     assert read_rows(job.location)["epoch"].tolist() == [0, 1, 2]  # epoch 2 has no checkpoint
     run_trial(job, job.points[0], "t00000", Results())
     rows = read_rows(job.location)
@@ -170,20 +175,6 @@ def test_a_diverged_trial_reports_it_with_null_metrics(tmp_path):
 # ---------------------------------------------------------- a trial that measures layers
 
 
-def layer_rows(location) -> pd.DataFrame:
-    """The layers table as docs/schema.md tells a reader to read it, with pandas."""
-    files = sorted(Path(location, "layers").rglob("*.parquet"))
-    raw = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    latest = raw.sort_values("written_at", kind="stable").drop_duplicates(
-        ["trial_id", "epoch", "layer"], keep="last"
-    )
-    return latest.sort_values(["trial_id", "epoch", "layer"]).reset_index(drop=True)
-
-
-def raw_layer_rows(location) -> int:
-    return sum(pq.read_metadata(f).num_rows for f in Path(location, "layers").rglob("*.parquet"))
-
-
 @pytest.fixture
 def layers_job(tmp_path):
     extra = '[metrics]\nlayers = "all"\n[sweep]\nseeds = [0, 1]'
@@ -201,7 +192,7 @@ def expected_layers(lr: float, seed: int, epochs: range) -> list[list]:
 def test_a_trial_writes_one_layer_row_per_epoch_and_layer_then_compacts_both_tables(layers_job):
     results = Results()
     run_trial(layers_job, layers_job.points[1], "t00001", results)
-    rows = layer_rows(layers_job.location)
+    rows = read_rows(layers_job.location, "layers")
     got = rows[["epoch", "layer", "layer_name", "gc", "nc_cdnv"]].values.tolist()
     assert got == expected_layers(0.01, 1, range(5))
     assert (rows["train.seed"] == 1).all() and (rows["spec_hash"] == layers_job.ctx.spec_hash).all()
@@ -220,27 +211,17 @@ def test_a_trial_writes_one_layer_row_per_epoch_and_layer_then_compacts_both_tab
 
 
 def test_a_trial_killed_and_resumed_leaves_exactly_one_layer_row_per_key(layers_job, monkeypatch):
-    save = CheckpointStore.save
-
-    def dies_at_epoch_2(self, state, *, epoch):
-        if epoch == 2:
-            raise TrialInterrupted("killed before the checkpoint landed")
-        save(self, state, epoch=epoch)
-
-    monkeypatch.setattr(CheckpointStore, "save", dies_at_epoch_2)
-    with pytest.raises(TrialInterrupted):
-        run_trial(layers_job, layers_job.points[0], "t00000", Results())
-    monkeypatch.undo()
-    assert layer_rows(layers_job.location)["epoch"].unique().tolist() == [0, 1, 2]
+    killed_before_the_checkpoint_of_epoch_2(layers_job, monkeypatch)
+    assert read_rows(layers_job.location, "layers")["epoch"].unique().tolist() == [0, 1, 2]
     with pytest.raises(TrialInterrupted):  # replays epoch 2, killed after epoch 4
         run_trial(layers_job, layers_job.points[0], "t00000", Results(stop_after=3))
     run_trial(layers_job, layers_job.points[0], "t00000", Results())
-    rows = layer_rows(layers_job.location)
+    rows = read_rows(layers_job.location, "layers")
     got = rows[["epoch", "layer", "layer_name", "gc", "nc_cdnv"]].values.tolist()
     assert got == expected_layers(0.01, 0, range(5))
-    assert raw_layer_rows(layers_job.location) == 5 * 3  # compacted: no copy left
+    assert len(raw_rows(layers_job.location, "layers")) == 5 * 3  # compacted: no copy left
     merge_finished(layers_job.study_dir(), table="layers")
-    assert raw_layer_rows(layers_job.location) == 5 * 3
-    assert layer_rows(layers_job.location)[["epoch", "layer"]].values.tolist() == [
+    assert len(raw_rows(layers_job.location, "layers")) == 5 * 3
+    assert read_rows(layers_job.location, "layers")[["epoch", "layer"]].values.tolist() == [
         [e, k] for e in range(5) for k in (1, 2, 3)
     ]
