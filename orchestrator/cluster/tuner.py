@@ -193,7 +193,9 @@ def _trial_dirname(trial: Any) -> str:
 
 
 def _tuner(study: StudySpec, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
-    """The study's experiment: restored where Tune saved it, else new."""
+    """The experiment of a study whose state lives in Tune (a searcher's, a scheduler's):
+    restored where Tune saved it, else new. A grid without a scheduler has its own
+    (:func:`_grid_tuner`)."""
     trainable = _trainable(study, job)
     if _restorable(sdir):
         return tune.Tuner.restore(
