@@ -80,11 +80,11 @@ METRICS: dict[str, Metric] = {
     "gc_logits": Metric("double", "GC of logits", "positive"),
     "geo_collapse": Metric("double", "geometric collapse", "positive"),
     "nc_cdnv": Metric("double", "NC (CDNV)", "positive"),
-    "nc1": Metric("double", scale="positive"),
-    "nc2_etf": Metric("double", scale="positive"),
-    "nc2_equinorm": Metric("double", scale="positive"),
-    "nc3": Metric("double", scale="positive"),
-    "nc4": Metric("double", scale="unit"),
+    "nc1": Metric("double", "NC1 (within / between)", "positive"),
+    "nc2_etf": Metric("double", "NC2 (simplex-ETF error)", "positive"),
+    "nc2_equinorm": Metric("double", "NC2 (equinorm)", "positive"),
+    "nc3": Metric("double", "NC3 (self-duality)", "positive"),
+    "nc4": Metric("double", "NC4 (NCC disagreement)", "unit"),
     "target_nc_cdnv": Metric("double", "target NC (CDNV)", "positive"),
     "ncc_test_error": Metric("double", "NCC test error", "unit"),
     "nc_bound": Metric("double", "NCC error bound (train-side, reconstructed)", "positive"),
@@ -92,7 +92,7 @@ METRICS: dict[str, Metric] = {
     "geocol_bound": Metric("double", "NCC error bound through GeoCol (train-side)", "positive"),
     "fewshot_nc_bound": Metric("double", "few-shot error bound (train-side)", "positive"),
     "diverged": Metric("bool"),
-    "wall_time_s": Metric("double", scale="positive"),
+    "wall_time_s": Metric("double", "wall time (s)", "positive"),
 }
 _FEWSHOT_AFTER = "target_nc_cdnv"
 FEWSHOT = re.compile(r"^fewshot_(acc|ci)_([1-9][0-9]*)shot$")
