@@ -60,13 +60,20 @@ def _snapshot_period(study: StudySpec) -> float:
     forgotten (then abandoned): snapshot nearly every step while the study is small, and
     at most every two minutes.
     """
+    if runs_from_its_book(study):
+        return UNREAD_SNAPSHOT_S
     algorithm = algorithm_of(study)
     n = algorithm.count(study)
     if algorithm.proposes:
         return max(0.1, min(120.0, n / 100))
-    if study.scheduler is None:
-        return UNREAD_SNAPSHOT_S
     return max(2.0, n / 200)
 
 
 UNREAD_SNAPSHOT_S = 3600.0  # Tune's snapshots of an experiment nothing restores
+
+
+def runs_from_its_book(study: StudySpec) -> bool:
+    """Whether each run of the study is a new Tune experiment over the trials its book
+    holds unended, never restored from Tune: a grid (or random search) without a
+    scheduler, whose points are all known and of which Tune keeps no state."""
+    return not algorithm_of(study).proposes and study.scheduler is None

@@ -37,6 +37,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from orchestrator.book import Counts
 from orchestrator.cluster.callback import StudyCallback, reporting_to
+from orchestrator.cluster.settings import runs_from_its_book
 from orchestrator.driver import StudyRun
 from orchestrator.interrupts import StopRequests
 from orchestrator.progress import ProgressView
@@ -68,7 +69,7 @@ def run_study(
         with reporting_to(run):
             if stop is not None:
                 stop.graceful = _end_tune_experiment
-            if job.points is not None and study.scheduler is None:
+            if runs_from_its_book(study):
                 points = run.grid_points_to_run()
                 if points:
                     _grid_tuner(study, job, sdir, points).fit()
@@ -123,8 +124,8 @@ class TuneReporter:
 
     def report_result(self, metrics: Mapping[str, Any]) -> None:
         now = time.monotonic()
-        urgent = SETUP_FAILED in metrics or bool(metrics.get("diverged")) or asked_to_stop()
-        if not urgent and now - self._last < self.every_s:
+        urgent = SETUP_FAILED in metrics or bool(metrics.get("diverged"))
+        if not urgent and now - self._last < self.every_s and not asked_to_stop():
             return
         self._last = now
         tune.report({k: v for k, v in metrics.items() if k in self.keys and _reportable(v)})
@@ -221,12 +222,8 @@ def _tuner(study: StudySpec, job: TrialJob, sdir: StudyDir) -> tune.Tuner:
 def _grid_tuner(study: StudySpec, job: TrialJob, sdir: StudyDir, points: list[int]) -> tune.Tuner:
     """A new experiment over the given points of a grid without a scheduler (Tune keeps no
     state of such a study that a resume would need: the trial book says what is left)."""
-    return tune.Tuner(
-        _trainable(study, job),
-        param_space={"point": tune.grid_search(points)},
-        tune_config=_tune_config(study, search_alg=None, scheduler=_FIFO(), num_samples=1),
-        run_config=_run_config(study, job, sdir, name=posixpath.basename(sdir.tune)),
-    )
+    name = posixpath.basename(sdir.tune)
+    return _plain_tuner(study, job, sdir, {"point": tune.grid_search(points)}, name=name)
 
 
 def _rerun_tuner(
@@ -235,9 +232,17 @@ def _rerun_tuner(
     """A new experiment of the given trials alone (each ``{"rerun": ...}``), whose rows were
     lost: no searcher (their points are known), no scheduler (each runs to its end)."""
     name = f"{posixpath.basename(sdir.tune)}-rerun-{time.strftime('%Y%m%d-%H%M%S')}"
+    return _plain_tuner(study, job, sdir, {RERUN: tune.grid_search(configs)}, name=name)
+
+
+def _plain_tuner(
+    study: StudySpec, job: TrialJob, sdir: StudyDir, param_space: dict[str, Any], *, name: str
+) -> tune.Tuner:
+    """A new experiment of the trials ``param_space`` lists, each once, first in first out:
+    no searcher, no scheduler."""
     return tune.Tuner(
         _trainable(study, job),
-        param_space={RERUN: tune.grid_search(configs)},
+        param_space=param_space,
         tune_config=_tune_config(study, search_alg=None, scheduler=_FIFO(), num_samples=1),
         run_config=_run_config(study, job, sdir, name=name),
     )
