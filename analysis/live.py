@@ -6,17 +6,20 @@ same steps (:mod:`analysis.load`), and keeps what it needs to take the next look
 - of each metrics file, its signature (path, size, modification time, from the listing),
   the trials whose rows it holds and its schema; and, for a small file (a running trial's
   per-epoch or rolled-up rows, a finished trial's compacted ones), its rows. A part file's
-  rows live only in the snapshot's frame: keeping them again would double the memory.
-- the deduplicated rows as a frame, sorted by trial then epoch.
+  rows live only in the snapshot's blocks: keeping them again would double the memory.
+- the deduplicated rows, sorted by trial then epoch, held in blocks of whole trials
+  (:class:`~analysis.blocks.Blocks`).
 
 A refresh lists ``metrics/`` and reads the files whose signature is new (unreadable ones
 are tried again). The trials those files hold, or held before they changed or vanished,
 are *affected*: their rows are rebuilt from every file holding them (small files from
 memory, a part read again only if it holds an affected trial and did not change, which a
-running driver never causes) and put in place of their old rows in the frame. That frame
-is copied once, which is the floor of a refresh's cost; the trials are joined again as
-:func:`~analysis.load.assemble` does. Where the files' schema changes (a new column), the
-whole frame is rebuilt from the files.
+running driver never causes) and put in place of their old rows in the blocks holding
+them; the other blocks are kept as they are. The study is made from the blocks as
+:func:`~analysis.load.assemble` makes it: its warnings now, from what each block knows of
+its rows; its frame (the blocks read whole, the trials joined) when first read, once per
+snapshot. Where the files' schema changes (a new column), every row is rebuilt from the
+files.
 
 A running driver moves rows between files (docs/schema.md); a file it removed is found
 again in the listing: when a file vanished while it was read, or a file whose trials no
@@ -33,12 +36,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from analysis import load
+from analysis.blocks import Blocks
 from analysis.load import ResultsError, StudyResults
 from studyfiles.errors import first_line
 
@@ -292,14 +295,15 @@ class LiveStudy:
             warnings.append(load.unkeyed_warning(unkeyed))
         if not target.equals(old.schema):  # every row brought to the new schema
             frame, _ = load.to_frame(_conformed(files, tables, None, target), [])
+            blocks = Blocks.of(frame, target)
         elif affected:
             holders = {p: f for p, f in files.items() if f.trials & affected}
             new, _ = load.to_frame(_conformed(holders, tables, affected, target), [])
-            frame = _restored(_splice(old.frame, new, affected), target)
+            blocks = old.blocks.replaced(new, affected)
         else:
-            frame = old.frame
-        n_dup = sum(f.rows for f in files.values()) - len(frame)
-        return load.Rows(frame, n_dup, warnings, target)
+            blocks = old.blocks
+        n_dup = sum(f.rows for f in files.values()) - len(blocks)
+        return load.Rows(blocks, n_dup, warnings, target)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -398,56 +402,3 @@ def _unexplained(gone: set[str], state: _State, reads: dict[str, tuple]) -> set[
         if held and not _failed(result):
             held -= _trials_in(result)
     return held
-
-
-def _splice(old: pd.DataFrame, new: pd.DataFrame, trials: set[str]) -> pd.DataFrame:
-    """``old`` with the rows of ``trials`` replaced by ``new`` (their rows now); both are
-    sorted by trial then epoch, with sorted categories. One copy of the frame."""
-    old, new = old.copy(deep=False), new.copy(deep=False)
-    for name in old.columns[[isinstance(t, pd.CategoricalDtype) for t in old.dtypes]]:
-        mine, theirs = old[name].cat.categories, new[name].cat.categories
-        if not mine.equals(theirs):
-            both = mine.union(theirs)
-            if not both.equals(mine):
-                old[name] = old[name].cat.set_categories(both)
-            new[name] = new[name].cat.set_categories(both)
-    categories = old["trial_id"].cat.categories
-    at_old = old["trial_id"].cat.codes.to_numpy()
-    at_new = new["trial_id"].cat.codes.to_numpy()
-    stretches: list[list] = []  # [frame, start, stop]: the rows in order, in few stretches
-    start = 0
-    for code in np.sort(categories.get_indexer(sorted(trials))):
-        if code < 0:  # no row in either
-            continue
-        lo, hi = np.searchsorted(at_old, [code, code + 1])
-        a, b = np.searchsorted(at_new, [code, code + 1])
-        _extend(stretches, old, start, lo)
-        _extend(stretches, new, a, b)
-        start = hi
-    _extend(stretches, old, start, len(old))
-    pieces = [frame.iloc[a:b] for frame, a, b in stretches] or [old.iloc[:0]]
-    return load.sorted_categories(pd.concat(pieces, ignore_index=True))
-
-
-def _extend(stretches: list[list], frame: pd.DataFrame, start: int, stop: int) -> None:
-    """Add rows ``start:stop`` of ``frame``, joining them to the last stretch if they
-    follow it (a merge's trials come in runs)."""
-    if stop <= start:
-        return
-    if stretches and stretches[-1][0] is frame and stretches[-1][2] == start:
-        stretches[-1][2] = stop
-    else:
-        stretches.append([frame, start, stop])
-
-
-def _restored(frame: pd.DataFrame, target: pa.Schema) -> pd.DataFrame:
-    """Integer and boolean columns as Arrow converts them: their own type without nulls
-    (a splice may have removed the last null), float or object with."""
-    for f in target:
-        if not (pa.types.is_integer(f.type) or pa.types.is_boolean(f.type)):
-            continue
-        want = np.dtype(f.type.to_pandas_dtype())
-        column = frame[f.name]
-        if column.dtype != want and not column.isna().any():
-            frame[f.name] = column.astype(want)
-    return frame

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from analysis.blocks import Blocks, sorted_categories
 from studyfiles import InputError, Storage, StudyDir, schema
 from studyfiles.errors import first_line
 from studyfiles.plan import Plan, UnreadablePlan
@@ -72,10 +75,15 @@ class StudyResults:
         refuse_unreadable: whether a layers file that cannot be read makes :attr:`layers`
             raise (as :func:`load_results` does for metrics files unless ``allow_missing``)
             rather than warn.
+
+    A study a live refresh made (:mod:`analysis.live`) is given its rows as
+    :class:`JoinedRows`, held in blocks: ``metrics`` is made from them when first read
+    (once, under a lock), so a refresh that changed one block does not copy the others
+    for a reader that asks for the frame later, or never.
     """
 
     meta: dict
-    metrics: pd.DataFrame
+    metrics: pd.DataFrame  # or JoinedRows: made into the frame when first read
     trials: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
     sweep_params: list[str] = field(default_factory=list)
@@ -83,6 +91,18 @@ class StudyResults:
     n_files: int = 0
     n_duplicates: int = 0
     refuse_unreadable: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.metrics, JoinedRows):  # read through __getattr__ until made
+            self.__dict__["_joined"] = self.__dict__.pop("metrics")
+
+    def __getattr__(self, name: str) -> Any:
+        joined = self.__dict__.get("_joined")
+        if name != "metrics" or joined is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        frame = joined.frame()
+        self.__dict__["metrics"] = frame
+        return frame
 
     @property
     def name(self) -> str:
@@ -173,6 +193,7 @@ def load_results(path_or_uri: str, *, allow_missing: bool = False) -> StudyResul
     trials, note = read_trials(sdir)
     study = assemble(sdir, meta, rows, (trials, note), bad, len(listing), allow=allow_missing)
     study.refuse_unreadable = not allow_missing  # its layers table, read when asked for
+    _ = study.metrics  # a full load hands back its frame made
     return study
 
 
@@ -185,14 +206,14 @@ class Rows:
     """A study's metrics rows before the trials are joined.
 
     Attributes:
-        frame: one row per ``(trial_id, epoch)``, sorted by both; text columns are
-            categoricals whose categories are the values present, sorted.
+        blocks: one row per ``(trial_id, epoch)``, sorted by both, held as blocks of whole
+            trials (:class:`~analysis.blocks.Blocks`); text columns are categoricals.
         n_duplicates: rows dropped as superseded.
         warnings: what reading them met (no files, columns lacking, rows without keys).
         schema: the Arrow schema the files' rows were brought to (:func:`target_schema`).
     """
 
-    frame: pd.DataFrame
+    blocks: Blocks
     n_duplicates: int
     warnings: list[str]
     schema: pa.Schema
@@ -300,14 +321,14 @@ def metrics_rows(good: list[tuple[str, pa.Table]], meta: dict, *, listed: int, w
         table = _empty_metrics(meta)
         empty = table.schema
         frame, n_dup = to_frame(table, warnings)
-        return Rows(frame, n_dup, warnings, empty)
+        return Rows(Blocks.of(frame, empty), n_dup, warnings, empty)
     big = [t for _, t in good if t.num_rows >= DECODE_AS_DICTIONARY]
     small = [t for _, t in good if t.num_rows < DECODE_AS_DICTIONARY]
     small = [_concat(small, good)] if small else []  # strings read plainly: encoded at once
     target = target_schema([t.schema for t in (*big, *small)], good, warnings)
     good.clear()
     frame, n_dup = to_frame(conformed(big, small, target), warnings)
-    return Rows(frame, n_dup, warnings, target)
+    return Rows(Blocks.of(frame, target), n_dup, warnings, target)
 
 
 def _concat(tables: list[pa.Table], files: list[tuple[str, pa.Table]]) -> pa.Table:
@@ -460,26 +481,6 @@ def unkeyed_warning(n: int) -> str:
     return f"{n} metrics rows without trial_id or epoch were skipped"
 
 
-def sorted_categories(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with each categorical's categories the values it holds, sorted: the same
-    rows give the same frame whichever files held them (Parquet's dictionaries follow the
-    files' order)."""
-    for name in frame.columns[[isinstance(t, pd.CategoricalDtype) for t in frame.dtypes]]:
-        values = frame[name].array
-        codes, categories = values.codes, values.categories
-        used = np.bincount(codes[codes >= 0], minlength=len(categories)) > 0
-        if used.all() and categories.is_monotonic_increasing:
-            continue
-        order = np.argsort(categories.to_numpy(dtype=object), kind="stable")
-        keep = order[used[order]]
-        new = np.full(len(categories) + 1, -1, dtype=codes.dtype)  # [-1]: a null stays null
-        new[keep] = np.arange(len(keep))
-        frame[name] = pd.Categorical.from_codes(
-            new[codes], categories=categories[keep], validate=False
-        )
-    return frame
-
-
 def read_trials(sdir: StudyDir) -> tuple[pd.DataFrame | None, str | None]:
     """``trials.parquet``, or None and why it could not be read."""
     where = sdir.storage.child("trials.parquet").location
@@ -505,21 +506,27 @@ def assemble(
     where unreadable, derived from the rows) and the metrics files that could not be read,
     ``bad`` (path -> why), refused unless ``allow``; ``n_files`` metrics files in all.
 
+    The warnings are made here, from what each block of rows knows of itself; the frame
+    with the trials joined, when :attr:`StudyResults.metrics` is first read.
+
     Raises:
         ResultsError: ``bad`` files without ``allow``.
     """
     warnings = list(rows.warnings)
-    metrics = rows.frame.copy(deep=False)  # the trials' columns are joined to this copy
+    blocks = rows.blocks
     table, note = trials
     if table is None:
         warnings.append(str(note))
-        table = _derived_trials(metrics)
+        table = _derived_trials(blocks)
+    reached = blocks.reached()
     if bad:
-        _refuse_or_warn(bad, _rows_lost(table, metrics), warnings, allow=allow)
-    metrics = _join_trials(metrics, table, warnings)
-    _note_unfinished(table, metrics, warnings)
-    _check_provenance(metrics, meta, warnings)
-    sweep = _sweep_params(meta, metrics)
+        _refuse_or_warn(bad, _rows_lost(table, reached), warnings, allow=allow)
+    info = _trial_info(table, reached, warnings)
+    if info is not None:
+        _note_unfinished(info, reached, warnings)
+    _check_provenance(blocks, meta, warnings)
+    sweep = _sweep_params(meta, blocks, info, reached)
+    metrics = JoinedRows(blocks, info)
     study = StudyResults(
         meta, metrics, table, warnings, sweep, sdir.location, n_files, rows.n_duplicates
     )
@@ -527,18 +534,56 @@ def assemble(
     return study
 
 
-def _derived_trials(metrics: pd.DataFrame) -> pd.DataFrame:
-    keys = ["trial_id", *[c for c in metrics if "." in c]]
-    derived = metrics[keys].drop_duplicates("trial_id").reset_index(drop=True)
+class JoinedRows:
+    """A study's metrics frame, made from its blocks when first asked for: the blocks read
+    whole and each trial's status, attempts and sweep keys from ``trials.parquet`` joined
+    to its rows (``info``: the trials by id; None joins nothing). Once made, the blocks are
+    pointed at it (:meth:`~analysis.blocks.Blocks.rebase`): one copy of the rows is held."""
+
+    def __init__(self, blocks: Blocks, info: pd.DataFrame | None) -> None:
+        self._blocks, self._info = blocks, info
+        self._frame: pd.DataFrame | None = None
+        self._lock = threading.Lock()
+
+    def frame(self) -> pd.DataFrame:
+        with self._lock:
+            if self._frame is None:
+                frame = self._blocks.frame()
+                self._blocks.rebase(frame)
+                if self._info is not None:
+                    frame = _join_trials(frame, self._info)
+                self._frame, self._info = frame, None
+            return self._frame
+
+
+def _derived_trials(blocks: Blocks) -> pd.DataFrame:
+    keys = ["trial_id", *[c for c in blocks.columns if "." in c]]
+    firsts = blocks.kept(("first rows", *keys), lambda f: f[keys].drop_duplicates("trial_id"))
+    derived = pd.concat(firsts, ignore_index=True) if firsts else blocks.frame()[keys]
+    derived = derived.reset_index(drop=True)
     derived["status"] = pd.Series([None] * len(derived), dtype="str")
     return derived
 
 
-def _join_trials(metrics: pd.DataFrame, trials: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+def _trial_info(
+    trials: pd.DataFrame, reached: pd.Series | None, warnings: list[str]
+) -> pd.DataFrame | None:
+    """``trials`` by id, to be joined to the rows (None where it has no ``trial_id``);
+    the trials with rows and no row there are named in ``warnings``."""
     if "trial_id" not in trials:
         warnings.append("trials.parquet has no trial_id column; trial status not joined")
-        return metrics
+        return None
     info = trials.drop_duplicates("trial_id", keep="last").set_index("trial_id")
+    orphans = sorted(reached.index.difference(info.index)) if reached is not None else []
+    if orphans:
+        shown = ", ".join(orphans[:5]) + (" …" if len(orphans) > 5 else "")
+        warnings.append(f"{len(orphans)} trials have metrics but no row in trials.parquet: {shown}")
+    return info
+
+
+def _join_trials(metrics: pd.DataFrame, info: pd.DataFrame) -> pd.DataFrame:
+    """``metrics`` with each trial's values of ``info`` spread to its rows."""
+    metrics = metrics.copy(deep=False)
     codes, uniques = pd.factorize(metrics["trial_id"])  # join per trial, then spread to rows
     uniques = np.asarray(uniques, dtype=object)
     pairs = [("status", "trial_status"), ("attempts", "trial_attempts")]
@@ -546,10 +591,6 @@ def _join_trials(metrics: pd.DataFrame, trials: pd.DataFrame, warnings: list[str
     for src, dst in pairs:
         if src in info:
             metrics[dst] = _spread(info[src].reindex(uniques), codes)
-    orphans = sorted(set(uniques) - set(info.index))
-    if orphans:
-        shown = ", ".join(orphans[:5]) + (" …" if len(orphans) > 5 else "")
-        warnings.append(f"{len(orphans)} trials have metrics but no row in trials.parquet: {shown}")
     return metrics
 
 
@@ -562,30 +603,17 @@ def _spread(per_trial: pd.Series, codes: np.ndarray) -> pd.Categorical | np.ndar
     return pd.Categorical.from_codes(values.codes[codes], dtype=values.dtype)
 
 
-def _rows_lost(trials: pd.DataFrame, metrics: pd.DataFrame) -> list[str]:
-    """Trials whose readable rows stop short of the epoch ``trials.parquet`` records."""
+def _rows_lost(trials: pd.DataFrame, reached: pd.Series | None) -> list[str]:
+    """Trials whose readable rows stop short of the epoch ``trials.parquet`` records
+    (``reached``: each trial's last epoch)."""
     if "epochs_done" not in trials or "trial_id" not in trials:
         return []
-    reached = _reached(metrics)
     lost = []
     for t, done in zip(trials["trial_id"], trials["epochs_done"], strict=True):
         got = reached.get(t) if reached is not None else None
         if pd.notna(done) and (got is None or pd.isna(got) or got < done):
             lost.append(str(t))
     return sorted(lost)
-
-
-def _reached(metrics: pd.DataFrame) -> pd.Series | None:
-    """Each trial's last epoch (None without rows): the epoch of its last row, the rows
-    being sorted by trial, then epoch, with the trials' categories sorted likewise."""
-    if not len(metrics):
-        return None
-    trial = metrics["trial_id"]
-    if not isinstance(trial.dtype, pd.CategoricalDtype):
-        return metrics.groupby("trial_id")["epoch"].max()
-    codes = trial.cat.codes.to_numpy()
-    last = np.flatnonzero(np.r_[codes[1:] != codes[:-1], True])
-    return pd.Series(metrics["epoch"].to_numpy()[last], index=trial.cat.categories[codes[last]])
 
 
 def _refuse_or_warn(
@@ -607,15 +635,14 @@ def _refuse_or_warn(
 _NOT_ENDED = ("running", "interrupted")
 
 
-def _note_unfinished(trials: pd.DataFrame, metrics: pd.DataFrame, warnings: list[str]) -> None:
+def _note_unfinished(info: pd.DataFrame, reached: pd.Series | None, warnings: list[str]) -> None:
     """Say which trials did not finish, each started one with the epoch its rows reach,
     and which the scheduler stopped early: every comparison leaves them out (only
-    finished trials are compared, at their final epoch and at matched progress)."""
-    if "status" not in trials or "trial_id" not in trials:
+    finished trials are compared, at their final epoch and at matched progress).
+    ``info``: the trials by id (:func:`_trial_info`)."""
+    if "status" not in info:
         return
-    info = trials.drop_duplicates("trial_id", keep="last").set_index("trial_id")
     status = info["status"].astype("string")
-    reached = _reached(metrics)
     groups = [  # (trials, how they are described)
         (sorted(status.index[status.isin(_NOT_ENDED)]), "started and not ended"),
         (sorted(status.index[status == "error"]), "failed"),
@@ -658,19 +685,46 @@ def _at_epoch(trial_id: str, info: pd.DataFrame, reached: pd.Series | None) -> s
     return f"{trial_id} at epoch {int(epoch)} of {target}"
 
 
-def _check_provenance(metrics: pd.DataFrame, meta: dict, warnings: list[str]) -> None:
+def _check_provenance(blocks: Blocks, meta: dict, warnings: list[str]) -> None:
     expected = meta.get("spec_hash")
-    if expected is None or "spec_hash" not in metrics:
+    if expected is None or "spec_hash" not in blocks.columns:
         return
-    other = metrics["spec_hash"].notna() & (metrics["spec_hash"] != expected)
-    if other.any():
-        hashes = ", ".join(sorted(metrics.loc[other, "spec_hash"].unique()))
-        warnings.append(f"{int(other.sum())} metrics rows carry another spec hash ({hashes})")
+    counts = blocks.kept(("values", "spec_hash"), _value_counts("spec_hash"))
+    other = Counter()
+    for each in counts:
+        other.update({h: n for h, n in each.items() if h != expected})
+    if other:
+        hashes = ", ".join(sorted(other))
+        warnings.append(f"{other.total()} metrics rows carry another spec hash ({hashes})")
 
 
-def _sweep_params(meta: dict, metrics: pd.DataFrame) -> list[str]:
+def _sweep_params(
+    meta: dict, blocks: Blocks, info: pd.DataFrame | None, reached: pd.Series | None
+) -> list[str]:
+    """The keys ``study.json`` declares swept; else (a study made before it declared them)
+    the dotted columns of the rows, and of ``trials.parquet`` joined to them (``info``),
+    that take more than one value."""
     declared = meta.get("sweep_params")
     if isinstance(declared, list):
         return [str(p) for p in declared]
-    dotted = [c for c in metrics if "." in c]
-    return [c for c in dotted if metrics[c].nunique(dropna=True) > 1]
+    swept = []
+    for c in (c for c in blocks.columns if "." in c):
+        values = set().union(*blocks.kept(("values", c), lambda f, c=c: set(_value_counts(c)(f))))
+        if len(values) > 1:
+            swept.append(c)
+    if info is not None and reached is not None:
+        joined = info.reindex(pd.Index(reached.index, dtype=object))
+        swept += [
+            c for c in info if "." in c and c not in blocks.columns and joined[c].nunique() > 1
+        ]
+    return swept
+
+
+def _value_counts(column: str):
+    """A function of a block's rows: how many hold each value of ``column`` (nulls not)."""
+
+    def counts(frame: pd.DataFrame) -> dict:
+        held = frame[column].value_counts(dropna=True, sort=False)
+        return {k: int(n) for k, n in held.items() if n}
+
+    return counts

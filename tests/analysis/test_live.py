@@ -16,6 +16,7 @@ import pytest
 import synthetic_study as synthetic
 from synthetic_study import STALE, SyntheticSpec, write_synthetic_study
 
+import analysis.blocks
 import analysis.load
 from analysis import ResultsError, load_results
 from analysis.live import LiveStudy
@@ -62,8 +63,11 @@ class Driver:
 
 
 def assert_same(live: LiveStudy, root: str, *, allow_missing: bool = False) -> None:
-    """The live snapshot is the study a full load of the directory gives."""
-    got, full = live.study, load_results(root, allow_missing=allow_missing)
+    """The live snapshot is the study a full load of the directory gives (its rows read
+    as one block, whatever size a test gives the live study's)."""
+    with pytest.MonkeyPatch.context() as one_block:
+        one_block.setattr(analysis.blocks, "BLOCK_ROWS", 10**9)
+        got, full = live.study, load_results(root, allow_missing=allow_missing)
     pd.testing.assert_frame_equal(got.metrics, full.metrics)
     pd.testing.assert_frame_equal(got.trials, full.trials)
     assert got.warnings == full.warnings
@@ -297,14 +301,23 @@ def test_not_a_study_and_unreadable_files_at_the_start_are_refused(root, tmp_pat
     assert_same(live, root, allow_missing=True)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_any_sequence_of_driver_steps_keeps_the_snapshot_a_full_load(root, seed, monkeypatch):
-    if seed:
+@pytest.mark.parametrize(
+    ("seed", "block_rows", "look_every"), [(0, None, 1), (1, None, 1), (2, 3, 1), (3, 12, 4)]
+)
+def test_any_sequence_of_driver_steps_keeps_the_snapshot_a_full_load(
+    root, seed, block_rows, look_every, monkeypatch
+):
+    """Seeds 2 and 3 hold the rows in blocks of a trial or two (a refresh replaces some,
+    cuts and empties others), and seed 3 reads the frame only every fourth refresh (the
+    blocks of several refreshes read whole at once)."""
+    if seed % 2:
         monkeypatch.setattr(analysis.load, "DECODE_AS_DICTIONARY", 20)
+    if block_rows:
+        monkeypatch.setattr(analysis.blocks, "BLOCK_ROWS", block_rows)
     rng = random.Random(seed)
     live, driver = LiveStudy(root), Driver(root)
     running = ["t00006", "t00007", "t00008", "t00100", "t00101"]  # two start after the load
-    for _ in range(30):
+    for step_no in range(1, 31):
         step = rng.choice(["evaluate"] * 4 + ["finish", "merge", "remove"])
         if step == "evaluate" and running:
             driver.evaluate(rng.choice(running))
@@ -321,4 +334,5 @@ def test_any_sequence_of_driver_steps_keeps_the_snapshot_a_full_load(root, seed,
         result = live.refresh()
         assert result.problem is None
         assert result.files_total == len(listed(root))
-        assert_same(live, root)
+        if step_no % look_every == 0:
+            assert_same(live, root)
