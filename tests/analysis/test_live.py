@@ -7,7 +7,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import pickle
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
 import pyarrow as pa
@@ -279,6 +281,42 @@ def test_an_earlier_snapshot_stays_as_it_was(root):
     refreshed(live, files_read=2)
     assert live.study is not old and len(live.study.metrics) == len(kept) + 2
     pd.testing.assert_frame_equal(old.metrics, kept)
+
+
+def test_an_earlier_snapshot_read_after_later_refreshes_is_as_it_was(root, monkeypatch):
+    """A snapshot's frame is made when first read: made after two more refreshes (whose
+    blocks share its unchanged ones), it is still the rows it was taken with."""
+    monkeypatch.setattr(analysis.blocks, "BLOCK_ROWS", 12)
+    live, driver = LiveStudy(root), Driver(root)
+    driver.evaluate("t00007")
+    refreshed(live, files_read=1)
+    taken, expected = live.study, load_results(root).metrics
+    for trial in ("t00007", "t00008"):
+        driver.evaluate(trial)
+        refreshed(live, files_read=1)
+    _ = live.study.metrics  # the latest made first
+    pd.testing.assert_frame_equal(taken.metrics, expected)
+    assert_same(live, root)
+
+
+def test_a_snapshot_read_by_several_threads_at_once_is_made_once(root):
+    live, driver = LiveStudy(root), Driver(root)
+    driver.evaluate("t00007")
+    refreshed(live, files_read=1)
+    study = live.study
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        frames = list(pool.map(lambda _: study.metrics, range(8)))
+    assert all(f is frames[0] for f in frames)
+    assert_same(live, root)
+
+
+def test_a_snapshot_pickles_with_its_rows(root):
+    live, driver = LiveStudy(root), Driver(root)
+    driver.evaluate("t00007")
+    refreshed(live, files_read=1)
+    copy = pickle.loads(pickle.dumps(live.study))  # not read before: made to be pickled
+    pd.testing.assert_frame_equal(copy.metrics, load_results(root).metrics)
+    assert copy.warnings == live.study.warnings
 
 
 def test_a_uri_reads_like_a_path(root):
