@@ -62,6 +62,7 @@ class ProgressView:
         self.interval_s, self.quiet_interval_s = interval_s, quiet_interval_s
         self.started = time.monotonic()
         self._base_work: float | None = None
+        self._first_work: tuple[float, float] | None = None  # (when, work done) first seen
         self._last_time = float("-inf")
         self._last_line = ""
         self._tty = bool(getattr(self.out, "isatty", lambda: False)())
@@ -77,12 +78,11 @@ class ProgressView:
         now = time.monotonic()
         if self._base_work is None:
             self._base_work = work_done  # work resumed from an earlier run is not a rate
+        if self._first_work is None and work_done > self._base_work:
+            self._first_work = (now, work_done)
         if not force and now - self._last_time < self.interval_s:
             return
-        eta = eta_seconds(
-            elapsed_s=now - self.started, work_done=work_done - self._base_work, work_left=work_left
-        )
-        line = status_line(self.name, counts, eta_s=eta)
+        line = status_line(self.name, counts, eta_s=self._eta(now, work_done, work_left))
         changed = line.split(" · ETA")[0] != self._last_line.split(" · ETA")[0]
         if self._tty:
             self.out.write("\r\033[K" + line)
@@ -92,6 +92,16 @@ class ProgressView:
             return
         self.out.flush()
         self._last_time, self._last_line = now, line
+
+    def _eta(self, now: float, work_done: float, work_left: float) -> float | None:
+        """Time left at the rate seen since this run's first work was done: the start
+        before it (Ray, a resumed study's trials set up again) is not a rate of work."""
+        if work_left <= 0:
+            return 0.0
+        if self._first_work is None:
+            return None
+        since, done = self._first_work
+        return eta_seconds(elapsed_s=now - since, work_done=work_done - done, work_left=work_left)
 
     def note(self, text: str) -> None:
         """A line of its own (say, a trial that failed), above the redrawn status line."""

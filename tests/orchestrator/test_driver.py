@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gcnc_testkit import Results, raw_rows, read_rows, read_trials, sleep_study, starts
 
-from orchestrator import cli, driver
+from orchestrator import cli, driver, progress
 from orchestrator.book import Counts
 from orchestrator.driver import RunnerTrial, StudyRun
 from orchestrator.parts import list_parts
@@ -111,6 +111,25 @@ def test_off_a_terminal_a_line_is_printed_when_the_counts_change():
         "s: 0/2 done · 1 running · 0 failed · 0 diverged",
         "s: 1/2 done · 1 running · 0 failed · 0 diverged",
     ]
+
+
+def test_the_eta_is_the_rate_since_the_first_work_of_the_run_not_since_its_start(monkeypatch):
+    """A resumed study may take a minute to set its trials up again before any epoch ends:
+    that minute is not a rate of work. Work done in earlier runs is not either."""
+    clock = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    out = io.StringIO()
+    view = ProgressView("s", out=out, interval_s=0.0, quiet_interval_s=0.0)
+    counts = Counts(4, 2, 2, 0, 0, 0)
+    etas = []
+    for at, done in ((0, 500), (60, 500), (61, 501), (71, 511), (81, 521)):
+        clock[0] = at
+        view.update(counts, work_done=done, work_left=1000 - done)
+        etas.append(out.getvalue().splitlines()[-1].split("ETA ")[1])
+    # nothing done yet; the first work of the run; then 10 and 20 epochs in 10 and 20 s
+    assert etas == ["?", "?", "?", "8m09s", "7m59s"]
+    view.update(counts, work_done=1000, work_left=0)
+    assert out.getvalue().splitlines()[-1].endswith("ETA 0s")
 
 
 def _finished_study(setup) -> str:
