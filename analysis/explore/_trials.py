@@ -1,6 +1,6 @@
 """The explorer's view of a study's trials as plain frames: one row per trial, the filters
 over them, the study's progress and a trial's own facts. Every function here is a plain
-function of a :class:`~analysis.load.StudyResults` (tested without a browser)."""
+function of a :class:`~analysis.study.StudyResults` (tested without a browser)."""
 
 from __future__ import annotations
 

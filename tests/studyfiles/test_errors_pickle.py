@@ -23,7 +23,7 @@ SAMPLES = {
     "trainables.evaluate.NonFiniteError": lambda c: c("loss is nan"),
     "trainables.reporter.TrialInterrupted": lambda c: c("stopped at epoch 3"),
     "analysis.report.PngExportError": lambda c: c("kaleido missing"),
-    "analysis.load.ResultsError": lambda c: c("no study.json"),
+    "analysis.study.ResultsError": lambda c: c("no study.json"),
     "analysis.figures._base.NotMeasured": lambda c: c("bound figure: nc_bound not measured"),
 }
 
