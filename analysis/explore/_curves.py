@@ -212,7 +212,9 @@ def plot_curves_view(view: CurvesView, *, log_y: bool = False, max_points: int =
         line["hovertemplate"] += "<extra></extra>"
         data.append(line)
         shown.add(group)
-    fig = go.Figure(data=data, layout=grid.layout)
+    # The traces are plain dicts of known properties: Plotly's checking each of them again
+    # was a third of a redraw at 10,000 trials (0.4 of 1.3 s; the figure is the same).
+    fig = go.Figure(data=data, layout=grid.layout, _validate=False)
     _axes(fig, view, log_y)
     if by_colour:
         settings = len({t.name for t in view.traces})
