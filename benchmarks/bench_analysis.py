@@ -274,10 +274,37 @@ def bench_live(path: str, n_trials: int, repeat: int) -> None:
             f"allocations fault in again): refresh {steady * 1000:.1f} ms, the frame read "
             f"{steady_read:.3f} s, together {(steady + steady_read) / full:.1%} of a full reload"
         )
+        print(f"  {page_update(work, running[0])}")
         print(f"  memory of a process holding load_results' study: {held_memory('load', work)}")
         print(f"  ... holding a LiveStudy, 3 refreshes on: {held_memory('live', work)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def page_update(path: str, trial_id: str) -> str:
+    """What ``gcnc serve``'s views cost after a refresh that found one new file (the
+    explorer's own functions, no browser): the refresh, the snapshot's frame, the progress
+    panel with the trial table, and the curves as the page first draws them (best of 3)."""
+    from analysis.explore import _views  # dash: imported only for this measure
+    from analysis.explore._hub import StudyHub
+
+    hub = StudyHub([path])
+    opening = _views.opening_draw(hub, 0)
+    draw = {k: opening[k] for k in ("metric", "x", "colour", "facet")} | {"mode": "groups"}
+    spec = {"excluded": {}, "ranges": {}, "statuses": None, "diverged": "any"}
+    best = dict.fromkeys(("refresh", "frame", "progress and trial table", "curves"), 1e9)
+    for _ in range(3):
+        write_next_epoch(path, trial_id)
+        steps = (
+            hub.refresh,
+            lambda: hub.study(0).metrics,
+            lambda: _views.progress_panel(hub, 0),
+            lambda: _views.curves_figure(hub, 0, spec, **draw),
+        )
+        for name, step in zip(best, steps, strict=True):
+            best[name] = min(best[name], _seconds(step))
+    parts = ", ".join(f"{name} {seconds:.3f} s" for name, seconds in best.items())
+    return f"a page's update after a refresh finding one new file: {parts}"
 
 
 def held_memory(kind: str, path: str) -> str:
