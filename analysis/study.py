@@ -394,7 +394,7 @@ def _sweep_params(
         return [str(p) for p in declared]
     swept = []
     for c in (c for c in blocks.columns if "." in c):
-        values = set().union(*blocks.kept(("values", c), lambda f, c=c: set(_value_counts(c)(f))))
+        values = set().union(*blocks.kept(("values", c), _value_counts(c)))  # dicts' keys
         if len(values) > 1:
             swept.append(c)
     if info is not None and reached is not None:

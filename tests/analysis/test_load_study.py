@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from synthetic_study import STALE, SyntheticSpec, write_synthetic_study
 
+import analysis.blocks
 import analysis.load
 from analysis import ResultsError, compute_results, load_results
 from studyfiles.plan import Plan, UnreadablePlan
@@ -88,6 +89,25 @@ def test_sweep_params_come_from_study_json(lr_study):
     assert lr_study.sweep_params == ["train.lr", "train.seed"]
     assert lr_study.hyper_params == ["train.lr"]
     assert lr_study.seed_param == "train.seed"
+
+
+@pytest.mark.parametrize("block_rows", [None, 7])
+def test_without_declared_sweep_params_the_dotted_columns_that_vary_are_swept(
+    lr_study_dir, tmp_path, monkeypatch, block_rows
+):
+    """A study made before study.json declared its sweep: the dotted columns of the rows
+    (with trials.parquet's joined) taking more than one value, counted over the frame here
+    (and made from blocks of a trial or two)."""
+    if block_rows:
+        monkeypatch.setattr(analysis.blocks, "BLOCK_ROWS", block_rows)
+    root = shutil.copytree(lr_study_dir, tmp_path / "old")
+    meta = json.loads((root / "study.json").read_text())
+    del meta["sweep_params"]
+    (root / "study.json").write_text(json.dumps(meta))
+    study = load_results(str(root))
+    m = study.metrics
+    assert study.sweep_params == [c for c in m if "." in c and m[c].nunique(dropna=True) > 1]
+    assert "train.lr" in study.sweep_params
 
 
 def test_a_truncated_file_is_named_and_with_allow_missing_the_rest_loads(tmp_path):
