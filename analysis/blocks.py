@@ -234,14 +234,8 @@ def _same(a: pd.Index, b: pd.Index) -> bool:
 def _splice(old: pd.DataFrame, new: pd.DataFrame, trials: list[str]) -> pd.DataFrame:
     """``old`` with the rows of ``trials`` replaced by ``new`` (their rows now); both are
     sorted by trial then epoch, with sorted categories. One copy of ``old``."""
-    old, new = sorted_categories(old.copy(deep=False)), new.copy(deep=False)  # its own values
-    for name in old.columns[[isinstance(t, pd.CategoricalDtype) for t in old.dtypes]]:
-        mine, theirs = old[name].cat.categories, new[name].cat.categories
-        if not _same(mine, theirs):
-            both = mine.union(theirs)
-            if not _same(both, mine):
-                old[name] = old[name].cat.set_categories(both)
-            new[name] = new[name].cat.set_categories(both)
+    old = sorted_categories(old.copy(deep=False))  # its own values, not its frame's
+    old, new = _same_categories([old, new])
     categories = old["trial_id"].cat.categories
     at_old = old["trial_id"].cat.codes.to_numpy()
     at_new = new["trial_id"].cat.codes.to_numpy()
