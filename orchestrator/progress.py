@@ -96,11 +96,7 @@ class ProgressView:
     def _eta(self, now: float, work_done: float, work_left: float) -> float | None:
         """Time left at the rate seen since this run's first work was done: the start
         before it (Ray, a resumed study's trials set up again) is not a rate of work."""
-        if work_left <= 0:
-            return 0.0
-        if self._first_work is None:
-            return None
-        since, done = self._first_work
+        since, done = self._first_work or (now, work_done)  # none yet: 0 if none is left
         return eta_seconds(elapsed_s=now - since, work_done=work_done - done, work_left=work_left)
 
     def note(self, text: str) -> None:
